@@ -1,0 +1,337 @@
+"""The `wa-monitor` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from wa_monitor import __version__
+from wa_monitor.bridge import BridgeStore
+from wa_monitor.config import ProjectsConfig, load_config, resolve_config_path
+from wa_monitor.errors import WaMonitorError
+from wa_monitor.logs import setup_logging
+from wa_monitor.monitor import Monitor, ScanSummary
+from wa_monitor.settings import SETTINGS, Settings, load_settings
+from wa_monitor.store import ReviewStore
+
+log = logging.getLogger("wa_monitor")
+# Piped output keeps whole JIDs on one line (a terminal gets its own width).
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class App:
+    """What every command shares: where the config and settings come from."""
+
+    config_option: str | None
+    env_file: Path | None
+    _settings: Settings | None = field(default=None, init=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(env_file=self.env_file)
+        return self._settings
+
+    @property
+    def config_path(self) -> Path:
+        return resolve_config_path(self.config_option, self.settings.environ)
+
+    def config(self) -> ProjectsConfig:
+        return load_config(self.config_path)
+
+    def review_store(self, *, check_schema: bool = True) -> ReviewStore:
+        store = ReviewStore(self.settings.database_url)
+        if check_schema:
+            store.check_schema()
+        return store
+
+    def bridge(self) -> BridgeStore:
+        bridge = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
+        bridge.open()
+        return bridge
+
+
+def handle_errors(func: F) -> F:
+    """Print the project's errors as one clear message and exit with their status."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except WaMonitorError as exc:
+            for line in str(exc).splitlines():
+                err.print(f"[bold red]error:[/] {line}", markup=True, soft_wrap=True)
+            sys.exit(exc.exit_code)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_option",
+    metavar="PATH",
+    help="Projects file (default: $WA_MONITOR_CONFIG, else config/projects.yaml).",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Load settings from this .env file (the environment wins over it).",
+)
+@click.version_option(__version__, prog_name="wa-monitor")
+@click.pass_context
+def main(ctx: click.Context, config_option: str | None, env_file: Path | None) -> None:
+    """WA Monitor: drop numbers from WhatsApp project groups into the QA review database."""
+    ctx.obj = App(config_option, env_file)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+@main.command("check-config")
+@pass_app
+@handle_errors
+def check_config(app: App) -> None:
+    """Validate the projects file and list the enabled projects."""
+    config = app.config()
+    table = Table(title=f"{config.path}: {len(config.enabled)} enabled project(s)")
+    for column in ("Project", "Group JID", "Pattern", "Since", "Description"):
+        table.add_column(column)
+    for p in config.enabled:
+        since = p.since.isoformat() if p.since else ""
+        table.add_row(p.name, p.group_jid, p.pattern.source, since, p.description)
+    out.print(table)
+    disabled = [p.name for p in config.projects if not p.enabled]
+    if disabled:
+        out.print(f"disabled (validated, not monitored): {', '.join(disabled)}")
+    out.print(f"time zone: {config.timezone}")
+
+
+@main.command("settings")
+@pass_app
+@handle_errors
+def show_settings(app: App) -> None:
+    """List every setting with its default and current value (secrets masked)."""
+    from wa_monitor.settings import mask_url
+
+    env = app.settings.environ
+    table = Table(title="Settings (environment, or --env-file)")
+    for column in ("Name", "Default", "Current", "Meaning"):
+        table.add_column(column)
+    for s in SETTINGS:
+        current = env.get(s.name, "")
+        if s.name == "SECRET_KEY" and current:
+            current = "***"
+        table.add_row(s.name, s.default or "", mask_url(current), s.help)
+    out.print(table)
+
+
+# -- database ---------------------------------------------------------------------------
+
+
+@main.group("db")
+def db() -> None:
+    """The review database schema."""
+
+
+@db.command("upgrade")
+@pass_app
+@handle_errors
+def db_upgrade(app: App) -> None:
+    """Create the review database schema, or upgrade it to this version's."""
+    store = app.review_store(check_schema=False)
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.dispose()
+    if before == after:
+        out.print(f"{store.masked_url}: schema already at revision {after}")
+    else:
+        out.print(f"{store.masked_url}: schema upgraded from {before or 'nothing'} to {after}")
+
+
+@db.command("current")
+@pass_app
+@handle_errors
+def db_current(app: App) -> None:
+    """Show the schema revision of the review database."""
+    store = app.review_store(check_schema=False)
+    try:
+        out.print(f"{store.masked_url}: revision {store.schema_revision() or 'none'}")
+        store.check_schema()
+    finally:
+        store.dispose()
+
+
+# -- scanning ---------------------------------------------------------------------------
+
+
+@contextmanager
+def monitor_for(app: App) -> Iterator[Monitor]:
+    config = app.config()
+    bridge = app.bridge()
+    store = app.review_store()
+    try:
+        yield Monitor(config, bridge, store)
+    finally:
+        bridge.close()
+        store.dispose()
+
+
+@main.command("scan")
+@click.option("--once", is_flag=True, help="One pass over all enabled projects (the only mode).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@pass_app
+@handle_errors
+def scan(app: App, once: bool, progress: bool | None) -> None:
+    """Scan the bridge store once: record new drops and resubmissions, print a summary."""
+    setup_logging(app.settings, stream=False)
+    show_bar = err.is_terminal if progress is None else progress
+    with monitor_for(app) as monitor:
+        if show_bar:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("scanning messages.db (rowids)", total=None)
+                summary = monitor.scan(
+                    progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+        else:
+            summary = monitor.scan()
+        print_summary(monitor.config, summary)
+
+
+def print_summary(config: ProjectsConfig, summary: ScanSummary) -> None:
+    table = Table(title="Scan summary")
+    for column in ("Project", "Messages read", "New drops", "Resubmissions"):
+        table.add_column(column, justify="left" if column == "Project" else "right")
+    for p in config.enabled:
+        table.add_row(
+            p.name,
+            str(summary.messages_by_group.get(p.group_jid, 0)),
+            str(summary.new.get(p.name, 0)),
+            str(summary.resubmitted.get(p.name, 0)),
+        )
+    table.add_row(
+        "Total",
+        str(summary.messages),
+        str(sum(summary.new.values())),
+        str(sum(summary.resubmitted.values())),
+        style="bold",
+    )
+    out.print(table)
+    if summary.rescanned:
+        out.print(f"re-created store noticed: rescanned {len(summary.rescanned)} group(s)")
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("🛑 %s received: finishing the batch in hand", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def log_startup(config: ProjectsConfig, interval: float) -> None:
+    log.info("🎯 MONITORING %d PROJECTS:", len(config.enabled))
+    for p in config.enabled:
+        log.info("   • %s: %s", p.name, p.group_jid)
+    log.info("✅ Drop monitor started (scan interval: %gs)", interval)
+
+
+@main.command("run")
+@pass_app
+@handle_errors
+def run(app: App) -> None:
+    """The service: scan as messages arrive (at least every SCAN_INTERVAL); stop on SIGTERM."""
+    settings = app.settings
+    setup_logging(settings)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    with monitor_for(app) as monitor:
+        log.info(
+            "📂 bridge store %s, review database %s",
+            monitor.bridge.messages_db,
+            monitor.store.masked_url,
+        )
+        log_startup(monitor.config, settings.scan_interval)
+        monitor.run(stop, settings.scan_interval)
+    log.info("👋 Drop monitor stopped")
+
+
+# -- the bridge store -------------------------------------------------------------------
+
+
+@main.command("groups")
+@pass_app
+@handle_errors
+def groups(app: App) -> None:
+    """List the groups in the bridge store and the project monitoring each one."""
+    bridge = app.bridge()
+    try:
+        found = bridge.groups()
+    finally:
+        bridge.close()
+    by_group: dict[str, str] = {}
+    zone_name = "UTC"
+    try:
+        config = app.config()
+    except WaMonitorError:
+        config = None
+    if config is not None:
+        zone_name = config.timezone
+        by_group = {
+            p.group_jid: p.name + ("" if p.enabled else " (disabled)") for p in config.projects
+        }
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(zone_name)
+    table = Table(title=f"Groups in {bridge.messages_db}")
+    for column in ("Group JID", "Name", "Messages", "Last message", "Project"):
+        table.add_column(column, justify="right" if column == "Messages" else "left")
+    for g in found:
+        last = (
+            g.last_message.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if g.last_message else ""
+        )
+        table.add_row(g.jid, g.name or "", str(g.messages), last, by_group.get(g.jid, ""))
+    out.print(table)
+    if not found:
+        out.print("no group chats in the store yet: is the bridge paired and in the groups?")
+
+
+def entrypoint() -> None:
+    main(prog_name="wa-monitor")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    entrypoint()

@@ -1,0 +1,35 @@
+"""The project's own exceptions: every message says what went wrong and what to do."""
+
+from __future__ import annotations
+
+
+class WaMonitorError(Exception):
+    """Base of every error WA Monitor reports to an operator."""
+
+    exit_code = 1
+
+
+class ConfigError(WaMonitorError):
+    """The projects file or a setting is invalid."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class BridgeStoreError(WaMonitorError):
+    """The bridge's messages.db is missing, unreadable or not a bridge store."""
+
+
+class BridgeBusyError(BridgeStoreError):
+    """The bridge holds a lock on messages.db longer than the busy timeout."""
+
+
+class ReviewDatabaseError(WaMonitorError):
+    """The review database is unreachable or refused an operation."""
+
+
+class SchemaVersionError(ReviewDatabaseError):
+    """The review database schema is not the one this version of WA Monitor knows."""

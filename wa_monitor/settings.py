@@ -1,0 +1,163 @@
+"""Settings from the environment (optionally a .env file), listed in one table."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from wa_monitor.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+
+
+# The one list of settings: `wa-monitor settings` prints it, the README copies it.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DATABASE_URL",
+        "sqlite:///wa-monitor.db",
+        "Review database, SQLAlchemy-style URL (postgresql://… or sqlite:///path). "
+        "NEON_DATABASE_URL is accepted too; DATABASE_URL wins.",
+    ),
+    Setting("WHATSAPP_DB_PATH", None, "The bridge's messages.db (required for scanning)."),
+    Setting(
+        "WHATSAPP_STORE_PATH",
+        None,
+        "The bridge's whatsapp.db (LID map, contact names); default: whatsapp.db beside "
+        "messages.db when it exists.",
+    ),
+    Setting("SCAN_INTERVAL", "15", "Longest sleep between scans, in seconds."),
+    Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+    Setting("LOG_FILE", None, "Also write the log to this file (rotated)."),
+    Setting("LOG_MAX_BYTES", "10485760", "Rotate the log file at this size in bytes."),
+    Setting("LOG_BACKUPS", "5", "Rotated log files to keep."),
+    Setting("LOG_FORMAT", "text", "text (the classic format) or json (one object per line)."),
+    Setting("BRIDGE_URL", "http://localhost:8080/api", "The bridge's HTTP API, for feedback."),
+    Setting("SECRET_KEY", None, "Signs dashboard sessions; required by `serve` in production."),
+)
+
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)")
+
+
+def mask_url(text: str) -> str:
+    """Replace the password of every URL in `text` with ***."""
+    return _URL_PASSWORD.sub(r"\g<head>***", text)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    whatsapp_db_path: Path | None
+    whatsapp_store_path: Path | None
+    scan_interval: float
+    log_level: str
+    log_file: Path | None
+    log_max_bytes: int
+    log_backups: int
+    log_format: str
+    bridge_url: str
+    secret_key: str | None
+    environ: Mapping[str, str]
+
+    @property
+    def masked_database_url(self) -> str:
+        return mask_url(self.database_url)
+
+    def require_bridge(self) -> Path:
+        if self.whatsapp_db_path is None:
+            raise ConfigError(
+                [
+                    "WHATSAPP_DB_PATH is not set; point it at the bridge's store/messages.db "
+                    "(in the environment or the --env-file)"
+                ]
+            )
+        return self.whatsapp_db_path
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of a .env file; ConfigError when it cannot be read."""
+    if not path.is_file():
+        raise ConfigError([f"{path}: env file not found"])
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read the env file: {exc}"]) from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = None
+) -> Settings:
+    """Settings from the process environment, with an env file's values underneath it."""
+    env: dict[str, str] = {}
+    if env_file is not None:
+        env.update(read_env_file(env_file))
+    env.update(os.environ if environ is None else environ)
+    return settings_from(env)
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    problems: list[str] = []
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        if value is None or value == "":
+            return _DEFAULTS.get(name)
+        return value
+
+    def number(name: str, minimum: float) -> float:
+        raw = get(name) or "0"
+        try:
+            value = float(raw)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            problems.append(f"{name}={raw!r} must be a number ≥ {minimum:g}")
+            return float(_DEFAULTS[name] or minimum)
+        return value
+
+    database_url = env.get("DATABASE_URL") or env.get("NEON_DATABASE_URL") or ""
+    database_url = database_url or (_DEFAULTS["DATABASE_URL"] or "")
+    messages = get("WHATSAPP_DB_PATH")
+    messages_path = Path(messages) if messages else None
+    store = get("WHATSAPP_STORE_PATH")
+    store_path = Path(store) if store else None
+    if store_path is None and messages_path is not None:
+        beside = messages_path.with_name("whatsapp.db")
+        store_path = beside if beside.exists() else None
+    level = (get("LOG_LEVEL") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        problems.append(f"LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+        level = "INFO"
+    log_format = (get("LOG_FORMAT") or "text").lower()
+    if log_format not in {"text", "json"}:
+        problems.append(f"LOG_FORMAT={log_format!r} must be text or json")
+        log_format = "text"
+    log_file = get("LOG_FILE")
+    settings = Settings(
+        database_url=database_url,
+        whatsapp_db_path=messages_path,
+        whatsapp_store_path=store_path,
+        scan_interval=number("SCAN_INTERVAL", 0.05),
+        log_level=level,
+        log_file=Path(log_file) if log_file else None,
+        log_max_bytes=int(number("LOG_MAX_BYTES", 1024)),
+        log_backups=int(number("LOG_BACKUPS", 0)),
+        log_format=log_format,
+        bridge_url=(get("BRIDGE_URL") or "").rstrip("/"),
+        secret_key=get("SECRET_KEY"),
+        environ=dict(env),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return settings

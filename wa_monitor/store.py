@@ -1,0 +1,345 @@
+"""The review database (PostgreSQL or SQLite) through SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+
+from wa_monitor.errors import ReviewDatabaseError, SchemaVersionError
+from wa_monitor.reviews import ExistingReview, Key, Plan, Post, plan_batch
+from wa_monitor.schema import SCHEMA_HEAD, drop_submissions, qa_photo_reviews, scan_cursors
+from wa_monitor.settings import mask_url
+
+_MIGRATIONS = "wa_monitor:migrations"
+_PG_UPGRADE_LOCK = 7_301_115  # advisory lock id: one `db upgrade` at a time
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far the monitor has read a group in the bridge store."""
+
+    last_rowid: int
+    anchor: str | None  # "rowid chat_jid id" of the last row read: tells a re-created store
+
+
+class ConcurrentWriter(Exception):
+    """Another monitor recorded some of this batch's posts first; retry the batch."""
+
+
+def engine_url(url: str) -> sa.URL:
+    """The SQLAlchemy URL for a settings URL: plain postgresql:// means psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ReviewDatabaseError(
+            f"DATABASE_URL {mask_url(url)!r} is not a database URL; "
+            "write postgresql://user:password@host/db or sqlite:///path/to/reviews.db"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ReviewDatabaseError(
+            f"DATABASE_URL {mask_url(url)!r}: only PostgreSQL and SQLite are supported"
+        )
+    return parsed
+
+
+def create_review_engine(url: str, *, pool_size: int = 5) -> Engine:
+    parsed = engine_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return sa.create_engine(
+        parsed, pool_size=pool_size, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+    )
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, decide when transactions begin (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout
+    # instead of failing when a read transaction tries to become a write.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class ReviewStore:
+    """The review database: schema, cursors and the atomic recording of a scan batch."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or create_review_engine(url)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction, with driver errors translated into ReviewDatabaseError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise ReviewDatabaseError(self._describe(exc)) from exc
+
+    def _describe(self, exc: DBAPIError) -> str:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return f"review database {self.masked_url}: {mask_url(reason)}"
+
+    def ping(self) -> None:
+        with self.begin() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    # -- schema -----------------------------------------------------------------------
+
+    def _alembic(self) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", _MIGRATIONS)
+        return cfg
+
+    def schema_revision(self) -> str | None:
+        with self.begin() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+    def check_schema(self) -> None:
+        """Refuse a schema this version does not know, saying what to run."""
+        current = self.schema_revision()
+        if current == SCHEMA_HEAD:
+            return
+        if current is None:
+            raise SchemaVersionError(
+                f"the review database {self.masked_url} has no WA Monitor schema; "
+                "run `wa-monitor db upgrade` first"
+            )
+        known = {
+            rev.revision for rev in ScriptDirectory.from_config(self._alembic()).walk_revisions()
+        }
+        if current in known:
+            raise SchemaVersionError(
+                f"the review database {self.masked_url} is at schema revision {current}, "
+                f"this version of WA Monitor needs {SCHEMA_HEAD}: run `wa-monitor db upgrade`"
+            )
+        raise SchemaVersionError(
+            f"the review database {self.masked_url} is at schema revision {current}, which "
+            f"this version of WA Monitor does not know (it needs {SCHEMA_HEAD}); a newer "
+            "WA Monitor upgraded it: upgrade this installation, or check DATABASE_URL"
+        )
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Create or upgrade the schema to the head revision; returns (before, after)."""
+        if self.dialect == "sqlite":
+            self._ensure_sqlite_dir()
+        before = self.schema_revision()
+        cfg = self._alembic()
+        with self.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_UPGRADE_LOCK})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        return before, SCHEMA_HEAD
+
+    def _ensure_sqlite_dir(self) -> None:
+        database = self.engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    # -- cursors ----------------------------------------------------------------------
+
+    def load_cursors(self) -> dict[str, Cursor]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(scan_cursors.c.chat_jid, scan_cursors.c.last_rowid, scan_cursors.c.anchor)
+            ).all()
+        return {jid: Cursor(int(rowid), anchor) for jid, rowid, anchor in rows}
+
+    # -- recording --------------------------------------------------------------------
+
+    def record_batch(
+        self,
+        posts: Sequence[Post],
+        cursors: Mapping[str, Cursor],
+        zone: tzinfo,
+        *,
+        attempts: int = 3,
+    ) -> Plan:
+        """Record a batch's posts and advance its cursors in one transaction.
+
+        A constant number of statements whatever the number of posts: select the
+        affected reviews, log the submissions (idempotent on chat, message and drop),
+        insert new reviews, update resubmitted ones, upsert the cursors.
+        """
+        for attempt in range(attempts):
+            try:
+                with self.begin() as conn:
+                    return self._record(conn, posts, cursors, zone)
+            except (ConcurrentWriter, IntegrityError):
+                if attempt == attempts - 1:
+                    raise ReviewDatabaseError(
+                        "another monitor keeps recording the same drops; gave up after "
+                        f"{attempts} attempts (is a second monitor scanning this database?)"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _record(
+        self,
+        conn: Connection,
+        posts: Sequence[Post],
+        cursors: Mapping[str, Cursor],
+        zone: tzinfo,
+    ) -> Plan:
+        now = datetime.now(UTC)
+        plan = Plan()
+        if posts:
+            existing = self._existing(conn, {p.key for p in posts})
+            plan = plan_batch(posts, existing, zone, now)
+            logged = self._log_submissions(conn, plan.submissions)
+            if len(logged) != len(plan.submissions):
+                fresh = [p for p in posts if p.log_key in logged]
+                if any(p.key not in existing for p in posts if p.log_key not in logged):
+                    raise ConcurrentWriter
+                plan = plan_batch(fresh, existing, zone, now)
+            if plan.inserts:
+                conn.execute(sa.insert(qa_photo_reviews), plan.inserts)
+            if plan.updates:
+                t = qa_photo_reviews
+                stmt = (
+                    sa.update(t)
+                    .where(t.c.id == sa.bindparam("_id"))
+                    .values({c: sa.bindparam(c) for c in plan.updates[0] if c != "_id"})
+                )
+                conn.execute(stmt, plan.updates)
+        if cursors:
+            self._save_cursors(conn, cursors, now)
+        return plan
+
+    def _existing(self, conn: Connection, keys: set[Key]) -> dict[Key, ExistingReview]:
+        t = qa_photo_reviews
+        found: dict[Key, ExistingReview] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 1000):
+            chunk = ordered[start : start + 1000]
+            query = sa.select(
+                t.c.project,
+                t.c.drop_number,
+                t.c.id,
+                t.c.whatsapp_message_date,
+                t.c.last_message_date,
+                t.c.user_name,
+                t.c.submitted_by,
+                t.c.incomplete,
+                t.c.feedback_sent,
+                t.c.comment,
+            ).where(sa.tuple_(t.c.project, t.c.drop_number).in_(chunk))
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            for row in conn.execute(query):
+                found[(row.project, row.drop_number)] = ExistingReview(
+                    id=row.id,
+                    whatsapp_message_date=row.whatsapp_message_date,
+                    last_message_date=row.last_message_date,
+                    user_name=row.user_name,
+                    submitted_by=row.submitted_by,
+                    incomplete=bool(row.incomplete),
+                    feedback_sent=row.feedback_sent,
+                    comment=row.comment,
+                )
+        return found
+
+    def _log_submissions(
+        self, conn: Connection, rows: list[dict[str, Any]]
+    ) -> set[tuple[str, str, str]]:
+        t = drop_submissions
+        stmt = (
+            _insert(conn, t)
+            .on_conflict_do_nothing(index_elements=["chat_jid", "message_id", "drop_number"])
+            .returning(t.c.chat_jid, t.c.message_id, t.c.drop_number)
+        )
+        result = conn.execute(stmt, rows)
+        return {(r[0], r[1], r[2]) for r in result.all()}
+
+    def _save_cursors(self, conn: Connection, cursors: Mapping[str, Cursor], now: datetime) -> None:
+        t = scan_cursors
+        stmt = _insert(conn, t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["chat_jid"],
+            set_={
+                "last_rowid": stmt.excluded.last_rowid,
+                "anchor": stmt.excluded.anchor,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "chat_jid": jid,
+                    "last_rowid": c.last_rowid,
+                    "anchor": c.anchor,
+                    "updated_at": now,
+                }
+                for jid, c in cursors.items()
+            ],
+        )
+
+    # -- reading (tests, summaries) ---------------------------------------------------
+
+    def reviews(self) -> list[dict[str, Any]]:
+        t = qa_photo_reviews
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(t).order_by(t.c.project, t.c.drop_number)).mappings()
+            return [dict(r) for r in rows]
+
+    def submissions(self) -> list[dict[str, Any]]:
+        t = drop_submissions
+        with self.begin() as conn:
+            query = sa.select(t).order_by(t.c.chat_jid, t.c.message_id, t.c.drop_number)
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def review_id(self, project: str, drop_number: str) -> uuid.UUID | None:
+        t = qa_photo_reviews
+        with self.begin() as conn:
+            return conn.execute(
+                sa.select(t.c.id).where(t.c.project == project, t.c.drop_number == drop_number)
+            ).scalar()
