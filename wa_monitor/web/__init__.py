@@ -1,0 +1,1 @@
+"""The reviewers' dashboard and the JSON API."""
