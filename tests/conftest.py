@@ -28,6 +28,14 @@ def _pg_url(database: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+@pytest.fixture(autouse=True)
+def _close_what_tests_opened() -> Iterator[None]:
+    from tests.helpers import close_all
+
+    yield
+    close_all()
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A PostgreSQL database at the current schema head, copied for each test."""
