@@ -111,7 +111,9 @@ class Bridge:
             # A raw row, e.g. a malformed timestamp that the simulator would refuse to write.
             with sqlite3.connect(self.messages_db) as conn:
                 cursor = conn.execute(
-                    f"INSERT OR REPLACE INTO messages VALUES ({','.join('?' * 13)})", row
+                    "INSERT OR REPLACE INTO messages "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
                 )
             conn.close()
             return message_id, int(cursor.lastrowid or 0)
