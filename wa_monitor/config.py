@@ -129,7 +129,9 @@ def parse_config(text: str, path: Path) -> ProjectsConfig:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = exc.problem or exc.context or "syntax error"
+        problem = exc.problem or "syntax error"
+        if exc.context and exc.context_mark is not None:
+            problem += f" ({exc.context} on line {exc.context_mark.line + 1})"
         raise ConfigError(
             [f"{where}: YAML syntax error: {problem}; check the indentation and quotes"]
         ) from None
