@@ -328,6 +328,144 @@ def groups(app: App) -> None:
         out.print("no group chats in the store yet: is the bridge paired and in the groups?")
 
 
+# -- simulation -------------------------------------------------------------------------
+
+
+@main.command("simulate")
+@click.option(
+    "--messages-db",
+    type=click.Path(path_type=Path),
+    help="The bridge-format messages.db to append to (default: WHATSAPP_DB_PATH).",
+)
+@click.option(
+    "--whatsapp-db",
+    type=click.Path(path_type=Path),
+    help="The whatsapp.db for contacts and LIDs (default: whatsapp.db beside messages.db).",
+)
+@click.option("--messages", "count", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--groups",
+    "n_groups",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Simulate this many groups instead of the document's four.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--variants", is_flag=True, help="Include 6/7-digit, spaced and lower-case drops.")
+@click.option("--live", is_flag=True, help="Write one event at a time, like the bridge.")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between live events.",
+)
+@pass_app
+@handle_errors
+def simulate(
+    app: App,
+    messages_db: Path | None,
+    whatsapp_db: Path | None,
+    count: int,
+    n_groups: int,
+    seed: int,
+    variants: bool,
+    live: bool,
+    every: float,
+) -> None:
+    """Append realistic traffic to a bridge-format store: chatter, drops, photos, resubmissions."""
+    from wa_monitor.simulate import (
+        ALL_DROP_FORMATS,
+        DEFAULT_DROP_FORMATS,
+        DEMO_GROUPS,
+        LiveSimulator,
+        StoreWriter,
+        bench_groups,
+        generate_store,
+    )
+
+    target = messages_db or app.settings.require_bridge()
+    contacts = whatsapp_db or target.with_name("whatsapp.db")
+    groups = bench_groups(n_groups, seed=seed) if n_groups else list(DEMO_GROUPS)
+    formats = ALL_DROP_FORMATS if variants else DEFAULT_DROP_FORMATS
+    if not live:
+        truth = generate_store(
+            target, contacts, groups=groups, n_messages=count, seed=seed, drop_formats=formats
+        )
+        posts = sum(d.posts for d in truth.drops.values())
+        out.print(
+            f"{target}: appended {count} messages to {len(groups)} groups "
+            f"({len(truth.drops)} drops in {posts} posts)"
+        )
+        return
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    written = 0
+    with StoreWriter(target, contacts) as writer:
+        simulator = LiveSimulator(writer, groups, seed=seed, drop_formats=formats)
+        while written < count and not stop.is_set():
+            event = simulator.step()
+            written += 1
+            drops = f" {', '.join(event.drop_numbers)}" if event.drop_numbers else ""
+            out.print(f"{event.group.name}: {event.kind}{drops}")
+            stop.wait(every)
+
+
+@main.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("wa-monitor-demo"),
+    show_default=True,
+    help="Where the demo keeps its bridge store, config and review database.",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between simulated bridge events.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="Stop after this many seconds (default: run until Ctrl-C).",
+)
+@click.pass_context
+@handle_errors
+def demo(
+    ctx: click.Context, directory: Path, seed: int, every: float, duration: float | None
+) -> None:
+    """Zero set-up: a simulated bridge with four project groups, the monitor, live output."""
+    from wa_monitor.demo import DemoPaths, run_demo
+    from wa_monitor.settings import settings_from
+
+    setup_logging(settings_from({"LOG_LEVEL": "INFO"}))
+    stop = threading.Event()
+    install_stop_handlers(stop)
+
+    def announce(paths: DemoPaths) -> None:
+        out.print(f"[bold]WA Monitor demo[/] in {paths.root}/ (Ctrl-C to stop)", markup=True)
+        out.print(f"  bridge store     {paths.messages_db}")
+        out.print(f"  projects file    {paths.config}")
+        out.print(f"  review database  {paths.database_url}")
+        out.print(f"  other commands:  wa-monitor --env-file {paths.env_file} groups")
+
+    monitor = run_demo(
+        directory, seed=seed, every=every, duration=duration, stop=stop, announce=announce
+    )
+    store = ReviewStore(monitor.store.url)
+    try:
+        reviews = store.reviews()
+    finally:
+        store.dispose()
+    resubmitted = sum(1 for r in reviews if r["resubmitted"])
+    out.print(f"demo stopped: {len(reviews)} reviews ({resubmitted} resubmitted) in {store.url}")
+
+
 def entrypoint() -> None:
     main(prog_name="wa-monitor")
 
