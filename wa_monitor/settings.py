@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -43,6 +44,41 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_FORMAT", "text", "text (the classic format) or json (one object per line)."),
     Setting("BRIDGE_URL", "http://localhost:8080/api", "The bridge's HTTP API, for feedback."),
     Setting("SECRET_KEY", None, "Signs dashboard sessions; required by `serve` in production."),
+    # operations (issue 4)
+    Setting("WA_MONITOR_ENV", None, "prod or dev: which environment this installation is."),
+    Setting(
+        "PROD_ENV_FILE",
+        "/opt/wa-monitor/prod/.env",
+        "Dev only: prod's env file; dev refuses to run against prod's DATABASE_URL.",
+    ),
+    Setting(
+        "ALLOW_SHARED_DATABASE",
+        "false",
+        "Dev only: true lets dev write into the same review database as prod (not advised).",
+    ),
+    Setting("WA_MONITOR_INSTANCE", None, "Heartbeat name of this monitor; default ENV@hostname."),
+    Setting("METRICS_PORT", None, "Serve Prometheus metrics of `run` on this port (0/unset: off)."),
+    Setting("METRICS_ADDR", "127.0.0.1", "Address the metrics server of `run` listens on."),
+    Setting("HEARTBEAT_INTERVAL", "15", "Seconds between heartbeats of `run` in the database."),
+    Setting("HEARTBEAT_STALE_AFTER", "120", "A heartbeat older than this (seconds) is unhealthy."),
+    Setting(
+        "STALE_AFTER",
+        "7200",
+        "Warn when a monitored group's newest message is older than this (seconds), "
+        "during working hours.",
+    ),
+    Setting(
+        "BRIDGE_STALE_AFTER",
+        "3600",
+        "Unhealthy when messages.db has not changed for this long (seconds), during working hours.",
+    ),
+    Setting(
+        "WORKING_HOURS",
+        "Mon-Sat 07:00-19:00",
+        "When staleness counts, in the projects' time zone: e.g. `Mon-Fri 07:00-18:00`, "
+        "`always` or `never`.",
+    ),
+    Setting("LOG_ROTATE", "size", "size (at LOG_MAX_BYTES) or daily (at midnight)."),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -68,6 +104,19 @@ class Settings:
     bridge_url: str
     secret_key: str | None
     environ: Mapping[str, str]
+    # operations (issue 4)
+    env_name: str | None = None
+    prod_env_file: Path | None = None
+    allow_shared_database: bool = False
+    instance: str = ""
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    heartbeat_interval: float = 15.0
+    heartbeat_stale_after: float = 120.0
+    stale_after: float = 7200.0
+    bridge_stale_after: float = 3600.0
+    working_hours: str = "Mon-Sat 07:00-19:00"
+    log_rotate: str = "size"
 
     @property
     def masked_database_url(self) -> str:
@@ -157,7 +206,59 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         bridge_url=(get("BRIDGE_URL") or "").rstrip("/"),
         secret_key=get("SECRET_KEY"),
         environ=dict(env),
+        **_operations(get, number, problems),
     )
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _operations(
+    get: Callable[[str], str | None],
+    number: Callable[[str, float], float],
+    problems: list[str],
+) -> dict[str, Any]:
+    """The operations settings (issue 4): environment, guard, health, metrics, rotation."""
+    import socket
+
+    env_name = (get("WA_MONITOR_ENV") or "").strip().lower() or None
+    if env_name is not None and not re.fullmatch(r"[a-z][a-z0-9_-]{0,30}", env_name):
+        problems.append(f"WA_MONITOR_ENV={env_name!r} must be a short name such as prod or dev")
+        env_name = None
+    shared = (get("ALLOW_SHARED_DATABASE") or "false").strip().lower()
+    if shared not in {"true", "false", "1", "0", "yes", "no"}:
+        problems.append(f"ALLOW_SHARED_DATABASE={shared!r} must be true or false")
+    port_text = get("METRICS_PORT")
+    port: int | None = None
+    if port_text:
+        if not port_text.isdigit() or int(port_text) > 65535:
+            problems.append(f"METRICS_PORT={port_text!r} must be a port number (0 = off)")
+        else:
+            port = int(port_text) or None
+    rotate = (get("LOG_ROTATE") or "size").strip().lower()
+    if rotate not in {"size", "daily"}:
+        problems.append(f"LOG_ROTATE={rotate!r} must be size or daily")
+        rotate = "size"
+    hours = get("WORKING_HOURS") or "always"
+    from wa_monitor.health import WorkingHours
+
+    try:
+        WorkingHours.parse(hours)
+    except ValueError as exc:
+        problems.append(f"WORKING_HOURS={hours!r}: {exc}")
+        hours = "always"
+    prod_env = get("PROD_ENV_FILE")
+    return {
+        "env_name": env_name,
+        "prod_env_file": Path(prod_env) if prod_env else None,
+        "allow_shared_database": shared in {"true", "1", "yes"},
+        "instance": get("WA_MONITOR_INSTANCE") or f"{env_name or 'default'}@{socket.gethostname()}",
+        "metrics_port": port,
+        "metrics_addr": get("METRICS_ADDR") or "127.0.0.1",
+        "heartbeat_interval": number("HEARTBEAT_INTERVAL", 0.05),
+        "heartbeat_stale_after": number("HEARTBEAT_STALE_AFTER", 1),
+        "stale_after": number("STALE_AFTER", 1),
+        "bridge_stale_after": number("BRIDGE_STALE_AFTER", 1),
+        "working_hours": hours,
+        "log_rotate": rotate,
+    }

@@ -1,7 +1,98 @@
-"""Operational endpoints: /healthz, /readyz and /metrics."""
+"""Operational endpoints: /healthz (liveness), /readyz (readiness) and /metrics.
+
+They need no sign-in (probes and Prometheus call them) and reveal no review data.
+The app's `state.store` and `state.settings` are the dashboard's own.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from wa_monitor.health import (
+    Check,
+    Report,
+    WorkingHours,
+    check_bridge_fresh,
+    check_bridge_readable,
+    check_database,
+    check_heartbeat,
+)
+from wa_monitor.metrics import database_registry
+from wa_monitor.settings import Settings
+from wa_monitor.store import ReviewStore
+
+router = APIRouter(tags=["operations"])
+
+
+def readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Report:
+    """Database reachable and at the schema head, heartbeat fresh, bridge store readable."""
+    checks: list[Check] = list(check_database(store))
+    if all(c.ok for c in checks):
+        beat_check, beat = check_heartbeat(store, settings.heartbeat_stale_after)
+        checks.append(beat_check)
+    else:
+        beat = None
+    path = settings.whatsapp_db_path
+    if path is not None and path.exists():
+        checks.append(check_bridge_readable(path))
+        checks.append(
+            check_bridge_fresh(
+                path,
+                settings.bridge_stale_after,
+                WorkingHours.parse(settings.working_hours),
+                zone,
+            )
+        )
+    elif beat is not None:
+        # The bridge is on the monitor's host: trust what the monitor last saw.
+        bridge = (beat.get("status") or {}).get("bridge") or {}
+        if bridge.get("readable", True) is False:
+            checks.append(
+                Check("bridge store", "fail", f"the monitor cannot read it: {bridge.get('error')}")
+            )
+        elif bridge.get("stale"):
+            checks.append(Check("bridge activity", "fail", "the monitor reports messages.db stale"))
+        else:
+            checks.append(Check("bridge store", "pass", "readable, as the monitor reports"))
+        for group in (beat.get("status") or {}).get("groups") or []:
+            if group.get("stale"):
+                checks.append(
+                    Check(
+                        f"group {group.get('project')}",
+                        "warn",
+                        f"{group.get('jid')}: newest message at {group.get('newest_at')}",
+                    )
+                )
+    return Report(tuple(checks))
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> JSONResponse:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok", "time": datetime.now(UTC).isoformat()})
+
+
+@router.get("/readyz", include_in_schema=False)
+def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 when healthy, 503 with the failing checks otherwise."""
+    state = request.app.state
+    config = getattr(state, "config", None)
+    zone = config.zone if config is not None else UTC
+    report = readiness(state.settings, state.store, zone)
+    return JSONResponse(report.as_dict(), status_code=200 if report.healthy else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus text format: what the monitors report in their heartbeats, outbox depth."""
+    state = request.app.state
+    registry: CollectorRegistry | None = getattr(state, "ops_metrics_registry", None)
+    if registry is None:
+        registry = database_registry(state.store)
+        state.ops_metrics_registry = registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
