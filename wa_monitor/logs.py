@@ -49,6 +49,32 @@ class SafeRotatingFileHandler(logging.handlers.RotatingFileHandler):
             print(f"wa-monitor: cannot write the log file {self.baseFilename}", file=sys.stderr)
 
 
+class SafeDailyFileHandler(logging.handlers.TimedRotatingFileHandler):
+    """Rotated at midnight, LOG_BACKUPS days kept; never stops the service either."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            print(f"wa-monitor: cannot write the log file {self.baseFilename}", file=sys.stderr)
+
+
+def file_handler(settings: Settings, path: Path) -> logging.Handler:
+    """The log file handler LOG_ROTATE asks for; both keep at most LOG_BACKUPS old files."""
+    if getattr(settings, "log_rotate", "size") == "daily":
+        return SafeDailyFileHandler(
+            path, when="midnight", backupCount=max(1, settings.log_backups), encoding="utf-8"
+        )
+    # backupCount=0 would never roll over: the file would grow without bound.
+    return SafeRotatingFileHandler(
+        path,
+        maxBytes=settings.log_max_bytes,
+        backupCount=max(1, settings.log_backups),
+        encoding="utf-8",
+    )
+
+
 def setup_logging(settings: Settings, *, stream: bool = True) -> list[str]:
     """Configure the root logger; returns problems worth telling the operator."""
     problems: list[str] = []
@@ -66,14 +92,7 @@ def setup_logging(settings: Settings, *, stream: bool = True) -> list[str]:
         path = Path(settings.log_file)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handlers.append(
-                SafeRotatingFileHandler(
-                    path,
-                    maxBytes=settings.log_max_bytes,
-                    backupCount=settings.log_backups,
-                    encoding="utf-8",
-                )
-            )
+            handlers.append(file_handler(settings, path))
         except OSError as exc:
             problems.append(
                 f"cannot open the log file {path} ({exc.strerror}); logging to stderr only"
