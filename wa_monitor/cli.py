@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -466,10 +465,13 @@ def demo(
     out.print(f"demo stopped: {len(reviews)} reviews ({resubmitted} resubmitted) in {store.url}")
 
 
+# The dashboard's commands (serve, users, tokens) live with the web package.
+from wa_monitor.web.commands import COMMANDS as _WEB_COMMANDS  # noqa: E402
+
+for _command in _WEB_COMMANDS:
+    main.add_command(_command)
+
+
 def entrypoint() -> None:
     main(prog_name="wa-monitor")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    entrypoint()

@@ -151,7 +151,8 @@ def load_settings(
     env: dict[str, str] = {}
     if env_file is not None:
         env.update(read_env_file(env_file))
-    env.update(os.environ if environ is None else environ)
+    # An empty variable counts as unset: it does not blank a value of the env file.
+    env.update((k, v) for k, v in (os.environ if environ is None else environ).items() if v)
     return settings_from(env)
 
 
