@@ -272,19 +272,12 @@ def log_startup(config: ProjectsConfig, interval: float) -> None:
 @handle_errors
 def run(app: App) -> None:
     """The service: scan as messages arrive (at least every SCAN_INTERVAL); stop on SIGTERM."""
-    settings = app.settings
-    setup_logging(settings)
-    stop = threading.Event()
-    install_stop_handlers(stop)
-    with monitor_for(app) as monitor:
-        log.info(
-            "📂 bridge store %s, review database %s",
-            monitor.bridge.messages_db,
-            monitor.store.masked_url,
-        )
-        log_startup(monitor.config, settings.scan_interval)
-        monitor.run(stop, settings.scan_interval)
-    log.info("👋 Drop monitor stopped")
+    from wa_monitor.service import run_service
+
+    # Reloads the projects file on change and SIGHUP, writes the heartbeat, serves
+    # METRICS_PORT, notifies systemd (READY, WATCHDOG); see wa_monitor/service.py.
+    setup_logging(app.settings)
+    run_service(app.settings, app.config_path)
 
 
 # -- the bridge store -------------------------------------------------------------------
@@ -469,6 +462,13 @@ def demo(
 from wa_monitor.web.commands import COMMANDS as _WEB_COMMANDS  # noqa: E402
 
 for _command in _WEB_COMMANDS:
+    main.add_command(_command)
+
+
+# Operations commands (status, doctor, compare, replay, projects, install-service).
+from wa_monitor.ops_commands import COMMANDS as _OPS_COMMANDS  # noqa: E402
+
+for _command in _OPS_COMMANDS:
     main.add_command(_command)
 
 
