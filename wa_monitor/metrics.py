@@ -130,32 +130,32 @@ class DatabaseCollector(Collector):
         beat_age = GaugeMetricFamily(
             f"{PREFIX}_heartbeat_age_seconds",
             "Seconds since each monitor's heartbeat.",
-            labels=["instance"],
+            labels=["monitor"],
         )
         last_scan = GaugeMetricFamily(
             f"{PREFIX}_last_scan_timestamp_seconds",
             "Unix time each monitor's last scan finished.",
-            labels=["instance"],
+            labels=["monitor"],
         )
         messages = CounterMetricFamily(
             f"{PREFIX}_messages_scanned",
             "Messages read by each monitor since it started.",
-            labels=["instance"],
+            labels=["monitor"],
         )
         drops = CounterMetricFamily(
             f"{PREFIX}_drops",
             "Drop posts recorded by each monitor since it started.",
-            labels=["instance", "project", "kind"],
+            labels=["monitor", "project", "kind"],
         )
         errors = CounterMetricFamily(
             f"{PREFIX}_errors",
             "Errors of each monitor since it started.",
-            labels=["instance", "kind"],
+            labels=["monitor", "kind"],
         )
         age = GaugeMetricFamily(
             f"{PREFIX}_newest_message_age_seconds",
             "Age of the newest message of each monitored group, as each monitor saw it.",
-            labels=["instance", "project", "group_jid"],
+            labels=["monitor", "project", "group_jid"],
         )
         for beat in beats:
             instance = str(beat["instance"])
