@@ -142,6 +142,9 @@ class BridgeStore:
             ) from None
         self._conn = conn
         self._inode = (st.st_dev, st.st_ino)
+        # A new store (re-pairing) comes with a new whatsapp.db: forget what it told us.
+        self._lid_cache.clear()
+        self._name_cache.clear()
 
     def close(self) -> None:
         for conn in (self._conn, self._contacts):
