@@ -1,0 +1,486 @@
+"""The JSON API on both backends: contract shapes, every route's roles and error cases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.test_api_support import (
+    People,
+    TestClient,
+    add_people,
+    minutes_ago,
+    post,
+    projects_config,
+    record,
+    review,
+    settings_for,
+)
+from wa_monitor.schema import qa_photo_reviews, review_edits
+from wa_monitor.steps import STEP_COLUMNS
+from wa_monitor.store import ReviewStore
+from wa_monitor.web.app import create_app
+
+SAST = ZoneInfo("Africa/Johannesburg")
+
+
+@dataclass
+class Api:
+    client: TestClient
+    store: ReviewStore
+    people: People
+
+    def get(self, path: str, role: str = "viewer", **kw: Any) -> Any:
+        return self.client.get(path, headers=self.people.bearer(role), **kw)
+
+    def call(self, method: str, path: str, role: str = "reviewer", **kw: Any) -> Any:
+        headers = {**self.people.bearer(role), **kw.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kw)
+
+
+@pytest.fixture
+def api(store: ReviewStore) -> Iterator[Api]:
+    people = add_people(store)
+    app = create_app(settings_for(store.url), projects_config(), store, run_sender=False)
+    with TestClient(app) as client:
+        yield Api(client, store, people)
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert "timestamp" in body["meta"]
+    return dict(body["error"])
+
+
+def drop_id(api: Api, drop: str, project: str = "Lawley") -> str:
+    return str(review(api.store, drop, project)["id"])
+
+
+# -- who may do what ----------------------------------------------------------------------
+
+ROUTES: list[tuple[str, str, str]] = [
+    # (method, path, the least role that may call it)
+    ("GET", "/api/wa-monitor-me", "viewer"),
+    ("GET", "/api/wa-monitor-daily-drops", "viewer"),
+    ("GET", "/api/wa-monitor-drops", "viewer"),
+    ("GET", "/api/wa-monitor-drops.csv", "viewer"),
+    ("GET", "/api/wa-monitor-drops/{id}", "viewer"),
+    ("GET", "/api/wa-monitor-drops/{id}/feedback", "viewer"),
+    ("GET", "/api/wa-monitor-feedback-outbox?dropId={id}", "viewer"),
+    ("GET", "/api/wa-monitor-project-stats", "viewer"),
+    ("GET", "/api/wa-monitor-projects-summary", "viewer"),
+    ("PATCH", "/api/wa-monitor-drops/{id}", "reviewer"),
+    ("POST", "/api/wa-monitor-drops/{id}/lock", "reviewer"),
+    ("POST", "/api/wa-monitor-drops/{id}/unlock", "reviewer"),
+    ("POST", "/api/wa-monitor-send-feedback", "reviewer"),
+    ("POST", "/api/wa-monitor-feedback-outbox/1/retry", "reviewer"),
+    ("GET", "/api/wa-monitor-users", "admin"),
+    ("POST", "/api/wa-monitor-users", "admin"),
+    ("PATCH", "/api/wa-monitor-users/viewer", "admin"),
+]
+RANK = {"viewer": 0, "reviewer": 1, "admin": 2}
+
+
+def test_every_route_checks_the_callers_role(api: Api) -> None:
+    record(api.store, post("DR11111111", minutes_ago(5)))
+    rid = drop_id(api, "DR11111111")
+    for method, template, least in ROUTES:
+        path = template.format(id=rid)
+        anonymous = api.client.request(method, path)
+        assert_error(anonymous, 401, "UNAUTHORIZED")
+        bad_token = api.client.request(method, path, headers={"Authorization": "Bearer wam_nope"})
+        assert_error(bad_token, 401, "UNAUTHORIZED")
+        for role, rank in RANK.items():
+            response = api.client.request(method, path, headers=api.people.bearer(role))
+            if rank < RANK[least]:
+                assert_error(response, 403, "FORBIDDEN")
+                assert least in response.json()["error"]["message"]
+            else:
+                # Allowed through: whatever the body says, it is not an auth failure.
+                assert response.status_code not in (401, 403), (method, path, role, response.text)
+
+
+def test_unknown_paths_wrong_methods_and_bad_input_answer_the_error_envelope(api: Api) -> None:
+    assert_error(api.get("/api/nothing-here"), 404, "NOT_FOUND")
+    assert_error(api.call("DELETE", "/api/wa-monitor-drops"), 405, "METHOD_NOT_ALLOWED")
+    assert_error(api.get("/api/wa-monitor-drops?status=done"), 422, "VALIDATION_ERROR")
+    assert_error(api.get("/api/wa-monitor-drops?id=not-a-uuid"), 422, "VALIDATION_ERROR")
+    assert_error(api.get("/api/wa-monitor-drops?pageSize=0"), 422, "VALIDATION_ERROR")
+    assert_error(api.get("/api/wa-monitor-daily-drops?date=2025-13-01"), 422, "VALIDATION_ERROR")
+    error = assert_error(
+        api.get("/api/wa-monitor-drops?dateFrom=2025-11-10&dateTo=2025-11-01"),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert "dateFrom" in error["message"]
+    assert_error(api.get(f"/api/wa-monitor-drops/{uuid.uuid4()}"), 404, "NOT_FOUND")
+    assert_error(api.get(f"/api/wa-monitor-drops?id={uuid.uuid4()}"), 404, "NOT_FOUND")
+    malformed = api.call(
+        "PATCH",
+        f"/api/wa-monitor-drops/{uuid.uuid4()}",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error(malformed, 400, "BAD_REQUEST")
+    assert_error(api.get("/api/wa-monitor-projects-summary?startDate=x"), 422, "VALIDATION_ERROR")
+
+
+def test_the_openapi_document_describes_the_contract_routes(api: Api) -> None:
+    doc = api.client.get("/api/openapi.json").json()
+    paths = doc["paths"]
+    for method, template, _ in ROUTES:
+        path = template.split("?")[0].replace("{id}", "{drop_id}").replace("/1/", "/{entry_id}/")
+        path = path.replace("/viewer", "/{username}")
+        assert method.lower() in paths[path], path
+    drop = doc["components"]["schemas"]["Drop"]["properties"]
+    for key in ("dropNumber", "resubmitted", "lockedBy", "incorrectSteps", *STEP_COLUMNS):
+        assert key in drop
+    patch = paths["/api/wa-monitor-drops/{drop_id}"]["patch"]["responses"]
+    assert {"200", "401", "403", "404", "409", "422"} <= set(patch)
+
+
+# -- daily counts -------------------------------------------------------------------------
+
+
+def test_daily_drops_count_by_whatsapp_day_in_the_business_zone(api: Api) -> None:
+    today = datetime.now(UTC).astimezone(SAST).date()
+    midnight = datetime.combine(today, datetime.min.time(), tzinfo=SAST)
+    record(
+        api.store,
+        post("DR10000001", midnight + timedelta(minutes=30)),  # 22:30 UTC the day before
+        post("DR10000002", midnight + timedelta(hours=1)),
+        post("DR10000002", midnight + timedelta(hours=2)),  # resubmitted: still one drop
+        post("DR10000003", midnight + timedelta(hours=1), project="Mohadin"),
+        # Bug 4: history synced today, but posted yesterday: not today's.
+        post("DR10000004", midnight - timedelta(minutes=10)),
+    )
+    # Bug 10: a row without project is counted, not silently dropped.
+    with api.store.begin() as conn:
+        conn.execute(
+            sa.insert(qa_photo_reviews).values(
+                id=uuid.uuid4(),
+                drop_number="DR10000005",
+                user_name="legacy",
+                project=None,
+                whatsapp_message_date=midnight + timedelta(hours=3),
+            )
+        )
+    body = api.get("/api/wa-monitor-daily-drops").json()
+    assert body["success"] is True
+    data = body["data"]
+    assert data["date"] == today.isoformat()
+    counts = {d["project"]: d["count"] for d in data["drops"]}
+    assert counts == {"Lawley": 2, "Mohadin": 1, None: 1}
+    assert data["total"] == 4
+    assert all(d["date"] == today.isoformat() for d in data["drops"])
+    yesterday = (today - timedelta(days=1)).isoformat()
+    other = api.get(f"/api/wa-monitor-daily-drops?date={yesterday}").json()["data"]
+    assert other["total"] == 1
+    assert other["drops"] == [{"date": yesterday, "project": "Lawley", "count": 1}]
+
+
+# -- the list -----------------------------------------------------------------------------
+
+
+def test_drop_list_puts_resubmissions_first_then_newest_message(api: Api) -> None:
+    record(
+        api.store,
+        post("DR20000001", minutes_ago(50)),
+        post("DR20000002", minutes_ago(40)),
+        post("DR20000003", minutes_ago(30), project="Mohadin"),
+    )
+    record(api.store, post("DR20000001", minutes_ago(20)))  # resubmitted after fixes
+    body = api.get("/api/wa-monitor-drops").json()
+    order = [d["dropNumber"] for d in body["data"]]
+    assert order == ["DR20000001", "DR20000003", "DR20000002"]
+    first = body["data"][0]
+    assert first["resubmitted"] is True
+    assert first["completedPhotos"] == 0 and first["outstandingPhotos"] == 12
+    assert first["status"] == "incomplete"
+    assert first["senderPhone"] == "27821234567"
+    assert first["receivedLocal"].endswith("SAST")
+    assert body["summary"] == {
+        "total": 3,
+        "incomplete": 3,
+        "complete": 0,
+        "feedbackSent": 0,
+        "resubmitted": 1,
+        "averageFeedbackCount": 0.0,
+        "totalFeedback": 0,
+    }
+    assert body["meta"]["pagination"] == {"page": 1, "pageSize": 50, "total": 3, "pages": 1}
+
+
+def test_drop_list_filters_and_pages(api: Api) -> None:
+    record(
+        api.store,
+        post("DR30000001", minutes_ago(60 * 24 * 3)),
+        post("DR30000002", minutes_ago(30)),
+        post("DR30000003", minutes_ago(20), project="Mohadin"),
+        post("DR31000004", minutes_ago(10)),
+    )
+    record(api.store, post("DR30000002", minutes_ago(5)))
+    complete = {s: True for s in STEP_COLUMNS}
+    rid = drop_id(api, "DR31000004")
+    assert api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=complete).status_code == 200
+
+    def numbers(query: str) -> list[str]:
+        response = api.get(f"/api/wa-monitor-drops?{query}")
+        assert response.status_code == 200, response.text
+        return [d["dropNumber"] for d in response.json()["data"]]
+
+    assert numbers("status=complete") == ["DR31000004"]
+    assert numbers("status=incomplete") == ["DR30000002", "DR30000003", "DR30000001"]
+    assert numbers("project=Mohadin") == ["DR30000003"]
+    assert numbers("resubmitted=true") == ["DR30000002"]
+    assert numbers("resubmitted=false") == ["DR31000004", "DR30000003", "DR30000001"]
+    assert numbers("search=dr 31") == ["DR31000004"]
+    assert numbers("search=%25") == []  # LIKE wildcards are literal
+    today = datetime.now(UTC).astimezone(SAST).date()
+    three_days_ago = (today - timedelta(days=3)).isoformat()
+    assert numbers(f"dateFrom={three_days_ago}&dateTo={three_days_ago}") == ["DR30000001"]
+    assert "DR30000001" not in numbers(f"dateFrom={today.isoformat()}")
+    assert numbers(f"id={rid}") == ["DR31000004"]
+    page2 = api.get("/api/wa-monitor-drops?pageSize=3&page=2").json()
+    assert [d["dropNumber"] for d in page2["data"]] == ["DR30000001"]
+    assert page2["meta"]["pagination"]["pages"] == 2
+    assert page2["summary"]["total"] == 4  # the summary covers every page
+
+
+def test_csv_export_holds_the_filtered_drops(api: Api) -> None:
+    record(
+        api.store,
+        post("DR40000001", minutes_ago(30), name="=HYPERLINK(evil)"),
+        post("DR40000002", minutes_ago(20), project="Mohadin"),
+    )
+    response = api.get("/api/wa-monitor-drops.csv?project=Lawley")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["dropNumber"] for r in rows] == ["DR40000001"]
+    assert rows[0]["project"] == "Lawley" and rows[0]["completedPhotos"] == "0"
+    assert rows[0]["userName"] == "'=HYPERLINK(evil)"  # no formula for spreadsheets
+
+
+# -- reviewing ----------------------------------------------------------------------------
+
+
+def test_ticking_all_twelve_steps_completes_the_review_and_is_audited(api: Api) -> None:
+    record(api.store, post("DR50000001", minutes_ago(5)))
+    rid = drop_id(api, "DR50000001")
+    some = {s: True for s in STEP_COLUMNS[:5]}
+    body = api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=some).json()
+    assert body["success"] is True
+    drop = body["data"]
+    assert drop["completedPhotos"] == 5 and drop["status"] == "incomplete"
+    assert drop["incomplete"] is True and drop["completed"] is False
+    rest = {s: True for s in STEP_COLUMNS[5:]}
+    drop = api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=rest).json()["data"]
+    assert drop["status"] == "complete" and drop["completed"] is True
+    assert drop["incomplete"] is False and drop["completedPhotos"] == 12
+    stored = review(api.store, "DR50000001")
+    assert stored["completed"] is True and all(stored[s] for s in STEP_COLUMNS)
+    with api.store.begin() as conn:
+        audit = conn.execute(
+            sa.select(review_edits.c.actor, review_edits.c.action, review_edits.c.changes)
+            .where(review_edits.c.review_id == uuid.UUID(rid))
+            .order_by(review_edits.c.id)
+        ).all()
+    assert [(a.actor, a.action) for a in audit] == [("reviewer", "edit"), ("reviewer", "edit")]
+    assert audit[1].changes["completed"] == [False, True]
+    detail = api.get(f"/api/wa-monitor-drops/{rid}").json()["data"]
+    assert detail["edits"][0]["actor"] == "reviewer"
+    assert detail["edits"][0]["atLocal"].endswith("SAST")
+
+
+def test_incorrect_steps_carry_comments_and_untick_the_step(api: Api) -> None:
+    record(api.store, post("DR50000002", minutes_ago(5)))
+    rid = drop_id(api, "DR50000002")
+    patch = {
+        **{s: True for s in STEP_COLUMNS},
+        "incorrectSteps": ["step_01_house_photo"],
+        "incorrectComments": {"step_01_house_photo": "  Photo is blurry  "},
+        "comment": "Checked by QA",
+    }
+    drop = api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=patch).json()["data"]
+    assert drop["incorrectSteps"] == ["step_01_house_photo"]
+    assert drop["incorrectComments"] == {"step_01_house_photo": "Photo is blurry"}
+    assert drop["step_01_house_photo"] is False
+    assert drop["status"] == "incomplete" and drop["completedPhotos"] == 11
+    assert drop["comment"] == "Checked by QA"
+    draft = api.get(f"/api/wa-monitor-drops/{rid}/feedback").json()["data"]
+    assert draft["message"] == (
+        "DR50000002\nNEEDS CORRECTION\n\nIncorrect items:\n• 1. House photo - Photo is blurry"
+    )
+    assert draft["recipient"] == "120363418298130331@g.us"
+
+
+def test_contradicting_or_malformed_edits_are_refused(api: Api) -> None:
+    record(api.store, post("DR50000003", minutes_ago(5)))
+    rid = drop_id(api, "DR50000003")
+    url = f"/api/wa-monitor-drops/{rid}"
+    assert_error(api.call("PATCH", url, json={"completed": True}), 422, "VALIDATION_ERROR")
+    assert_error(api.call("PATCH", url, json={"step_13_extra": True}), 422, "VALIDATION_ERROR")
+    assert_error(
+        api.call("PATCH", url, json={"incorrectSteps": ["step_99"]}), 422, "VALIDATION_ERROR"
+    )
+    assert_error(
+        api.call("PATCH", url, json={"step_01_house_photo": "maybe"}), 422, "VALIDATION_ERROR"
+    )
+    assert_error(api.call("PATCH", url, json={"completed": None}), 422, "VALIDATION_ERROR")
+    assert_error(api.call("PATCH", url, json={}), 400, "BAD_REQUEST")
+    assert_error(
+        api.call("PATCH", f"/api/wa-monitor-drops/{uuid.uuid4()}", json={"comment": "x"}),
+        404,
+        "NOT_FOUND",
+    )
+    assert review(api.store, "DR50000003")["completed"] is False
+
+
+# -- locks --------------------------------------------------------------------------------
+
+
+def test_edit_locks_keep_two_reviewers_from_overwriting_each_other(api: Api) -> None:
+    second = add_people(api.store, ("reviewer2",))
+    record(api.store, post("DR60000001", minutes_ago(5)))
+    rid = drop_id(api, "DR60000001")
+    took = api.call("POST", f"/api/wa-monitor-drops/{rid}/lock").json()
+    assert took["data"]["lockedBy"] == "reviewer" and took["data"]["expiresAt"]
+    other = api.client.post(f"/api/wa-monitor-drops/{rid}/lock", headers=second.bearer("reviewer2"))
+    error = assert_error(other, 409, "CONFLICT")
+    assert error["message"] == "Drop is currently being edited by reviewer"
+    blocked = api.client.patch(
+        f"/api/wa-monitor-drops/{rid}",
+        json={"step_01_house_photo": True},
+        headers=second.bearer("reviewer2"),
+    )
+    assert_error(blocked, 409, "CONFLICT")
+    assert review(api.store, "DR60000001")["step_01_house_photo"] is False
+    unlock_other = api.client.post(
+        f"/api/wa-monitor-drops/{rid}/unlock", headers=second.bearer("reviewer2")
+    )
+    assert_error(unlock_other, 409, "CONFLICT")
+    # The holder saves under its own lock, then lets go.
+    saved = api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json={"step_01_house_photo": True})
+    assert saved.status_code == 200
+    assert (
+        api.call("POST", f"/api/wa-monitor-drops/{rid}/unlock").json()["data"]["lockedBy"] is None
+    )
+    relock = api.client.post(
+        f"/api/wa-monitor-drops/{rid}/lock", headers=second.bearer("reviewer2")
+    )
+    assert relock.status_code == 200
+    # A lock older than five minutes has expired: anyone may take it.
+    with api.store.begin() as conn:
+        conn.execute(
+            sa.update(qa_photo_reviews)
+            .where(qa_photo_reviews.c.id == uuid.UUID(rid))
+            .values(locked_at=datetime.now(UTC) - timedelta(minutes=6))
+        )
+    assert api.call("POST", f"/api/wa-monitor-drops/{rid}/lock").status_code == 200
+    # An admin may release anyone's lock.
+    assert api.call("POST", f"/api/wa-monitor-drops/{rid}/unlock", role="admin").status_code == 200
+    assert review(api.store, "DR60000001")["locked_by"] is None
+    missing = api.call("POST", f"/api/wa-monitor-drops/{uuid.uuid4()}/lock")
+    assert_error(missing, 404, "NOT_FOUND")
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+
+def test_project_stats_and_summary_count_reviews(api: Api) -> None:
+    record(
+        api.store,
+        post("DR70000001", minutes_ago(30), name="Thabo"),
+        post("DR70000002", minutes_ago(20), name="Thabo"),
+        post("DR70000003", minutes_ago(10), project="Mohadin", name="Sipho", sender="27830000000"),
+        post("DR70000004", minutes_ago(60 * 24 * 40)),  # 40 days ago
+    )
+    record(api.store, post("DR70000002", minutes_ago(5), name="Thabo"))
+    rid = drop_id(api, "DR70000001")
+    api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json={s: True for s in STEP_COLUMNS})
+    half = {s: True for s in STEP_COLUMNS if s != "step_07_power_meter_reading"}
+    api.call("PATCH", f"/api/wa-monitor-drops/{drop_id(api, 'DR70000002')}", json=half)
+
+    stats = api.get("/api/wa-monitor-project-stats?project=Lawley").json()["data"]
+    assert stats["project"] == "Lawley"
+    assert stats["today"] == {"total": 2, "complete": 1, "incomplete": 1, "completionRate": 50.0}
+    assert stats["allTime"]["total"] == 3
+    everything = api.get("/api/wa-monitor-project-stats").json()["data"]
+    assert everything["today"]["total"] == 3
+
+    summary = api.get("/api/wa-monitor-projects-summary").json()["data"]
+    assert summary["totals"]["total"] == 3  # the last 30 days
+    assert summary["resubmissionRate"] == pytest.approx(33.3)
+    assert summary["firstTimePassRate"] == pytest.approx(33.3)
+    by_project = {p["project"]: p for p in summary["byProject"]}
+    assert by_project["Lawley"]["total"] == 2 and by_project["Lawley"]["complete"] == 1
+    assert summary["commonFailures"][0] == {
+        "step": "step_07_power_meter_reading",
+        "label": "Power meter reading",
+        "count": 1,
+        "percentage": 100.0,
+    }
+    agents = {a["agent"]: a for a in summary["agentPerformance"]}
+    assert agents["Thabo"]["total"] == 2 and agents["Sipho"]["phone"] == "27830000000"
+    wide = api.get("/api/wa-monitor-projects-summary?startDate=2020-01-01").json()["data"]
+    assert wide["totals"]["total"] == 4
+    backwards = api.get("/api/wa-monitor-projects-summary?startDate=2025-02-01&endDate=2025-01-01")
+    assert_error(backwards, 422, "VALIDATION_ERROR")
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def test_admins_manage_users_through_the_api(api: Api) -> None:
+    created = api.call(
+        "POST",
+        "/api/wa-monitor-users",
+        role="admin",
+        json={"username": "nomsa", "password": "long-enough-pw", "role": "viewer"},
+    )
+    assert created.status_code == 201
+    assert created.json()["data"]["role"] == "viewer"
+    again = api.call(
+        "POST",
+        "/api/wa-monitor-users",
+        role="admin",
+        json={"username": "nomsa", "password": "long-enough-pw", "role": "viewer"},
+    )
+    assert_error(again, 409, "CONFLICT")
+    weak = api.call(
+        "POST",
+        "/api/wa-monitor-users",
+        role="admin",
+        json={"username": "x", "password": "short", "role": "viewer"},
+    )
+    assert_error(weak, 422, "VALIDATION_ERROR")
+    promoted = api.call(
+        "PATCH", "/api/wa-monitor-users/nomsa", role="admin", json={"role": "reviewer"}
+    )
+    assert promoted.json()["data"]["role"] == "reviewer"
+    names = [u["username"] for u in api.get("/api/wa-monitor-users", role="admin").json()["data"]]
+    assert "nomsa" in names
+    unknown = api.call("PATCH", "/api/wa-monitor-users/ghost", role="admin", json={"role": "admin"})
+    assert_error(unknown, 404, "NOT_FOUND")
+    self_demote = api.call(
+        "PATCH", "/api/wa-monitor-users/admin", role="admin", json={"disabled": True}
+    )
+    assert_error(self_demote, 422, "VALIDATION_ERROR")
+    # Disabling a user shuts their API token out at once.
+    api.call("PATCH", "/api/wa-monitor-users/viewer", role="admin", json={"disabled": True})
+    assert_error(api.get("/api/wa-monitor-me"), 401, "UNAUTHORIZED")

@@ -1,0 +1,548 @@
+"""The JSON API: the company dashboard's contract (FIELD_NOTES section 2) and a few more routes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from wa_monitor import feedback as fb
+from wa_monitor import users as user_store
+from wa_monitor.config import ProjectsConfig
+from wa_monitor.steps import STEP_COLUMNS
+from wa_monitor.store import ReviewStore
+from wa_monitor.web import queries as q
+from wa_monitor.web.auth import Caller, require
+from wa_monitor.web.envelope import ApiError, Envelope, ErrorEnvelope, ok
+from wa_monitor.web.models import (
+    DailyDrops,
+    DropDetail,
+    DropPatchModel,
+    DropsEnvelope,
+    FeedbackDraft,
+    FeedbackSent,
+    FeedbackState,
+    LockState,
+    Me,
+    NewUser,
+    ProjectsSummary,
+    ProjectStats,
+    SendFeedback,
+    UserOut,
+    UserPatch,
+    drop_out,
+    feedback_state,
+    local_text,
+)
+from wa_monitor.web.models import Drop as DropModel
+
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+Reviewer = Annotated[Caller, Depends(require("reviewer"))]
+Admin = Annotated[Caller, Depends(require("admin"))]
+
+_errors: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorEnvelope, "description": text}
+    for code, text in (
+        (401, "Not signed in, or a bad API token"),
+        (403, "The role does not allow this, or the CSRF token is missing"),
+        (422, "Invalid input"),
+        (500, "Internal or database error"),
+    )
+}
+_not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorEnvelope}}
+_conflict: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorEnvelope, "description": "Someone else holds the edit lock"}
+}
+
+router = APIRouter(prefix="/api", tags=["wa-monitor"], responses=_errors)
+
+
+def _store(request: Request) -> ReviewStore:
+    store: ReviewStore = request.app.state.store
+    return store
+
+
+def _config(request: Request) -> ProjectsConfig:
+    config: ProjectsConfig = request.app.state.config
+    return config
+
+
+def _sender(request: Request) -> fb.FeedbackSender:
+    sender: fb.FeedbackSender = request.app.state.sender
+    return sender
+
+
+def _drop_or_404(store: ReviewStore, drop_id: uuid.UUID) -> dict[str, Any]:
+    row = q.get_drop(store, drop_id)
+    if row is None:
+        raise ApiError(404, f"No drop with id {drop_id}")
+    return row
+
+
+@router.get("/wa-monitor-me", response_model=Envelope[Me])
+def me(caller: Viewer) -> JSONResponse:
+    """Who the caller is and what role they hold."""
+    return ok({"username": caller.user.username, "role": caller.user.role, "via": caller.via})
+
+
+@router.get("/wa-monitor-daily-drops", response_model=Envelope[DailyDrops])
+def daily_drops(
+    request: Request,
+    _caller: Viewer,
+    day: Annotated[
+        date | None, Query(alias="date", description="YYYY-MM-DD; default: today locally")
+    ] = None,
+) -> JSONResponse:
+    """Distinct drops per project whose WhatsApp message fell on the day (business zone)."""
+    config = _config(request)
+    day = day or q.today(config.zone)
+    counts = q.daily_counts(_store(request), day, config.zone)
+    drops = [{"date": day.isoformat(), "project": p, "count": n} for p, n in counts]
+    return ok(
+        {
+            "drops": drops,
+            "total": sum(n for _, n in counts),
+            "date": day.isoformat(),
+            "timezone": config.timezone,
+        }
+    )
+
+
+def drop_filter(
+    id: Annotated[uuid.UUID | None, Query(description="One drop by its id")] = None,
+    status: Annotated[Literal["complete", "incomplete"] | None, Query()] = None,
+    project: Annotated[str | None, Query(max_length=100)] = None,
+    resubmitted: Annotated[bool | None, Query()] = None,
+    dateFrom: Annotated[date | None, Query(description="First local day (inclusive)")] = None,
+    dateTo: Annotated[date | None, Query(description="Last local day (inclusive)")] = None,
+    search: Annotated[str | None, Query(max_length=50, description="Part of a drop number")] = None,
+    feedback: Annotated[Literal["sent", "unsent"] | None, Query()] = None,
+) -> q.DropFilter:
+    if dateFrom and dateTo and dateFrom > dateTo:
+        raise ApiError(422, "dateFrom is after dateTo", details=[{"field": "query.dateFrom"}])
+    return q.DropFilter(
+        id=id,
+        status=status,
+        project=project or None,
+        resubmitted=resubmitted,
+        date_from=dateFrom,
+        date_to=dateTo,
+        search=(search or "").strip() or None,
+        feedback=feedback,
+    )
+
+
+Filters = Annotated[q.DropFilter, Depends(drop_filter)]
+
+
+@router.get("/wa-monitor-drops", response_model=DropsEnvelope, responses=_not_found)
+def list_drops(
+    request: Request,
+    _caller: Viewer,
+    f: Filters,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    pageSize: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JSONResponse:
+    """Drops, resubmitted first then newest WhatsApp message, with the summary cards."""
+    store, zone = _store(request), _config(request).zone
+    rows, total = q.list_drops(store, f, zone, limit=pageSize, offset=(page - 1) * pageSize)
+    if f.id is not None and total == 0:
+        raise ApiError(404, f"No drop with id {f.id}")
+    pagination = {
+        "page": page,
+        "pageSize": pageSize,
+        "total": total,
+        "pages": max(1, math.ceil(total / pageSize)),
+    }
+    return ok(
+        [drop_out(r, zone) for r in rows],
+        summary=q.summary(store, f, zone),
+        meta={"timestamp": datetime.now(UTC).isoformat(), "pagination": pagination},
+    )
+
+
+_CSV_COLUMNS = (
+    "dropNumber",
+    "project",
+    "status",
+    "completedPhotos",
+    "resubmitted",
+    "userName",
+    "senderPhone",
+    "receivedLocal",
+    "feedbackSentLocal",
+    "incorrectSteps",
+    "comment",
+    *STEP_COLUMNS,
+    "id",
+)
+
+
+@router.get(
+    "/wa-monitor-drops.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "The filtered drops as CSV"}},
+)
+def export_drops(request: Request, _caller: Viewer, f: Filters) -> Response:
+    """The filtered drops as CSV, in list order (every page)."""
+    zone = _config(request).zone
+    rows, _ = q.list_drops(_store(request), f, zone, limit=100_000)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(_CSV_COLUMNS)
+    for row in rows:
+        d = drop_out(row, zone)
+        d["incorrectSteps"] = " ".join(d["incorrectSteps"])
+        writer.writerow([_csv_cell(d[c]) for c in _CSV_COLUMNS])
+    stamp = q.today(zone).isoformat()
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="wa-monitor-drops-{stamp}.csv"'},
+    )
+
+
+def _csv_cell(value: Any) -> Any:
+    # Spreadsheets run cells starting with = + - @ as formulas: defuse them.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return "" if value is None else value
+
+
+@router.get(
+    "/wa-monitor-drops/{drop_id}", response_model=Envelope[DropDetail], responses=_not_found
+)
+def get_drop(request: Request, _caller: Viewer, drop_id: uuid.UUID) -> JSONResponse:
+    """One drop with its edit history and feedback attempts."""
+    store, zone = _store(request), _config(request).zone
+    row = _drop_or_404(store, drop_id)
+    edits = [
+        {**e, "at": e["at"].astimezone(zone).isoformat(), "atLocal": local_text(e["at"], zone)}
+        for e in q.edits(store, drop_id)
+    ]
+    entries = [
+        FeedbackState.model_validate(feedback_state(e.__dict__, zone)).model_dump(mode="json")
+        for e in fb.entries_for(store, drop_id)
+    ]
+    return ok({"drop": drop_out(row, zone), "edits": edits, "feedback": entries})
+
+
+@router.patch(
+    "/wa-monitor-drops/{drop_id}",
+    response_model=Envelope[DropModel],
+    responses={**_not_found, **_conflict},
+)
+def patch_drop(
+    request: Request,
+    caller: Reviewer,
+    drop_id: uuid.UUID,
+    body: DropPatchModel,
+) -> JSONResponse:
+    """Tick steps, mark steps incorrect with comments, comment; recorded with who and when."""
+    given = body.model_dump(exclude_unset=True)
+    if not given:
+        raise ApiError(400, "Nothing to change: send steps, comment or incorrect steps")
+    changes: dict[str, Any] = {k: v for k, v in given.items() if k in STEP_COLUMNS}
+    for key, column in (
+        ("comment", "comment"),
+        ("completed", "completed"),
+        ("incomplete", "incomplete"),
+        ("incorrectSteps", "incorrect_steps"),
+        ("incorrectComments", "incorrect_comments"),
+    ):
+        if key in given:
+            changes[column] = given[key]
+    if any(v is None for k, v in changes.items() if k != "comment"):
+        raise ApiError(422, "Fields other than comment cannot be null")
+    try:
+        row = q.update_review(_store(request), drop_id, caller.user.username, changes)
+    except q.LockedByOther as exc:
+        raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
+    except q.EditRejected as exc:
+        raise ApiError(422, str(exc)) from None
+    if row is None:
+        raise ApiError(404, f"No drop with id {drop_id}")
+    return ok(drop_out(row, _config(request).zone), "Review saved")
+
+
+def _lock_answer(request: Request, drop_id: uuid.UUID, message: str) -> JSONResponse:
+    zone = _config(request).zone
+    row = _drop_or_404(_store(request), drop_id)
+    expires = (
+        (row["locked_at"] + timedelta(seconds=q.LOCK_SECONDS)).astimezone(zone).isoformat()
+        if row["locked_at"]
+        else None
+    )
+    return ok(
+        {"drop": drop_out(row, zone), "lockedBy": row["locked_by"], "expiresAt": expires}, message
+    )
+
+
+@router.post(
+    "/wa-monitor-drops/{drop_id}/lock",
+    response_model=Envelope[LockState],
+    responses={**_not_found, **_conflict},
+)
+def lock_drop(request: Request, caller: Reviewer, drop_id: uuid.UUID) -> JSONResponse:
+    """Take (or refresh) the 5-minute edit lock."""
+    try:
+        found = q.lock(_store(request), drop_id, caller.user.username)
+    except q.LockedByOther as exc:
+        raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
+    if not found:
+        raise ApiError(404, f"No drop with id {drop_id}")
+    return _lock_answer(request, drop_id, "Drop locked for 5 minutes")
+
+
+@router.post(
+    "/wa-monitor-drops/{drop_id}/unlock",
+    response_model=Envelope[LockState],
+    responses={**_not_found, **_conflict},
+)
+def unlock_drop(request: Request, caller: Reviewer, drop_id: uuid.UUID) -> JSONResponse:
+    """Release the edit lock (admins may release anyone's)."""
+    try:
+        found = q.unlock(
+            _store(request), drop_id, caller.user.username, force=caller.user.can("admin")
+        )
+    except q.LockedByOther as exc:
+        raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
+    if not found:
+        raise ApiError(404, f"No drop with id {drop_id}")
+    return _lock_answer(request, drop_id, "Drop unlocked")
+
+
+@router.get(
+    "/wa-monitor-drops/{drop_id}/feedback",
+    response_model=Envelope[FeedbackDraft],
+    responses=_not_found,
+)
+def feedback_draft(request: Request, _caller: Viewer, drop_id: uuid.UUID) -> JSONResponse:
+    """The feedback message generated from the saved review (edit it before sending)."""
+    config = _config(request)
+    row = _drop_or_404(_store(request), drop_id)
+    text = fb.feedback_text(
+        row["drop_number"],
+        {s: bool(row[s]) for s in STEP_COLUMNS},
+        row["incorrect_steps"] or [],
+        row["incorrect_comments"] or {},
+        config.step_labels,
+    )
+    project = config.by_name(row["project"]) if row["project"] else None
+    return ok(
+        {
+            "dropId": str(drop_id),
+            "dropNumber": row["drop_number"],
+            "project": row["project"],
+            "recipient": project.group_jid if project else None,
+            "message": text,
+        }
+    )
+
+
+@router.post(
+    "/wa-monitor-send-feedback",
+    response_model=Envelope[FeedbackSent],
+    status_code=200,
+    responses={
+        202: {"model": Envelope[FeedbackSent], "description": "Queued: the bridge will be retried"},
+        400: {"model": ErrorEnvelope, "description": "Drop number or project mismatch"},
+        409: {"model": ErrorEnvelope, "description": "Request key reused for another feedback"},
+        502: {"model": ErrorEnvelope, "description": "The bridge refused the message"},
+        **_not_found,
+    },
+)
+async def send_feedback(
+    request: Request,
+    caller: Reviewer,
+    body: SendFeedback,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=8, max_length=100)
+    ] = None,
+) -> JSONResponse:
+    """Post the feedback to the project's group through the bridge (outbox, retried)."""
+    store, config = _store(request), _config(request)
+    row = await run_in_threadpool(_drop_or_404, store, body.dropId)
+    if body.dropNumber.replace(" ", "").upper() != row["drop_number"]:
+        raise ApiError(400, f"dropNumber {body.dropNumber} is not the number of drop {body.dropId}")
+    if body.project is not None and body.project != row["project"]:
+        raise ApiError(400, f"Drop {row['drop_number']} belongs to project {row['project']}")
+    project = config.by_name(row["project"]) if row["project"] else None
+    if project is None:
+        raise ApiError(
+            400,
+            f"No WhatsApp group is configured for project {row['project'] or '(none)'}; "
+            "add it to projects.yaml",
+        )
+    key = idempotency_key or body.requestKey or f"srv-{uuid.uuid4()}"
+    if idempotency_key and body.requestKey and idempotency_key != body.requestKey:
+        raise ApiError(400, "Idempotency-Key header and requestKey differ")
+    try:
+        entry, _created = await run_in_threadpool(
+            lambda: fb.enqueue(
+                store,
+                review_id=row["id"],
+                drop_number=row["drop_number"],
+                project=row["project"],
+                recipient=project.group_jid,
+                message=body.message,
+                request_key=key,
+                requested_by=caller.user.username,
+            )
+        )
+    except fb.KeyReused:
+        raise ApiError(409, "This request key was already used for a different feedback") from None
+    if entry.status == fb.PENDING:
+        delivered = await run_in_threadpool(_sender(request).deliver, entry.id)
+        entry = delivered or entry
+    data = {
+        "dropNumber": entry.drop_number,
+        "project": entry.project,
+        "group": project.description,
+        "recipient": entry.recipient,
+        "sentAt": entry.sent_at.astimezone(config.zone).isoformat() if entry.sent_at else None,
+        "status": entry.status,
+        "outboxId": entry.id,
+        "attempts": entry.attempts,
+        "lastError": entry.last_error,
+    }
+    if entry.status == fb.SENT:
+        return ok(data, "Feedback sent to the project's WhatsApp group")
+    if entry.status == fb.FAILED:
+        raise ApiError(
+            502,
+            f"The bridge refused the feedback: {entry.last_error}",
+            details=data,
+        )
+    return ok(
+        data,
+        f"The bridge did not take the feedback ({entry.last_error or 'busy'}); "
+        "it is queued and will be retried",
+        status=202,
+    )
+
+
+@router.get("/wa-monitor-feedback-outbox", response_model=Envelope[list[FeedbackState]])
+def outbox(
+    request: Request,
+    _caller: Viewer,
+    dropId: Annotated[uuid.UUID, Query()],
+) -> JSONResponse:
+    """A drop's feedback attempts, newest first."""
+    zone = _config(request).zone
+    entries = fb.entries_for(_store(request), dropId)
+    return ok(
+        [
+            FeedbackState.model_validate(feedback_state(e.__dict__, zone)).model_dump(mode="json")
+            for e in entries
+        ]
+    )
+
+
+@router.post(
+    "/wa-monitor-feedback-outbox/{entry_id}/retry",
+    response_model=Envelope[FeedbackState],
+    responses=_not_found,
+)
+def retry_feedback(request: Request, caller: Reviewer, entry_id: int) -> JSONResponse:
+    """Queue a failed feedback again."""
+    entry = fb.retry(_store(request), entry_id, caller.user.username)
+    if entry is None:
+        raise ApiError(404, f"No failed feedback #{entry_id}")
+    delivered = _sender(request).deliver(entry.id) or entry
+    state = feedback_state(delivered.__dict__, _config(request).zone)
+    return ok(FeedbackState.model_validate(state).model_dump(mode="json"), "Feedback queued")
+
+
+@router.get("/wa-monitor-project-stats", response_model=Envelope[ProjectStats])
+def project_stats(
+    request: Request,
+    _caller: Viewer,
+    project: Annotated[str | None, Query(max_length=100)] = None,
+) -> JSONResponse:
+    """today / week / month / all time for one project (or all)."""
+    config = _config(request)
+    return ok(q.project_stats(_store(request), project or None, config.zone))
+
+
+@router.get("/wa-monitor-projects-summary", response_model=Envelope[ProjectsSummary])
+def projects_summary(
+    request: Request,
+    _caller: Viewer,
+    startDate: Annotated[date | None, Query(description="default: 30 days ago")] = None,
+    endDate: Annotated[date | None, Query(description="default: today")] = None,
+) -> JSONResponse:
+    """Totals, per project and agent, resubmission and first-time pass rates, failures."""
+    config = _config(request)
+    end = endDate or q.today(config.zone)
+    start = startDate or end - timedelta(days=29)
+    if start > end:
+        raise ApiError(422, "startDate is after endDate", details=[{"field": "query.startDate"}])
+    if (end - start).days > 3660:
+        raise ApiError(422, "The range may span at most 10 years")
+    return ok(q.projects_summary(_store(request), start, end, config.zone, config.step_labels))
+
+
+# -- users (admin) ----------------------------------------------------------------------
+
+
+def _user_out(u: user_store.User) -> dict[str, Any]:
+    return UserOut(
+        id=u.id,
+        username=u.username,
+        role=u.role,
+        disabled=u.disabled,
+        createdAt=u.created_at,
+        lastLoginAt=u.last_login_at,
+    ).model_dump(mode="json")
+
+
+@router.get("/wa-monitor-users", response_model=Envelope[list[UserOut]])
+def list_users(request: Request, _caller: Admin) -> JSONResponse:
+    """Every dashboard user."""
+    return ok([_user_out(u) for u in user_store.list_users(_store(request))])
+
+
+@router.post(
+    "/wa-monitor-users",
+    response_model=Envelope[UserOut],
+    status_code=201,
+    responses={409: {"model": ErrorEnvelope}},
+)
+def add_user(request: Request, _caller: Admin, body: NewUser) -> JSONResponse:
+    """Create a user."""
+    try:
+        user = user_store.add_user(_store(request), body.username, body.password, body.role)
+    except user_store.UserError as exc:
+        status = 409 if "already exists" in str(exc) else 422
+        raise ApiError(status, str(exc)) from None
+    return ok(_user_out(user), "User created", status=201)
+
+
+@router.patch(
+    "/wa-monitor-users/{username}", response_model=Envelope[UserOut], responses=_not_found
+)
+def patch_user(request: Request, caller: Admin, username: str, body: UserPatch) -> JSONResponse:
+    """Change a user's role, or disable / enable them."""
+    store = _store(request)
+    if body.role is None and body.disabled is None:
+        raise ApiError(400, "Nothing to change: send role or disabled")
+    if username == caller.user.username and (body.disabled or body.role not in (None, "admin")):
+        raise ApiError(422, "Admins cannot demote or disable themselves")
+    try:
+        user = None
+        if body.role is not None:
+            user = user_store.set_role(store, username, body.role)
+        if body.disabled is not None:
+            user = user_store.set_disabled(store, username, body.disabled)
+    except user_store.UserError as exc:
+        raise ApiError(404, str(exc)) from None
+    assert user is not None
+    return ok(_user_out(user), "User updated")

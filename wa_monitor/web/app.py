@@ -1,0 +1,110 @@
+"""The dashboard application: `create_app(settings, config, store)` → a FastAPI app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+import wa_monitor.web.health
+from wa_monitor import __version__
+from wa_monitor.config import ProjectsConfig
+from wa_monitor.errors import ConfigError
+from wa_monitor.feedback import BridgeClient, FeedbackSender
+from wa_monitor.settings import Settings
+from wa_monitor.store import ReviewStore
+from wa_monitor.web import api, pages
+from wa_monitor.web.auth import LoginThrottle, Sessions
+from wa_monitor.web.envelope import install_handlers
+
+log = logging.getLogger("wa_monitor.web")
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    settings: Settings,
+    config: ProjectsConfig,
+    store: ReviewStore,
+    *,
+    dev: bool = False,
+    bridge: BridgeClient | None = None,
+    run_sender: bool = True,
+    sender_interval: float = 2.0,
+    backoff: tuple[float, ...] | None = None,
+    throttle: LoginThrottle | None = None,
+) -> FastAPI:
+    """The dashboard and API over `store`.
+
+    Args:
+        settings: SECRET_KEY signs sessions (required unless `dev`); BRIDGE_URL is the bridge.
+        config: the projects (group JIDs for feedback, step labels, business time zone).
+        store: the review database, already at the schema head.
+        dev: allow a missing SECRET_KEY (a random one: sessions end with the process).
+        bridge: the bridge client (default: BRIDGE_URL with a 10 s timeout).
+        run_sender: deliver queued feedback in a background thread while the app runs.
+        sender_interval: seconds between the sender's passes over the outbox.
+        backoff: delays between attempts of a failing feedback (default: feedback's).
+        throttle: the failed sign-in limiter (default: 5 failures per 15 minutes).
+    """
+    secret = settings.secret_key
+    if not secret:
+        if not dev:
+            raise ConfigError(
+                [
+                    "SECRET_KEY is not set; the dashboard signs its sessions with it. Set it "
+                    'to a long random value (python -c "import secrets; '
+                    'print(secrets.token_urlsafe(32))"), or use --dev on a trusted machine'
+                ]
+            )
+        secret = secrets.token_urlsafe(32)
+    client = bridge or BridgeClient(settings.bridge_url)
+    sender = (
+        FeedbackSender(store, client, backoff=backoff)
+        if backoff is not None
+        else FeedbackSender(store, client)
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = None
+        if run_sender:
+            thread = threading.Thread(
+                target=sender.run, args=(stop, sender_interval), name="feedback-sender", daemon=True
+            )
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=30)
+
+    app = FastAPI(
+        title="WA Monitor",
+        version=__version__,
+        description="QA review of fibre drops posted in WhatsApp project groups.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.config = config
+    app.state.store = store
+    app.state.sender = sender
+    app.state.sessions = Sessions(secret)
+    app.state.throttle = throttle or LoginThrottle()
+    app.state.dev = dev
+    install_handlers(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(wa_monitor.web.health.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

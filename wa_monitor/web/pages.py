@@ -1,0 +1,161 @@
+"""The HTML pages: sign-in, sign-out and the reviewers' page `/wa-monitor`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from wa_monitor import __version__
+from wa_monitor.config import ProjectsConfig
+from wa_monitor.steps import STEP_COLUMNS
+from wa_monitor.users import authenticate
+from wa_monitor.web import queries as q
+from wa_monitor.web.auth import Caller, LoginThrottle, Sessions, identify, same
+from wa_monitor.web.envelope import ApiError
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+POLL_MS = 5000
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/wa-monitor"
+    return target
+
+
+def _caller(request: Request) -> Caller | None:
+    try:
+        return identify(request, request.app.state.store, request.app.state.sessions)
+    except ApiError:
+        return None
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/wa-monitor", status_code=303)
+
+
+def _login_page(
+    request: Request, *, error: str | None = None, status: int = 200, next_url: str = ""
+) -> HTMLResponse:
+    sessions: Sessions = request.app.state.sessions
+    token = sessions.login_token(request)
+    response = templates.TemplateResponse(
+        request,
+        "login.html",
+        {"error": error, "next": _safe_next(next_url), "csrf": token, "version": __version__},
+        status_code=status,
+    )
+    sessions.set_login_cookie(request, response, token)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "") -> Response:
+    if _caller(request) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _login_page(request, next_url=next)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=100)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    sessions: Sessions = request.app.state.sessions
+    throttle: LoginThrottle = request.app.state.throttle
+    if not same(csrf, sessions.login_cookie_token(request)):
+        return _login_page(
+            request,
+            error="The sign-in form expired; please try again.",
+            status=403,
+            next_url=next,
+        )
+    client = request.client.host if request.client else "unknown"
+    keys = (f"ip:{client}", f"user:{username.lower()}")
+    wait = throttle.retry_after(*keys)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        page = _login_page(
+            request,
+            error=f"Too many failed sign-ins. Try again in about {minutes} minute(s).",
+            status=429,
+            next_url=next,
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
+    user = await run_in_threadpool(authenticate, request.app.state.store, username, password)
+    if user is None:
+        throttle.failed(*keys)
+        return _login_page(request, error="Wrong user name or password.", status=401, next_url=next)
+    throttle.succeeded(*keys)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    sessions.start(request, response, user)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    sessions: Sessions = request.app.state.sessions
+    session = sessions.read(request)
+    if session is not None and not same(csrf, session.csrf):
+        raise ApiError(403, "Missing or wrong CSRF token; reload the page")
+    response = RedirectResponse("/login", status_code=303)
+    sessions.end(response)
+    return response
+
+
+@router.get("/wa-monitor", response_class=HTMLResponse)
+def dashboard(request: Request) -> Response:
+    caller = _caller(request)
+    if caller is None or caller.via != "session":
+        return RedirectResponse(f"/login?next={quote('/wa-monitor')}", status_code=303)
+    config: ProjectsConfig = request.app.state.config
+    store = request.app.state.store
+    day = q.today(config.zone)
+    counts = q.daily_counts(store, day, config.zone)
+    cards = q.summary(store, q.DropFilter(), config.zone)
+    boot: dict[str, Any] = {
+        "csrf": caller.csrf,
+        "user": caller.user.username,
+        "role": caller.user.role,
+        "canEdit": caller.user.can("reviewer"),
+        "steps": [[s, config.step_labels.get(s, s)] for s in STEP_COLUMNS],
+        "projects": [p.name for p in config.projects],
+        "timezone": config.timezone,
+        "pollMs": POLL_MS,
+    }
+    return templates.TemplateResponse(
+        request,
+        "dashboard.html",
+        {
+            "user": caller.user,
+            "csrf": caller.csrf,
+            "boot": json.dumps(boot).replace("</", "<\\/"),
+            "projects": [p.name for p in config.projects],
+            "counts": counts,
+            "total": sum(n for _, n in counts),
+            "day": day,
+            "zone_abbr": _zone_abbr(config),
+            "cards": cards,
+            "version": __version__,
+        },
+    )
+
+
+def _zone_abbr(config: ProjectsConfig) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).astimezone(config.zone).tzname() or config.timezone

@@ -1,0 +1,466 @@
+"""The dashboard's data layer: parameterised SQLAlchemy Core queries on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wa_monitor.feedback import FAILED, PENDING, SENDING, SENT
+from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits
+from wa_monitor.steps import STEP_COLUMNS
+from wa_monitor.store import ReviewStore
+
+LOCK_SECONDS = 300
+R = qa_photo_reviews
+# Newest WhatsApp message of a drop (a resubmission counts), for the list order.
+LATEST = sa.func.coalesce(R.c.last_message_date, R.c.whatsapp_message_date, R.c.created_at)
+
+
+@dataclass(frozen=True)
+class DropFilter:
+    id: uuid.UUID | None = None
+    status: str | None = None  # "complete" | "incomplete"
+    project: str | None = None
+    resubmitted: bool | None = None
+    date_from: date | None = None  # local dates of the WhatsApp message
+    date_to: date | None = None
+    search: str | None = None
+    feedback: str | None = None  # "sent" | "unsent"
+
+
+class LockedByOther(Exception):
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+class EditRejected(ValueError):
+    """An edit that contradicts itself (e.g. completed without all 12 steps)."""
+
+
+def local_day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The UTC instants [start, end) of a calendar day in the business zone."""
+    start = datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def today(zone: tzinfo, now: datetime | None = None) -> date:
+    return (now or datetime.now(UTC)).astimezone(zone).date()
+
+
+def _conditions(f: DropFilter, zone: tzinfo) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if f.id is not None:
+        where.append(R.c.id == f.id)
+    if f.status == "complete":
+        where.append(R.c.completed.is_(True))
+    elif f.status == "incomplete":
+        where.append(R.c.completed.is_(False))
+    if f.project is not None:
+        where.append(R.c.project == f.project)
+    if f.resubmitted is not None:
+        where.append(R.c.resubmitted.is_(f.resubmitted))
+    if f.date_from is not None:
+        where.append(R.c.whatsapp_message_date >= local_day_bounds(f.date_from, zone)[0])
+    if f.date_to is not None:
+        where.append(R.c.whatsapp_message_date < local_day_bounds(f.date_to, zone)[1])
+    if f.search:
+        needle = "".join(f.search.split()).upper()
+        where.append(sa.func.upper(R.c.drop_number).contains(needle, autoescape=True))
+    if f.feedback == "sent":
+        where.append(R.c.feedback_sent.is_not(None))
+    elif f.feedback == "unsent":
+        where.append(R.c.feedback_sent.is_(None))
+    return where
+
+
+def _ordered(query: sa.Select[Any]) -> sa.Select[Any]:
+    return query.order_by(R.c.resubmitted.desc(), LATEST.desc(), R.c.drop_number, R.c.id)
+
+
+def list_drops(
+    store: ReviewStore,
+    f: DropFilter,
+    zone: tzinfo,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """The filtered reviews in list order (resubmitted first, newest message first), and count."""
+    where = _conditions(f, zone)
+    with store.begin() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(R).where(*where)).scalar_one()
+        query = _ordered(sa.select(R).where(*where)).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        _attach_outbox(conn, rows)
+    return rows, int(total)
+
+
+def _attach_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Each review's latest feedback outbox entry, as `_outbox` (or None)."""
+    ids = [r["id"] for r in rows]
+    latest: dict[uuid.UUID, dict[str, Any]] = {}
+    t = feedback_outbox
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        newest = (
+            sa.select(sa.func.max(t.c.id)).where(t.c.review_id.in_(chunk)).group_by(t.c.review_id)
+        )
+        query = sa.select(t).where(t.c.id.in_(newest))
+        for row in conn.execute(query).mappings():
+            latest[row["review_id"]] = dict(row)
+    for r in rows:
+        r["_outbox"] = latest.get(r["id"])
+
+
+def summary(store: ReviewStore, f: DropFilter, zone: tzinfo) -> dict[str, Any]:
+    """The summary cards over the filtered reviews."""
+    where = _conditions(f, zone)
+    query = sa.select(
+        sa.func.count(),
+        sa.func.count().filter(R.c.completed.is_(True)),
+        sa.func.count().filter(R.c.feedback_sent.is_not(None)),
+        sa.func.coalesce(sa.func.sum(R.c.feedback_count), 0),
+        sa.func.count().filter(R.c.resubmitted.is_(True)),
+    ).where(*where)
+    with store.begin() as conn:
+        total, complete, sent, feedback, resubmitted = conn.execute(query).one()
+    total, complete = int(total), int(complete)
+    return {
+        "total": total,
+        "incomplete": total - complete,
+        "complete": complete,
+        "feedbackSent": int(sent),
+        "resubmitted": int(resubmitted),
+        "totalFeedback": int(feedback),
+        "averageFeedbackCount": round(int(feedback) / total, 2) if total else 0.0,
+    }
+
+
+def daily_counts(store: ReviewStore, day: date, zone: tzinfo) -> list[tuple[str | None, int]]:
+    """Distinct drop numbers per project whose first WhatsApp message fell on `day` locally.
+
+    Rows without a project are counted under None, never dropped.
+    """
+    start, end = local_day_bounds(day, zone)
+    query = (
+        sa.select(R.c.project, sa.func.count(sa.distinct(R.c.drop_number)))
+        .where(R.c.whatsapp_message_date >= start, R.c.whatsapp_message_date < end)
+        .group_by(R.c.project)
+    )
+    with store.begin() as conn:
+        rows = [(p, int(n)) for p, n in conn.execute(query).all()]
+    return sorted(rows, key=lambda pn: (pn[0] is None, pn[0] or ""))
+
+
+def _period_counts(
+    conn: Connection, project: str | None, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    query = sa.select(sa.func.count(), sa.func.count().filter(R.c.completed.is_(True)))
+    if project is not None:
+        query = query.where(R.c.project == project)
+    if start is not None:
+        query = query.where(R.c.whatsapp_message_date >= start)
+    if end is not None:
+        query = query.where(R.c.whatsapp_message_date < end)
+    total, complete = (int(v) for v in conn.execute(query).one())
+    return {
+        "total": total,
+        "complete": complete,
+        "incomplete": total - complete,
+        "completionRate": round(100 * complete / total, 1) if total else 0.0,
+    }
+
+
+def project_stats(
+    store: ReviewStore, project: str | None, zone: tzinfo, now: datetime | None = None
+) -> dict[str, Any]:
+    """today / this week (from Monday) / this month / all time, in the business zone."""
+    day = today(zone, now)
+    start_today, end_today = local_day_bounds(day, zone)
+    week = local_day_bounds(day - timedelta(days=day.weekday()), zone)[0]
+    month = local_day_bounds(day.replace(day=1), zone)[0]
+    with store.begin() as conn:
+        return {
+            "project": project,
+            "today": _period_counts(conn, project, start_today, end_today),
+            "week": _period_counts(conn, project, week, end_today),
+            "month": _period_counts(conn, project, month, end_today),
+            "allTime": _period_counts(conn, project, None, None),
+        }
+
+
+def projects_summary(
+    store: ReviewStore,
+    start: date,
+    end: date,
+    zone: tzinfo,
+    labels: Mapping[str, str],
+) -> dict[str, Any]:
+    """Totals, per project and per agent, failures and feedback over [start, end] local dates."""
+    lo, hi = local_day_bounds(start, zone)[0], local_day_bounds(end, zone)[1]
+    in_range = (R.c.whatsapp_message_date >= lo, R.c.whatsapp_message_date < hi)
+    columns = [
+        R.c.id,
+        R.c.project,
+        R.c.user_name,
+        R.c.submitted_by,
+        R.c.completed,
+        R.c.incomplete,
+        R.c.resubmitted,
+        R.c.feedback_sent,
+        R.c.feedback_count,
+        R.c.incorrect_steps,
+        *(R.c[s] for s in STEP_COLUMNS),
+    ]
+    t = feedback_outbox
+    with store.begin() as conn:
+        rows: list[Mapping[str, Any]] = [
+            dict(r) for r in conn.execute(sa.select(*columns).where(*in_range)).mappings()
+        ]
+        outbox: dict[str, int] = {
+            str(status): int(n)
+            for status, n in conn.execute(
+                sa.select(t.c.status, sa.func.count())
+                .join(R, R.c.id == t.c.review_id)
+                .where(*in_range)
+                .group_by(t.c.status)
+            ).all()
+        }
+    total = len(rows)
+
+    def rate(part: int, whole: int) -> float:
+        return round(100 * part / whole, 1) if whole else 0.0
+
+    def tally(group: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        n = len(group)
+        complete = sum(1 for r in group if r["completed"])
+        resub = sum(1 for r in group if r["resubmitted"])
+        first_pass = sum(1 for r in group if r["completed"] and not r["resubmitted"])
+        return {
+            "total": n,
+            "complete": complete,
+            "incomplete": n - complete,
+            "resubmitted": resub,
+            "completionRate": rate(complete, n),
+            "firstTimePassRate": rate(first_pass, n),
+        }
+
+    by_project: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
+    by_agent: dict[tuple[str, str | None], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_project[r["project"]].append(r)
+        by_agent[(r["user_name"], r["submitted_by"])].append(r)
+    # A failure is a step a reviewed-but-not-complete drop misses, or one marked incorrect.
+    failures: Counter[str] = Counter()
+    reviewed = [r for r in rows if r["incomplete"] and not r["completed"]]
+    for r in reviewed:
+        wrong = set(r["incorrect_steps"] or [])
+        for s in STEP_COLUMNS:
+            if not r[s] or s in wrong:
+                failures[s] += 1
+    totals = tally(rows)
+    sent = sum(1 for r in rows if r["feedback_sent"] is not None)
+    messages = sum(int(r["feedback_count"] or 0) for r in rows)
+    return {
+        "startDate": start.isoformat(),
+        "endDate": end.isoformat(),
+        "totals": totals,
+        "byProject": [
+            {"project": p, **tally(g)}
+            for p, g in sorted(by_project.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        ],
+        "resubmissionRate": rate(totals["resubmitted"], total),
+        "firstTimePassRate": totals["firstTimePassRate"],
+        "commonFailures": [
+            {
+                "step": s,
+                "label": labels.get(s, s),
+                "count": n,
+                "percentage": rate(n, len(reviewed)),
+            }
+            for s, n in sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "feedbackStats": {
+            "dropsWithFeedback": sent,
+            "messagesSent": messages,
+            "feedbackRate": rate(sent, total),
+            "averagePerDrop": round(messages / total, 2) if total else 0.0,
+            "pending": int(outbox.get(PENDING, 0)) + int(outbox.get(SENDING, 0)),
+            "failed": int(outbox.get(FAILED, 0)),
+            "sent": int(outbox.get(SENT, 0)),
+        },
+        "agentPerformance": [
+            {"agent": name, "phone": phone, **tally(g)}
+            for (name, phone), g in sorted(by_agent.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        ],
+    }
+
+
+def get_drop(store: ReviewStore, review_id: uuid.UUID) -> dict[str, Any] | None:
+    with store.begin() as conn:
+        row = conn.execute(sa.select(R).where(R.c.id == review_id)).mappings().first()
+        if row is None:
+            return None
+        rows = [dict(row)]
+        _attach_outbox(conn, rows)
+    return rows[0]
+
+
+def edits(store: ReviewStore, review_id: uuid.UUID, limit: int = 50) -> list[dict[str, Any]]:
+    e = review_edits
+    with store.begin() as conn:
+        query = (
+            sa.select(e.c.actor, e.c.action, e.c.changes, e.c.at)
+            .where(e.c.review_id == review_id)
+            .order_by(e.c.at.desc(), e.c.id.desc())
+            .limit(limit)
+        )
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _lock_free_for(actor: str, now: datetime) -> sa.ColumnElement[bool]:
+    cutoff = now - timedelta(seconds=LOCK_SECONDS)
+    return sa.or_(R.c.locked_by.is_(None), R.c.locked_by == actor, R.c.locked_at < cutoff)
+
+
+def _holder(conn: Connection, review_id: uuid.UUID) -> str | None:
+    """Who holds the lock (None: no such review). Raises nothing."""
+    row = conn.execute(sa.select(R.c.locked_by).where(R.c.id == review_id)).first()
+    if row is None:
+        return None
+    return str(row.locked_by or "")
+
+
+def lock(store: ReviewStore, review_id: uuid.UUID, actor: str) -> bool:
+    """Take or refresh the 5-minute edit lock; False when there is no such review."""
+    now = datetime.now(UTC)
+    with store.begin() as conn:
+        result = conn.execute(
+            sa.update(R)
+            .where(R.c.id == review_id, _lock_free_for(actor, now))
+            .values(locked_by=actor, locked_at=now)
+        )
+        if result.rowcount == 1:
+            return True
+        holder = _holder(conn, review_id)
+    if holder is None:
+        return False
+    raise LockedByOther(holder)
+
+
+def unlock(store: ReviewStore, review_id: uuid.UUID, actor: str, *, force: bool = False) -> bool:
+    """Release the lock (the holder's, an expired one, or any with force)."""
+    now = datetime.now(UTC)
+    with store.begin() as conn:
+        query = sa.update(R).where(R.c.id == review_id)
+        if not force:
+            query = query.where(_lock_free_for(actor, now))
+        result = conn.execute(query.values(locked_by=None, locked_at=None))
+        if result.rowcount == 1:
+            return True
+        holder = _holder(conn, review_id)
+    if holder is None:
+        return False
+    raise LockedByOther(holder)
+
+
+def update_review(
+    store: ReviewStore,
+    review_id: uuid.UUID,
+    actor: str,
+    changes: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """Apply a reviewer's edit and record it in review_edits; None when there is no review.
+
+    `changes` holds step columns (bool), comment, incorrect_steps (list), incorrect_comments
+    (dict), completed, incomplete. A step marked incorrect is unticked; completed follows the
+    steps (all 12 ticked), and a contradicting `completed`/`incomplete` is rejected.
+    """
+    now = datetime.now(UTC)
+    with store.begin() as conn:
+        current = (
+            conn.execute(
+                sa.select(R).where(R.c.id == review_id).with_for_update()
+                if conn.dialect.name == "postgresql"
+                else sa.select(R).where(R.c.id == review_id)
+            )
+            .mappings()
+            .first()
+        )
+        if current is None:
+            return None
+        if (
+            current["locked_by"]
+            and current["locked_by"] != actor
+            and current["locked_at"]
+            and (current["locked_at"] > now - timedelta(seconds=LOCK_SECONDS))
+        ):
+            raise LockedByOther(str(current["locked_by"]))
+        new: dict[str, Any] = {s: bool(current[s]) for s in STEP_COLUMNS}
+        new.update({s: v for s, v in changes.items() if s in STEP_COLUMNS})
+        wrong = list(current["incorrect_steps"] or [])
+        comments = dict(current["incorrect_comments"] or {})
+        if "incorrect_steps" in changes:
+            wrong = [s for s in STEP_COLUMNS if s in set(changes["incorrect_steps"] or [])]
+        if "incorrect_comments" in changes:
+            comments = {
+                s: str(c).strip()
+                for s, c in (changes["incorrect_comments"] or {}).items()
+                if str(c).strip()
+            }
+        comments = {s: c for s, c in comments.items() if s in wrong}
+        for s in wrong:
+            new[s] = False
+        complete = all(new[s] for s in STEP_COLUMNS)
+        if changes.get("completed") is True and not complete:
+            raise EditRejected("completed needs all 12 steps ticked and none marked incorrect")
+        if changes.get("completed") is False and complete:
+            raise EditRejected("all 12 steps are ticked: the review is complete")
+        if changes.get("incomplete") is True and complete:
+            raise EditRejected("all 12 steps are ticked: the review cannot be incomplete")
+        if changes.get("incomplete") is False and not complete:
+            raise EditRejected("steps are missing: the review is incomplete")
+        values: dict[str, Any] = {
+            **new,
+            "incorrect_steps": wrong,
+            "incorrect_comments": comments,
+            "completed": complete,
+            "incomplete": not complete,
+        }
+        if "comment" in changes:
+            values["comment"] = changes["comment"]
+        before = {**current, "incorrect_steps": list(current["incorrect_steps"] or [])}
+        before["incorrect_comments"] = dict(current["incorrect_comments"] or {})
+        diff = {
+            k: [_jsonable(before[k]), _jsonable(v)]
+            for k, v in values.items()
+            if _jsonable(before[k]) != _jsonable(v)
+        }
+        if diff:
+            values["updated_at"] = now
+            conn.execute(sa.update(R).where(R.c.id == review_id).values(**values))
+            conn.execute(
+                sa.insert(review_edits).values(
+                    review_id=review_id, actor=actor, action="edit", changes=diff, at=now
+                )
+            )
+    return get_drop(store, review_id)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list | dict | str | int | float | bool):
+        return value
+    return str(value)

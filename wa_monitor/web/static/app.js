@@ -1,0 +1,485 @@
+// WA Monitor reviewers' page: polls the JSON API, never overwrites unsaved edits.
+"use strict";
+
+(() => {
+  const boot = JSON.parse(document.getElementById("boot").textContent);
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const state = {
+    drops: [],
+    openId: null,
+    open: null, // the drop shown in the editor
+    dirty: false, // unsaved edits in the editor
+    drafting: false, // a feedback draft is open (not wiped by refreshes)
+    locked: false, // we hold the edit lock
+    draftKey: null, // idempotency key of the feedback draft being sent
+    timer: null,
+    lockTimer: null,
+  };
+
+  function h(tag, attrs = {}, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") el.className = v;
+      else if (k === "text") el.textContent = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else if (v === true) el.setAttribute(k, "");
+      else el.setAttribute(k, v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  class ApiFailure extends Error {
+    constructor(status, body) {
+      super((body && body.error && body.error.message) || `HTTP ${status}`);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  async function api(method, path, body, headers = {}) {
+    const init = {
+      method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", ...headers },
+    };
+    if (method !== "GET") init.headers["X-CSRF-Token"] = boot.csrf;
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, init);
+    if (res.status === 401) {
+      window.location.assign("/login?next=/wa-monitor");
+      throw new ApiFailure(401, null);
+    }
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (_e) {
+      data = null;
+    }
+    if (!res.ok || !data || data.success === false) throw new ApiFailure(res.status, data);
+    return { status: res.status, body: data };
+  }
+
+  // -- filters, list, cards -----------------------------------------------------------
+
+  function filterQuery() {
+    const params = new URLSearchParams();
+    for (const [k, v] of new FormData($("#filters"))) if (v) params.set(k, v);
+    return params;
+  }
+
+  function renderCards(summary) {
+    $("#card-total").textContent = summary.total;
+    $("#card-incomplete").textContent = summary.incomplete;
+    $("#card-complete").textContent = summary.complete;
+    $("#card-feedback").textContent = summary.feedbackSent;
+  }
+
+  function renderToday(daily) {
+    const rows = daily.drops.map((d) =>
+      h("tr", {}, h("td", { text: d.project ?? "(no project)" }), h("td", { class: "num", text: d.count }))
+    );
+    if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: "2", class: "muted", text: "No drops yet today" })));
+    $("#today-rows").replaceChildren(...rows);
+    $("#today-total").textContent = daily.total;
+  }
+
+  function feedbackChip(d) {
+    const f = d.feedback;
+    if (f && (f.status === "pending" || f.status === "sending"))
+      return h("span", { class: "chip pending", title: f.lastError || "", text: "Feedback pending" });
+    if (f && f.status === "failed")
+      return h("span", { class: "chip bad", title: f.lastError || "", text: "Feedback failed" });
+    if (d.feedbackSent) return h("span", { class: "chip good", text: "Feedback sent" });
+    return null;
+  }
+
+  function renderList(drops, pagination) {
+    const items = drops.map((d) => {
+      const done = d.completedPhotos;
+      return h(
+        "li",
+        { class: d.id === state.openId ? "drop open" : "drop", "data-id": d.id, "data-drop": d.dropNumber },
+        h(
+          "button",
+          { type: "button", class: "drop-button", "aria-label": `Review ${d.dropNumber}`, onclick: () => openDrop(d.id) },
+          h(
+            "span",
+            { class: "drop-line" },
+            h("strong", { class: "drop-number", text: d.dropNumber }),
+            d.resubmitted ? h("span", { class: "badge", text: "🔄 Resubmitted" }) : null,
+            h("span", { class: `progress ${done === 12 ? "full" : ""}`, text: `${done}/12` })
+          ),
+          h(
+            "span",
+            { class: "drop-meta" },
+            h("span", { text: d.project ?? "(no project)" }),
+            h("span", { text: d.userName }),
+            h("time", { datetime: d.lastMessageDate || "", text: d.receivedLocal || "" })
+          ),
+          h(
+            "span",
+            { class: "drop-flags" },
+            h("span", { class: `chip ${d.completed ? "good" : "warn"}`, text: d.completed ? "Complete" : "Incomplete" }),
+            feedbackChip(d),
+            d.lockedBy && d.lockedBy !== boot.user ? h("span", { class: "chip", text: `✎ ${d.lockedBy}` }) : null
+          )
+        )
+      );
+    });
+    if (!items.length) items.push(h("li", { class: "muted", text: "No drops match the filters" }));
+    $("#drops").replaceChildren(...items);
+    $("#list-count").textContent = pagination ? `(${pagination.total})` : "";
+  }
+
+  function setLive(text, bad = false) {
+    const el = $("#live");
+    el.textContent = text;
+    el.classList.toggle("bad", bad);
+  }
+
+  async function refresh() {
+    try {
+      const params = filterQuery();
+      params.set("pageSize", "100");
+      const [list, daily] = await Promise.all([
+        api("GET", `/api/wa-monitor-drops?${params}`),
+        api("GET", "/api/wa-monitor-daily-drops"),
+      ]);
+      state.drops = list.body.data;
+      renderCards(list.body.summary);
+      renderList(state.drops, list.body.meta.pagination);
+      renderToday(daily.body.data);
+      $("#today-date").textContent = `${daily.body.data.date} (${boot.timezone})`;
+      const exportParams = filterQuery();
+      $("#export").href = `/api/wa-monitor-drops.csv?${exportParams}`;
+      setLive(`Live · updated ${new Date().toLocaleTimeString()}`);
+      if (state.openId && !state.dirty && !state.drafting) {
+        const fresh = state.drops.find((d) => d.id === state.openId);
+        if (fresh && fresh.updatedAt !== state.open.updatedAt) await openDrop(state.openId, { keepFocus: true });
+        else if (fresh) updateFeedbackStatus(fresh);
+      }
+    } catch (e) {
+      if (e.status !== 401) setLive(`Not updated: ${e.message}`, true);
+    }
+  }
+
+  function schedule() {
+    clearTimeout(state.timer);
+    state.timer = setTimeout(async () => {
+      await refresh();
+      schedule();
+    }, boot.pollMs);
+  }
+
+  // -- the editor ---------------------------------------------------------------------
+
+  const editor = $("#editor");
+
+  async function openDrop(id, { keepFocus = false } = {}) {
+    if (state.dirty && id !== state.openId) {
+      if (!window.confirm("Discard your unsaved changes to this drop?")) return;
+      await releaseLock();
+    }
+    let detail;
+    try {
+      detail = (await api("GET", `/api/wa-monitor-drops/${id}`)).body.data;
+    } catch (e) {
+      setLive(`Could not open the drop: ${e.message}`, true);
+      return;
+    }
+    if (id !== state.openId) state.draftKey = null;
+    state.drafting = false;
+    state.openId = id;
+    state.open = detail.drop;
+    state.dirty = false;
+    renderEditor(detail);
+    for (const li of document.querySelectorAll("#drops .drop")) li.classList.toggle("open", li.dataset.id === id);
+    if (!keepFocus) $("#editor-title").focus();
+  }
+
+  function lockedByOther(d) {
+    return d.lockedBy && d.lockedBy !== boot.user;
+  }
+
+  function renderEditor(detail) {
+    const d = detail.drop;
+    const readOnly = !boot.canEdit;
+    const wrong = new Set(d.incorrectSteps);
+    const steps = boot.steps.map(([col, label], i) => {
+      const comment = d.incorrectComments[col] || "";
+      return h(
+        "li",
+        { class: wrong.has(col) ? "step wrong" : "step", "data-step": col },
+        h(
+          "label",
+          { class: "tick" },
+          h("input", { type: "checkbox", name: col, checked: d[col], disabled: readOnly, onchange: onEdit }),
+          h("span", { text: `${i + 1}. ${label}` })
+        ),
+        h(
+          "label",
+          { class: "incorrect" },
+          h("input", { type: "checkbox", name: `wrong:${col}`, checked: wrong.has(col), disabled: readOnly, onchange: onWrong }),
+          h("span", { text: "Incorrect" })
+        ),
+        h("input", {
+          type: "text",
+          class: "why",
+          name: `why:${col}`,
+          value: comment,
+          placeholder: "What is wrong?",
+          "aria-label": `Comment on ${label}`,
+          hidden: !wrong.has(col),
+          disabled: readOnly,
+          oninput: onEdit,
+        })
+      );
+    });
+    const feedbackList = detail.feedback.map((f) =>
+      h(
+        "li",
+        { class: `fb ${f.status}` },
+        h("span", { class: `chip ${f.status === "sent" ? "good" : f.status === "failed" ? "bad" : "pending"}`, text: f.status }),
+        ` ${f.sentAt ? f.sentAt.replace("T", " ").slice(0, 16) : f.createdAt.replace("T", " ").slice(0, 16)} by ${f.requestedBy || "?"}`,
+        f.attempts ? ` · ${f.attempts} attempt(s)` : "",
+        f.lastError && f.status !== "sent" ? h("span", { class: "reason", text: ` · ${f.lastError}` }) : null
+      )
+    );
+    const history = detail.edits.map((e) =>
+      h("li", {}, h("strong", { text: e.actor }), ` ${e.action.replace(/_/g, " ")} · ${e.atLocal}`)
+    );
+    editor.replaceChildren(
+      h(
+        "div",
+        { class: "editor-head" },
+        h("h2", { id: "editor-title", tabindex: "-1", text: d.dropNumber }),
+        d.resubmitted ? h("span", { class: "badge", text: "🔄 Resubmitted" }) : null,
+        h("button", { type: "button", class: "link close", onclick: closeEditor, "aria-label": "Close the drop" }, "✕ Close")
+      ),
+      h(
+        "p",
+        { class: "muted" },
+        `${d.project ?? "(no project)"} · ${d.userName}${d.senderPhone ? ` (${d.senderPhone})` : ""} · received ${d.receivedLocal || "?"}`
+      ),
+      h("p", { id: "lock-note", class: "note", hidden: !lockedByOther(d), text: lockedByOther(d) ? `Being edited by ${d.lockedBy}` : "" }),
+      h(
+        "form",
+        { id: "review", onsubmit: save },
+        h("p", { class: "progress-line" }, h("strong", { id: "editor-progress", text: `${d.completedPhotos}/12` }), " steps ticked"),
+        h("ul", { class: "steps" }, steps),
+        h("label", { for: "comment", text: "Comment" }),
+        h("textarea", { id: "comment", name: "comment", rows: "3", disabled: readOnly, oninput: onEdit }, d.comment || ""),
+        readOnly
+          ? h("p", { class: "muted", text: "Viewers cannot edit reviews." })
+          : h(
+              "div",
+              { class: "actions" },
+              h("button", { type: "submit", class: "primary", id: "save" }, "Save review"),
+              h("span", { id: "save-note", class: "muted", "aria-live": "polite" })
+            )
+      ),
+      h(
+        "section",
+        { class: "feedback", "aria-labelledby": "fb-title" },
+        h("h3", { id: "fb-title", text: "Feedback to the WhatsApp group" }),
+        readOnly ? null : h("button", { type: "button", id: "generate", onclick: generate }, "Generate feedback"),
+        h("textarea", { id: "feedback-text", rows: "8", hidden: true, "aria-label": "Feedback message", disabled: readOnly, oninput: () => (state.drafting = true) }),
+        readOnly ? null : h("button", { type: "button", id: "send", class: "primary", hidden: true, onclick: sendFeedback }, "Send to WhatsApp"),
+        h("p", { id: "feedback-note", class: "note", "aria-live": "polite" }),
+        h("ul", { id: "feedback-list", class: "feedback-list" }, feedbackList)
+      ),
+      h("details", { class: "history" }, h("summary", { text: `Edit history (${detail.edits.length})` }), h("ul", {}, history))
+    );
+    editor.hidden = false;
+    document.body.classList.add("editing");
+  }
+
+  function updateFeedbackStatus(fresh) {
+    state.open.feedback = fresh.feedback;
+    const note = $("#feedback-note");
+    const f = fresh.feedback;
+    if (!note || !f) return;
+    if (f.status === "sent") note.textContent = `Sent ${fresh.feedbackSentLocal || ""}`;
+    else if (f.status === "failed") note.textContent = `Failed: ${f.lastError}`;
+    else note.textContent = `Pending: ${f.lastError || "waiting for the bridge"} (retrying)`;
+  }
+
+  function currentProgress() {
+    return boot.steps.filter(([col]) => $(`input[name="${col}"]`, editor).checked).length;
+  }
+
+  async function onEdit() {
+    $("#editor-progress").textContent = `${currentProgress()}/12`;
+    if (!state.dirty) {
+      state.dirty = true;
+      $("#save-note").textContent = "Unsaved changes";
+      await takeLock();
+    }
+  }
+
+  function onWrong(event) {
+    const col = event.target.name.slice("wrong:".length);
+    const li = event.target.closest(".step");
+    const why = $(`input[name="why:${col}"]`, li);
+    li.classList.toggle("wrong", event.target.checked);
+    why.hidden = !event.target.checked;
+    if (event.target.checked) {
+      $(`input[name="${col}"]`, li).checked = false;
+      why.focus();
+    }
+    onEdit();
+  }
+
+  async function takeLock() {
+    try {
+      await api("POST", `/api/wa-monitor-drops/${state.openId}/lock`);
+      state.locked = true;
+      $("#lock-note").hidden = true;
+      clearInterval(state.lockTimer);
+      state.lockTimer = setInterval(() => {
+        if (state.dirty) api("POST", `/api/wa-monitor-drops/${state.openId}/lock`).catch(() => {});
+      }, 120000);
+    } catch (e) {
+      const note = $("#lock-note");
+      note.textContent = e.message;
+      note.hidden = false;
+    }
+  }
+
+  async function releaseLock() {
+    clearInterval(state.lockTimer);
+    if (state.locked && state.openId) {
+      state.locked = false;
+      await api("POST", `/api/wa-monitor-drops/${state.openId}/unlock`).catch(() => {});
+    }
+  }
+
+  function collect() {
+    const body = { incorrectSteps: [], incorrectComments: {} };
+    for (const [col] of boot.steps) {
+      body[col] = $(`input[name="${col}"]`, editor).checked;
+      if ($(`input[name="wrong:${col}"]`, editor).checked) {
+        body.incorrectSteps.push(col);
+        const why = $(`input[name="why:${col}"]`, editor).value.trim();
+        if (why) body.incorrectComments[col] = why;
+      }
+    }
+    body.comment = $("#comment").value;
+    return body;
+  }
+
+  async function save(event) {
+    if (event) event.preventDefault();
+    const note = $("#save-note");
+    try {
+      await api("PATCH", `/api/wa-monitor-drops/${state.openId}`, collect());
+      state.dirty = false;
+      await releaseLock();
+      await openDrop(state.openId, { keepFocus: true });
+      $("#save-note").textContent = "Saved";
+      refresh();
+      return true;
+    } catch (e) {
+      note.textContent = `Not saved: ${e.message}`;
+      return false;
+    }
+  }
+
+  async function generate() {
+    if (state.dirty && !(await save())) return;
+    try {
+      const draft = (await api("GET", `/api/wa-monitor-drops/${state.openId}/feedback`)).body.data;
+      const text = $("#feedback-text");
+      text.value = draft.message;
+      text.hidden = false;
+      $("#send").hidden = false;
+      state.draftKey = null;
+      state.drafting = true;
+      $("#feedback-note").textContent = draft.recipient ? "" : "No WhatsApp group is configured for this project.";
+      text.focus();
+    } catch (e) {
+      $("#feedback-note").textContent = e.message;
+    }
+  }
+
+  function newKey() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    return `k${Date.now()}${Math.random().toString(16).slice(2)}`;
+  }
+
+  async function sendFeedback() {
+    const text = $("#feedback-text");
+    const note = $("#feedback-note");
+    const button = $("#send");
+    // One key per message text: a retry of the same send never posts twice.
+    if (!state.draftKey || state.draftKey.text !== text.value) state.draftKey = { key: newKey(), text: text.value };
+    button.disabled = true;
+    note.textContent = "Sending…";
+    try {
+      const res = await api(
+        "POST",
+        "/api/wa-monitor-send-feedback",
+        { dropId: state.openId, dropNumber: state.open.dropNumber, project: state.open.project, message: text.value },
+        { "Idempotency-Key": state.draftKey.key }
+      );
+      const data = res.body.data;
+      note.textContent =
+        data.status === "sent" ? `Sent to ${data.group || data.recipient}` : `Queued: ${data.lastError || "the bridge is busy"} (retrying)`;
+    } catch (e) {
+      note.textContent = e.message;
+    } finally {
+      button.disabled = false;
+    }
+    if (!state.dirty) await openDrop(state.openId, { keepFocus: true }).then(() => {
+      $("#feedback-note").textContent = note.textContent;
+    });
+    refresh();
+  }
+
+  async function closeEditor() {
+    if (state.dirty && !window.confirm("Discard your unsaved changes to this drop?")) return;
+    await releaseLock();
+    const id = state.openId;
+    state.openId = null;
+    state.open = null;
+    state.dirty = false;
+    editor.hidden = true;
+    editor.replaceChildren();
+    document.body.classList.remove("editing");
+    const li = document.querySelector(`#drops .drop[data-id="${id}"] button`);
+    if (li) li.focus();
+    for (const el of document.querySelectorAll("#drops .drop.open")) el.classList.remove("open");
+  }
+
+  // -- wiring -------------------------------------------------------------------------
+
+  let filterTimer = null;
+  $("#filters").addEventListener("input", () => {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(refresh, 250);
+  });
+  $("#filters").addEventListener("reset", () => setTimeout(refresh, 0));
+  $("#filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    refresh();
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && state.openId) closeEditor();
+    if ((e.ctrlKey || e.metaKey) && e.key === "s" && state.openId && boot.canEdit) {
+      e.preventDefault();
+      save();
+    }
+  });
+  window.addEventListener("beforeunload", (e) => {
+    if (state.dirty) e.preventDefault();
+  });
+  refresh().then(schedule);
+})();
