@@ -81,6 +81,8 @@ def setup_logging(settings: Settings, *, stream: bool = True) -> list[str]:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):
+            handler.close()  # a reconfiguration must not leak the old log file
     root.setLevel(settings.log_level)
     formatter: logging.Formatter = (
         JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)

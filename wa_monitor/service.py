@@ -219,6 +219,28 @@ class _ServiceMonitor(Monitor):
         return summary
 
 
+class _CountingBridge(BridgeStore):
+    """A BridgeStore whose failures between scans (re-open, polling) are counted too."""
+
+    service: Service | None = None
+
+    def open(self) -> None:
+        try:
+            super().open()
+        except BridgeStoreError as exc:
+            if self.service is not None:
+                self.service.scan_failed(exc)
+            raise
+
+    def data_version(self) -> int:
+        try:
+            return super().data_version()
+        except BridgeStoreError as exc:
+            if self.service is not None:
+                self.service.scan_failed(exc)
+            raise
+
+
 class Service:
     """Monitor.run plus reload, heartbeat, staleness, metrics and the systemd watchdog."""
 
@@ -268,7 +290,10 @@ class Service:
         try:
             store.check_schema()
             guard(self.settings, store)
-            bridge = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
+            bridge = _CountingBridge(
+                self.settings.require_bridge(), self.settings.whatsapp_store_path
+            )
+            bridge.service = self
             bridge.open()
         except BaseException:
             store.dispose()
@@ -313,8 +338,9 @@ class Service:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Open, serve until `stop` is set, close. Errors at start are raised."""
-        self.open()
+        """Open (unless opened), serve until `stop` is set, close. Start errors are raised."""
+        if self.monitor is None:
+            self.open()
         assert self.monitor is not None
         try:
             self._log_startup()
