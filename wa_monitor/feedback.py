@@ -269,9 +269,9 @@ class FeedbackSender:
             )
         return result.rowcount == 1
 
-    def deliver(self, entry_id: int) -> OutboxEntry | None:
-        """Try to send one entry now if it is due; returns its state afterwards."""
-        now = datetime.now(UTC)
+    def deliver(self, entry_id: int, now: datetime | None = None) -> OutboxEntry | None:
+        """Try to send one entry if it is due (at `now`); returns its state afterwards."""
+        now = now or datetime.now(UTC)
         if self._claim(entry_id, now):
             entry = get_entry(self.store, entry_id=entry_id)
             assert entry is not None
@@ -348,11 +348,11 @@ class FeedbackSender:
                 ).scalars()
             ]
 
-    def deliver_due(self) -> int:
-        """One pass over the due entries; returns how many were attempted."""
-        ids = self.due()
+    def deliver_due(self, now: datetime | None = None) -> int:
+        """One pass over the entries due at `now`; returns how many were attempted."""
+        ids = self.due(now)
         for entry_id in ids:
-            self.deliver(entry_id)
+            self.deliver(entry_id, now)
         return len(ids)
 
     def run(self, stop: threading.Event, interval: float = 2.0) -> None:

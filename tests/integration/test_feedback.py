@@ -1,0 +1,284 @@
+"""Feedback to WhatsApp against a real HTTP server playing the bridge (both backends)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.fakebridge import (
+    BAD_REQUEST,
+    NOT_CONNECTED,
+    Answer,
+    FakeBridge,
+    closed_port_url,
+    running_bridge,
+    slow,
+)
+from tests.integration.test_api_support import (
+    LAWLEY_JID,
+    People,
+    TestClient,
+    add_people,
+    minutes_ago,
+    now,
+    post,
+    projects_config,
+    record,
+    review,
+    settings_for,
+)
+from wa_monitor.feedback import BridgeClient, FeedbackSender, entries_for
+from wa_monitor.store import ReviewStore
+from wa_monitor.web.app import create_app
+
+MESSAGE = "DR80000001\nNEEDS CORRECTION\n\nMissing items:\n• 3. Cable entry outside"
+
+
+@dataclass
+class World:
+    client: TestClient
+    store: ReviewStore
+    people: People
+    bridge: FakeBridge
+    drop_id: str
+
+    def send(self, key: str | None = None, message: str = MESSAGE, **body: Any) -> Any:
+        headers = self.people.bearer("reviewer")
+        if key:
+            headers["Idempotency-Key"] = key
+        payload = {"dropId": self.drop_id, "dropNumber": "DR80000001", "message": message, **body}
+        return self.client.post("/api/wa-monitor-send-feedback", json=payload, headers=headers)
+
+
+@pytest.fixture
+def bridge() -> Iterator[FakeBridge]:
+    with running_bridge() as b:
+        yield b
+
+
+def make_world(
+    store: ReviewStore, bridge: FakeBridge, bridge_url: str | None = None, **app_options: Any
+) -> Iterator[World]:
+    people = add_people(store)
+    record(store, post("DR80000001", minutes_ago(10)))
+    options: dict[str, Any] = {"run_sender": False, **app_options}
+    url = bridge_url or bridge.url
+    app = create_app(
+        settings_for(store.url, url),
+        projects_config(),
+        store,
+        bridge=BridgeClient(url, timeout=0.5),
+        **options,
+    )
+    with TestClient(app) as client:
+        yield World(client, store, people, bridge, str(review(store, "DR80000001")["id"]))
+
+
+@pytest.fixture
+def world(store: ReviewStore, bridge: FakeBridge) -> Iterator[World]:
+    yield from make_world(store, bridge)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition the background sender makes true (a deadline, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_feedback_is_posted_to_the_projects_group_and_marks_the_drop(world: World) -> None:
+    response = world.send("key-success-1")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True
+    data = body["data"]
+    assert data["status"] == "sent" and data["sentAt"]
+    assert data["dropNumber"] == "DR80000001" and data["project"] == "Lawley"
+    assert data["recipient"] == LAWLEY_JID and data["group"] == "Lawley Activation 3 group"
+    assert world.bridge.sent == [{"recipient": LAWLEY_JID, "message": MESSAGE}]
+    stored = review(world.store, "DR80000001")
+    assert stored["feedback_sent"] is not None and stored["feedback_count"] == 1
+    listed = world.client.get("/api/wa-monitor-drops", headers=world.people.bearer("viewer"))
+    drop = listed.json()["data"][0]
+    assert drop["feedback"]["status"] == "sent" and drop["feedbackSentLocal"].endswith("SAST")
+    assert listed.json()["summary"]["feedbackSent"] == 1
+
+
+def test_a_retried_request_never_sends_twice(world: World) -> None:
+    first = world.send("key-retry-same")
+    again = world.send("key-retry-same")
+    assert first.status_code == again.status_code == 200
+    assert first.json()["data"]["outboxId"] == again.json()["data"]["outboxId"]
+    in_body = world.send(None, requestKey="key-retry-same")
+    assert in_body.json()["data"]["outboxId"] == first.json()["data"]["outboxId"]
+    assert len(world.bridge.sent) == 1
+    assert review(world.store, "DR80000001")["feedback_count"] == 1
+    reused = world.send("key-retry-same", message="a different text")
+    assert reused.status_code == 409
+    assert reused.json()["error"]["code"] == "CONFLICT"
+    assert len(world.bridge.sent) == 1
+
+
+def test_bridge_not_connected_keeps_the_feedback_pending_then_the_sender_delivers(
+    world: World,
+) -> None:
+    world.bridge.answer(NOT_CONNECTED)
+    response = world.send("key-not-connected")
+    assert response.status_code == 202, response.text
+    data = response.json()["data"]
+    assert data["status"] == "pending" and data["sentAt"] is None
+    assert "Not connected to WhatsApp" in data["lastError"]
+    assert "queued" in response.json()["message"]
+    assert review(world.store, "DR80000001")["feedback_sent"] is None
+    # The same request retried by the browser does not post a second message meanwhile.
+    assert world.send("key-not-connected").status_code == 202
+    assert len(world.bridge.sent) == 1
+    # The bridge is back: the sender delivers once the backoff has passed, not before.
+    sender = FeedbackSender(world.store, BridgeClient(world.bridge.url))
+    assert sender.deliver_due() == 0
+    assert sender.deliver_due(now() + timedelta(minutes=1)) == 1
+    entry = entries_for(world.store, review(world.store, "DR80000001")["id"])[0]
+    assert entry.status == "sent" and entry.attempts == 2 and entry.last_error is None
+    assert review(world.store, "DR80000001")["feedback_sent"] is not None
+    assert len(world.bridge.sent) == 2  # the failed attempt and the delivered one
+
+
+def test_a_bad_request_fails_at_once_with_the_bridges_reason(world: World) -> None:
+    world.bridge.answer(BAD_REQUEST)
+    response = world.send("key-bad-request")
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "BRIDGE_ERROR"
+    assert "HTTP 400: Invalid request format" in error["message"]
+    assert error["details"]["status"] == "failed"
+    assert review(world.store, "DR80000001")["feedback_sent"] is None
+    # Not retried by the sender: it would fail the same way.
+    sender = FeedbackSender(world.store, BridgeClient(world.bridge.url), backoff=(0,))
+    assert sender.deliver_due() == 0
+    # A reviewer may queue it again after fixing the cause.
+    outbox_id = error["details"]["outboxId"]
+    retried = world.client.post(
+        f"/api/wa-monitor-feedback-outbox/{outbox_id}/retry",
+        headers=world.people.bearer("reviewer"),
+    )
+    assert retried.status_code == 200 and retried.json()["data"]["status"] == "sent"
+    missing = world.client.post(
+        "/api/wa-monitor-feedback-outbox/999999/retry", headers=world.people.bearer("reviewer")
+    )
+    assert missing.status_code == 404
+
+
+def test_a_slow_bridge_times_out_and_stays_pending(world: World) -> None:
+    world.bridge.answer(slow(3.0))
+    response = world.send("key-slow")
+    assert response.status_code == 202
+    assert "did not answer within 0.5s" in response.json()["data"]["lastError"]
+    assert review(world.store, "DR80000001")["feedback_sent"] is None
+
+
+def test_retries_give_up_after_the_backoff_and_report_failed(world: World) -> None:
+    world.bridge.default = NOT_CONNECTED
+    assert world.send("key-give-up").status_code == 202
+    sender = FeedbackSender(world.store, BridgeClient(world.bridge.url), backoff=(0, 0))
+    later = now() + timedelta(minutes=1)
+    sender.deliver_due(later)
+    sender.deliver_due(later)
+    entry = entries_for(world.store, review(world.store, "DR80000001")["id"])[0]
+    assert entry.status == "failed" and entry.attempts == 3
+    assert entry.last_error == "HTTP 500: Not connected to WhatsApp"
+    outbox = world.client.get(
+        f"/api/wa-monitor-feedback-outbox?dropId={world.drop_id}",
+        headers=world.people.bearer("viewer"),
+    ).json()["data"]
+    assert [(e["status"], e["attempts"]) for e in outbox] == [("failed", 3)]
+    detail = world.client.get(
+        f"/api/wa-monitor-drops/{world.drop_id}", headers=world.people.bearer("viewer")
+    ).json()["data"]
+    assert [e["action"] for e in detail["edits"]][:2] == [
+        "feedback_failed",
+        "feedback_retry_scheduled",
+    ]
+
+
+def test_the_servers_background_sender_delivers_when_the_bridge_comes_back(
+    store: ReviewStore, bridge: FakeBridge
+) -> None:
+    bridge.answer(NOT_CONNECTED)
+    for world in make_world(store, bridge, run_sender=True, sender_interval=0.05, backoff=(0.1,)):
+        assert world.send("key-background").status_code == 202
+        wait_until(lambda: review(store, "DR80000001")["feedback_sent"] is not None)
+        assert len(bridge.sent) == 2
+        listed = world.client.get("/api/wa-monitor-drops", headers=world.people.bearer("viewer"))
+        assert listed.json()["data"][0]["feedback"]["status"] == "sent"
+
+
+def test_the_bridge_being_down_is_not_an_error_for_the_reviewer(
+    store: ReviewStore, bridge: FakeBridge
+) -> None:
+    for world in make_world(store, bridge, bridge_url=closed_port_url()):
+        response = world.send("key-bridge-down")
+        assert response.status_code == 202
+        assert "cannot reach the bridge" in response.json()["data"]["lastError"]
+
+
+def test_feedback_requests_are_checked_before_anything_is_sent(world: World) -> None:
+    wrong_number = world.send("key-check-1", dropNumber="DR99999999")
+    assert wrong_number.status_code == 400
+    wrong_project = world.send("key-check-2", project="Mohadin")
+    assert wrong_project.status_code == 400
+    empty = world.send("key-check-3", message="")
+    assert empty.status_code == 422
+    no_drop = world.send(
+        "key-check-4", dropId="00000000-0000-0000-0000-000000000000", dropNumber="DR80000001"
+    )
+    assert no_drop.status_code == 404
+    short_key = world.send("k")
+    assert short_key.status_code == 422
+    viewer = world.client.post(
+        "/api/wa-monitor-send-feedback",
+        json={"dropId": world.drop_id, "dropNumber": "DR80000001", "message": MESSAGE},
+        headers=world.people.bearer("viewer"),
+    )
+    assert viewer.status_code == 403
+    assert world.bridge.sent == []
+
+
+def test_a_drop_of_an_unconfigured_project_cannot_be_sent(world: World) -> None:
+    record(world.store, post("DR80000009", minutes_ago(5), project="Mohadin"))
+    # The projects file no longer lists Mohadin.
+    config = projects_config()
+    world.client.app.state.config = type(config)(  # type: ignore[attr-defined]
+        path=config.path,
+        timezone=config.timezone,
+        drop_pattern=config.drop_pattern,
+        projects=tuple(p for p in config.projects if p.name != "Mohadin"),
+        step_labels=config.step_labels,
+    )
+    response = world.client.post(
+        "/api/wa-monitor-send-feedback",
+        json={
+            "dropId": str(review(world.store, "DR80000009", "Mohadin")["id"]),
+            "dropNumber": "DR80000009",
+            "message": "x",
+        },
+        headers=world.people.bearer("reviewer"),
+    )
+    assert response.status_code == 400
+    assert (
+        "No WhatsApp group is configured for project Mohadin" in response.json()["error"]["message"]
+    )
+    assert world.bridge.sent == []
+
+
+def test_a_200_without_success_is_not_taken_as_sent(world: World) -> None:
+    world.bridge.answer(Answer(200, '{"success": false, "message": "Failed to send"}'))
+    response = world.send("key-200-false")
+    assert response.status_code == 202
+    assert response.json()["data"]["lastError"] == "Failed to send"
+    assert review(world.store, "DR80000001")["feedback_sent"] is None
