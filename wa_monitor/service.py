@@ -102,6 +102,8 @@ def error_kind(exc: BaseException) -> str:
 class ConfigWatcher:
     """Notices a changed projects file (or SIGHUP) and validates it before it is used."""
 
+    SETTLE = 0.25  # seconds a changed file must stay unchanged before it is read
+
     def __init__(
         self, path: Path, config: ProjectsConfig, hup: threading.Event | None = None
     ) -> None:
@@ -111,6 +113,16 @@ class ConfigWatcher:
         self._stamp = self._stat()
         self._good_text = self._read() or ""
         self._bad_text: str | None = None
+        self._pending: tuple[int, int, int] | None = self._stamp
+        self._pending_since = 0.0
+
+    def _settled(self, stamp: tuple[int, int, int] | None) -> bool:
+        """True once the file has stayed the same for SETTLE seconds."""
+        now = time.monotonic()
+        if stamp != self._pending:
+            self._pending, self._pending_since = stamp, now
+            return False
+        return now - self._pending_since >= self.SETTLE
 
     def _stat(self) -> tuple[int, int, int] | None:
         try:
@@ -135,6 +147,8 @@ class ConfigWatcher:
         stamp = self._stat()
         if not forced and stamp == self._stamp:
             return None
+        if not forced and not self._settled(stamp):
+            return None  # still being written (an editor truncates, then writes)
         self._stamp = stamp
         text = self._read()
         if text is None:
@@ -276,6 +290,7 @@ class Service:
         self._last_beat = float("-inf")
         self._last_watchdog = float("-inf")
         self._watchdog = watchdog_interval(self.environ)
+        self._ready = False  # READY=1 sent: only then may the watchdog be fed
         self._metrics_server: Any = None
         self.monitor: _ServiceMonitor | None = None
         self.watcher: ConfigWatcher | None = None
@@ -346,6 +361,7 @@ class Service:
             self._log_startup()
             self.tick(force=True)
             sd_notify("READY=1\nSTATUS=scanning", self.environ)
+            self._ready = True
             self.monitor.run(
                 stop,
                 self.settings.scan_interval,
@@ -566,7 +582,9 @@ class Service:
         self.beaten.set()
 
     def _feed_watchdog(self, now: float) -> None:
-        if self._watchdog is None or now - self._last_watchdog < self._watchdog:
+        if not self._ready or self._watchdog is None:
+            return
+        if now - self._last_watchdog < self._watchdog:
             return
         if not self.is_healthy():
             return  # systemd restarts a monitor that stays unhealthy past WatchdogSec
