@@ -1,0 +1,267 @@
+"""Users, API tokens and browser sessions (both backends)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from tests.integration.test_api_support import (
+    PASSWORD,
+    TestClient,
+    add_people,
+    minutes_ago,
+    post,
+    projects_config,
+    record,
+    review,
+    settings_for,
+)
+from wa_monitor.cli import main
+from wa_monitor.schema import users
+from wa_monitor.store import ReviewStore
+from wa_monitor.users import (
+    UserError,
+    add_user,
+    authenticate,
+    create_token,
+    list_tokens,
+    list_users,
+    revoke_token,
+    set_disabled,
+    set_role,
+    user_for_token,
+)
+from wa_monitor.web.app import create_app
+from wa_monitor.web.auth import LoginThrottle
+
+
+def test_users_are_stored_with_argon2_hashes_and_roles(store: ReviewStore) -> None:
+    user = add_user(store, "nomsa", "a-long-password", "reviewer")
+    assert user.role == "reviewer" and user.can("viewer") and not user.can("admin")
+    with store.begin() as conn:
+        stored = conn.execute(sa.select(users.c.password_hash)).scalar_one()
+    assert stored.startswith("$argon2id$") and "a-long-password" not in stored
+    signed_in = authenticate(store, "nomsa", "a-long-password")
+    assert signed_in is not None and signed_in.last_login_at is not None
+    assert authenticate(store, "nomsa", "wrong-password") is None
+    assert authenticate(store, "nobody", "a-long-password") is None
+    with pytest.raises(UserError, match="already exists"):
+        add_user(store, "nomsa", "another-password", "viewer")
+    with pytest.raises(UserError, match="at least 8"):
+        add_user(store, "short", "1234", "viewer")
+    with pytest.raises(UserError, match="unknown role"):
+        add_user(store, "odd", "a-long-password", "owner")
+    with pytest.raises(UserError, match="not allowed"):
+        add_user(store, "white space", "a-long-password", "viewer")
+    assert set_role(store, "nomsa", "admin").can("admin")
+    set_disabled(store, "nomsa")
+    assert authenticate(store, "nomsa", "a-long-password") is None
+    assert [u.disabled for u in list_users(store)] == [True]
+    with pytest.raises(UserError, match="no user"):
+        set_role(store, "ghost", "viewer")
+
+
+def test_api_tokens_act_as_their_user_until_revoked(store: ReviewStore) -> None:
+    add_people(store, ("reviewer",))
+    token, secret = create_token(store, "reviewer", "reporting")
+    assert secret.startswith("wam_")
+    user = user_for_token(store, secret)
+    assert user is not None and user.username == "reviewer"
+    assert list_tokens(store)[-1].last_used_at is not None
+    assert user_for_token(store, secret + "x") is None
+    assert user_for_token(store, "not-a-token") is None
+    revoke_token(store, token.id)
+    assert user_for_token(store, secret) is None
+    with pytest.raises(UserError):
+        revoke_token(store, token.id)
+    with pytest.raises(UserError, match="no user"):
+        create_token(store, "ghost", "x")
+
+
+# -- browser sessions ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser(store: ReviewStore) -> Iterator[TestClient]:
+    add_people(store, ("viewer", "reviewer"))
+    app = create_app(
+        settings_for(store.url),
+        projects_config(),
+        store,
+        run_sender=False,
+        throttle=LoginThrottle(limit=3, window=600),
+    )
+    with TestClient(app, base_url="https://testserver") as client:
+        yield client
+
+
+def login_form(client: TestClient) -> str:
+    page = client.get("/login")
+    assert page.status_code == 200
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match
+    return match.group(1)
+
+
+def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> Any:
+    csrf = login_form(client)
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf": csrf, "next": "/wa-monitor"},
+        follow_redirects=False,
+    )
+
+
+def page_csrf(client: TestClient) -> str:
+    page = client.get("/wa-monitor")
+    match = re.search(r'"csrf": "([^"]+)"', page.text)
+    assert match, page.text[:500]
+    return match.group(1)
+
+
+def test_signing_in_sets_a_hardened_session_cookie_and_opens_the_page(
+    browser: TestClient, store: ReviewStore
+) -> None:
+    assert (
+        browser.get("/wa-monitor", follow_redirects=False).headers["location"].startswith("/login")
+    )
+    response = sign_in(browser, "reviewer")
+    assert response.status_code == 303 and response.headers["location"] == "/wa-monitor"
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith("wa_monitor_session=")
+    )
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
+    page = browser.get("/wa-monitor")
+    assert page.status_code == 200
+    assert "Today's submissions" in page.text and "reviewer" in page.text
+    me = browser.get("/api/wa-monitor-me").json()["data"]
+    assert me == {"username": "reviewer", "role": "reviewer", "via": "session"}
+
+
+def test_cookie_authenticated_changes_need_the_csrf_token(
+    browser: TestClient, store: ReviewStore
+) -> None:
+    record(store, post("DR90000001", minutes_ago(5)))
+    rid = review(store, "DR90000001")["id"]
+    sign_in(browser, "reviewer")
+    change = {"step_01_house_photo": True}
+    refused = browser.patch(f"/api/wa-monitor-drops/{rid}", json=change)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
+    forged = browser.patch(
+        f"/api/wa-monitor-drops/{rid}", json=change, headers={"X-CSRF-Token": "forged"}
+    )
+    assert forged.status_code == 403
+    assert review(store, "DR90000001")["step_01_house_photo"] is False
+    csrf = page_csrf(browser)
+    ok = browser.patch(f"/api/wa-monitor-drops/{rid}", json=change, headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 200
+    assert review(store, "DR90000001")["step_01_house_photo"] is True
+    # Signing out ends the session.
+    assert browser.post("/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    assert browser.get("/api/wa-monitor-me").status_code == 401
+
+
+def test_a_viewer_session_may_read_but_not_edit(browser: TestClient, store: ReviewStore) -> None:
+    record(store, post("DR90000002", minutes_ago(5)))
+    rid = review(store, "DR90000002")["id"]
+    sign_in(browser, "viewer")
+    assert browser.get("/api/wa-monitor-drops").status_code == 200
+    csrf = page_csrf(browser)
+    response = browser.patch(
+        f"/api/wa-monitor-drops/{rid}",
+        json={"step_01_house_photo": True},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert response.status_code == 403
+    assert "reviewer role" in response.json()["error"]["message"]
+
+
+def test_failed_sign_ins_are_rate_limited(browser: TestClient) -> None:
+    for _ in range(3):
+        wrong = sign_in(browser, "reviewer", "wrong-password")
+        assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    blocked = sign_in(browser, "reviewer")  # even the right password waits now
+    assert blocked.status_code == 429
+    assert "Too many failed sign-ins" in blocked.text
+    assert int(blocked.headers["retry-after"]) > 0
+    assert browser.get("/api/wa-monitor-me").status_code == 401
+
+
+def test_the_sign_in_form_is_csrf_protected(browser: TestClient) -> None:
+    response = browser.post(
+        "/login",
+        data={"username": "reviewer", "password": PASSWORD, "csrf": "guess"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    assert browser.get("/api/wa-monitor-me").status_code == 401
+
+
+def test_sign_in_never_redirects_off_site(browser: TestClient) -> None:
+    csrf = login_form(browser)
+    response = browser.post(
+        "/login",
+        data={
+            "username": "reviewer",
+            "password": PASSWORD,
+            "csrf": csrf,
+            "next": "//evil.example/",
+        },
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/wa-monitor"
+
+
+def test_a_tampered_session_cookie_is_ignored(browser: TestClient) -> None:
+    sign_in(browser, "reviewer")
+    value = browser.cookies.get("wa_monitor_session")
+    assert value
+    tampered = value[:-2] + ("xx" if not value.endswith("xx") else "yy")
+    browser.cookies.clear()
+    browser.cookies.set("wa_monitor_session", tampered)
+    assert browser.get("/api/wa-monitor-me").status_code == 401
+    browser.cookies.set("wa_monitor_session", value)  # the genuine cookie still works
+    assert browser.get("/api/wa-monitor-me").status_code == 200
+
+
+# -- the commands -------------------------------------------------------------------------
+
+
+def test_users_and_tokens_commands(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> Any:
+        result = runner.invoke(main, list(args), input=input, catch_exceptions=False)
+        return result
+
+    added = run("users", "add", "sipho", "--role", "viewer", input="pw-sipho-123\npw-sipho-123\n")
+    assert added.exit_code == 0, added.output
+    assert "user sipho created (viewer)" in added.output
+    assert run("users", "set-role", "sipho", "reviewer").exit_code == 0
+    listing = run("users", "list")
+    assert re.search(r"sipho\s+.*reviewer\s+.*active", listing.output)
+    token = run("tokens", "create", "sipho", "--name", "reporting")
+    assert token.exit_code == 0
+    secret = token.stdout.strip().splitlines()[-1]
+    assert secret.startswith("wam_")
+    store = ReviewStore(db_url)
+    try:
+        found = user_for_token(store, secret)
+        assert found is not None and found.role == "reviewer"
+        token_id = list_tokens(store)[0].id
+        assert run("tokens", "revoke", str(token_id)).exit_code == 0
+        assert user_for_token(store, secret) is None
+        assert run("users", "disable", "sipho").exit_code == 0
+        assert authenticate(store, "sipho", "pw-sipho-123") is None
+    finally:
+        store.dispose()
+    duplicate = run("users", "add", "sipho", "--password", "pw-sipho-123")
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.output
+    bad_role = run("users", "set-role", "sipho", "owner")
+    assert bad_role.exit_code == 2
