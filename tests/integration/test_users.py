@@ -221,11 +221,11 @@ def test_a_tampered_session_cookie_is_ignored(browser: TestClient) -> None:
     sign_in(browser, "reviewer")
     value = browser.cookies.get("wa_monitor_session")
     assert value
+    domain = next(c.domain for c in browser.cookies.jar if c.name == "wa_monitor_session")
     tampered = value[:-2] + ("xx" if not value.endswith("xx") else "yy")
-    browser.cookies.clear()
-    browser.cookies.set("wa_monitor_session", tampered)
+    browser.cookies.set("wa_monitor_session", tampered, domain=domain)
     assert browser.get("/api/wa-monitor-me").status_code == 401
-    browser.cookies.set("wa_monitor_session", value)  # the genuine cookie still works
+    browser.cookies.set("wa_monitor_session", value, domain=domain)  # the genuine one works
     assert browser.get("/api/wa-monitor-me").status_code == 200
 
 
