@@ -318,7 +318,7 @@ def replay_command(
         f" to {end.astimezone(zone):%Y-%m-%d %H:%M}" if end else " to now"
     )
     table = Table(title=f"Replay (dry run, nothing written): messages {window} {zone}")
-    columns = ("Project", "Messages", "Drop posts", "Already recorded", "Would add new")
+    columns = ("Project", "Messages in store", "Drop posts", "Already recorded", "Would add new")
     for column in (*columns, "Would add resubmission", "Recorded, not detected now"):
         table.add_column(column, justify="left" if column == "Project" else "right")
     for project, row in result.per_project().items():

@@ -38,7 +38,7 @@ def readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Report
     else:
         beat = None
     path = settings.whatsapp_db_path
-    if path is not None and path.exists():
+    if path is not None:
         checks.append(check_bridge_readable(path))
         checks.append(
             check_bridge_fresh(
@@ -49,7 +49,8 @@ def readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Report
             )
         )
     elif beat is not None:
-        # The bridge is on the monitor's host: trust what the monitor last saw.
+        # No WHATSAPP_DB_PATH here (the bridge is on the monitor's host): trust the
+        # monitor's last view of it.
         bridge = (beat.get("status") or {}).get("bridge") or {}
         if bridge.get("readable", True) is False:
             checks.append(

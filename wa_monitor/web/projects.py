@@ -1,0 +1,154 @@
+"""The projects page's API: list, add and disable projects (admins), audited as the user.
+
+Include with `app.include_router(wa_monitor.web.projects.router)`. It edits the
+projects file the dashboard was started with (`app.state.config.path`), so the
+dashboard must run where that file is writable; the monitor picks changes up at
+its next scan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from wa_monitor.config import ProjectsConfig
+from wa_monitor.errors import BridgeStoreError, ConfigError
+from wa_monitor.projects_edit import (
+    EditResult,
+    add_project,
+    audit_rows,
+    resolve_group,
+    set_enabled,
+)
+from wa_monitor.store import ReviewStore
+from wa_monitor.web.api import Admin
+from wa_monitor.web.envelope import ApiError, ok
+
+router = APIRouter(prefix="/api", tags=["projects"])
+
+
+class NewProject(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    groupJid: str | None = None
+    groupName: str | None = None
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool = True
+
+
+def _path(request: Request) -> Path:
+    config: ProjectsConfig = request.app.state.config
+    return config.path
+
+
+def _store(request: Request) -> ReviewStore:
+    store: ReviewStore = request.app.state.store
+    return store
+
+
+def _project_list(config: ProjectsConfig) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": p.name,
+            "groupJid": p.group_jid,
+            "description": p.description,
+            "enabled": p.enabled,
+        }
+        for p in config.projects
+    ]
+
+
+def _done(request: Request, result: EditResult, message: str) -> JSONResponse:
+    request.app.state.config = result.config  # the dashboard sees the change at once
+    return ok(
+        {"projects": _project_list(result.config), "audited": result.audited, "diff": result.diff},
+        message,
+    )
+
+
+@router.get("/wa-monitor-projects")
+def list_projects(request: Request, _caller: Admin) -> JSONResponse:
+    """The projects file's projects, and its recent audited changes."""
+    from wa_monitor.config import load_config
+
+    try:
+        config = load_config(_path(request))
+    except ConfigError as exc:
+        raise ApiError(500, str(exc)) from None
+    history = [
+        {"at": r["at"].isoformat(), "actor": r["actor"], "source": r["source"], "diff": r["diff"]}
+        for r in audit_rows(_store(request), config.path, limit=20)
+    ]
+    return ok({"projects": _project_list(config), "history": history})
+
+
+@router.post("/wa-monitor-projects")
+def create_project(
+    request: Request, caller: Admin, body: Annotated[NewProject, Body()]
+) -> JSONResponse:
+    """Add a project by group JID, or by the group's name in the bridge store."""
+    if bool(body.groupJid) == bool(body.groupName):
+        raise ApiError(422, "Give exactly one of groupJid and groupName")
+    jid = body.groupJid
+    description = body.description
+    if body.groupName:
+        settings = request.app.state.settings
+        if settings.whatsapp_db_path is None:
+            raise ApiError(422, "The dashboard has no WHATSAPP_DB_PATH: give groupJid")
+        from wa_monitor.bridge import BridgeStore
+
+        bridge = BridgeStore(settings.whatsapp_db_path, settings.whatsapp_store_path)
+        try:
+            group = resolve_group(bridge, body.groupName)
+        except ConfigError as exc:
+            raise ApiError(422, str(exc)) from None
+        except BridgeStoreError as exc:
+            raise ApiError(500, str(exc)) from None
+        finally:
+            bridge.close()
+        jid = group.jid
+        description = description or group.name
+    assert jid is not None
+    try:
+        result = add_project(
+            _path(request),
+            name=body.name,
+            group_jid=jid,
+            description=description or body.name,
+            enabled=body.enabled,
+            actor=f"dashboard:{caller.user.username}",
+            source="dashboard",
+            store=_store(request),
+        )
+    except ConfigError as exc:
+        raise ApiError(422, str(exc)) from None
+    return _done(request, result, f"Project {body.name} added; monitored from the next scan")
+
+
+@router.post("/wa-monitor-projects/{name}/disable")
+def disable(request: Request, caller: Admin, name: str) -> JSONResponse:
+    return _toggle(request, caller.user.username, name, False)
+
+
+@router.post("/wa-monitor-projects/{name}/enable")
+def enable(request: Request, caller: Admin, name: str) -> JSONResponse:
+    return _toggle(request, caller.user.username, name, True)
+
+
+def _toggle(request: Request, username: str, name: str, enabled: bool) -> JSONResponse:
+    try:
+        result = set_enabled(
+            _path(request),
+            name,
+            enabled,
+            actor=f"dashboard:{username}",
+            source="dashboard",
+            store=_store(request),
+        )
+    except ConfigError as exc:
+        status = 404 if "no project named" in str(exc) else 422
+        raise ApiError(status, str(exc)) from None
+    return _done(request, result, f"Project {name} {'enabled' if enabled else 'disabled'}")
