@@ -38,6 +38,7 @@ def create_app(
     sender_interval: float = 2.0,
     backoff: tuple[float, ...] | None = None,
     throttle: LoginThrottle | None = None,
+    poll_seconds: float = 5.0,
 ) -> FastAPI:
     """The dashboard and API over `store`.
 
@@ -51,6 +52,7 @@ def create_app(
         sender_interval: seconds between the sender's passes over the outbox.
         backoff: delays between attempts of a failing feedback (default: feedback's).
         throttle: the failed sign-in limiter (default: 5 failures per 15 minutes).
+        poll_seconds: how often the page asks for new drops.
     """
     secret = settings.secret_key
     if not secret:
@@ -102,6 +104,7 @@ def create_app(
     app.state.sessions = Sessions(secret)
     app.state.throttle = throttle or LoginThrottle()
     app.state.dev = dev
+    app.state.poll_ms = int(poll_seconds * 1000)
     install_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)

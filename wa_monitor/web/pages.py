@@ -135,7 +135,8 @@ def dashboard(request: Request) -> Response:
         "steps": [[s, config.step_labels.get(s, s)] for s in STEP_COLUMNS],
         "projects": [p.name for p in config.projects],
         "timezone": config.timezone,
-        "pollMs": POLL_MS,
+        "zoneAbbr": _zone_abbr(config),
+        "pollMs": int(getattr(request.app.state, "poll_ms", POLL_MS)),
     }
     return templates.TemplateResponse(
         request,

@@ -33,6 +33,12 @@
     return el;
   }
 
+  // Times as the reviewers read them: in the business zone, with its abbreviation.
+  function localTime() {
+    const time = new Date().toLocaleTimeString("en-GB", { timeZone: boot.timezone, hour12: false });
+    return `${time} ${boot.zoneAbbr}`;
+  }
+
   class ApiFailure extends Error {
     constructor(status, body) {
       super((body && body.error && body.error.message) || `HTTP ${status}`);
@@ -114,7 +120,7 @@
             "span",
             { class: "drop-line" },
             h("strong", { class: "drop-number", text: d.dropNumber }),
-            d.resubmitted ? h("span", { class: "badge", text: "🔄 Resubmitted" }) : null,
+            d.resubmitted ? h("span", { class: "badge", text: "↻ Resubmitted" }) : null,
             h("span", { class: `progress ${done === 12 ? "full" : ""}`, text: `${done}/12` })
           ),
           h(
@@ -157,10 +163,10 @@
       renderCards(list.body.summary);
       renderList(state.drops, list.body.meta.pagination);
       renderToday(daily.body.data);
-      $("#today-date").textContent = `${daily.body.data.date} (${boot.timezone})`;
+      $("#today-date").textContent = `${daily.body.data.date} (${boot.zoneAbbr})`;
       const exportParams = filterQuery();
       $("#export").href = `/api/wa-monitor-drops.csv?${exportParams}`;
-      setLive(`Live · updated ${new Date().toLocaleTimeString()}`);
+      setLive(`Live · updated ${localTime()}`);
       if (state.openId && !state.dirty && !state.drafting) {
         const fresh = state.drops.find((d) => d.id === state.openId);
         if (fresh && fresh.updatedAt !== state.open.updatedAt) await openDrop(state.openId, { keepFocus: true });
@@ -248,7 +254,7 @@
         "li",
         { class: `fb ${f.status}` },
         h("span", { class: `chip ${f.status === "sent" ? "good" : f.status === "failed" ? "bad" : "pending"}`, text: f.status }),
-        ` ${f.sentAt ? f.sentAt.replace("T", " ").slice(0, 16) : f.createdAt.replace("T", " ").slice(0, 16)} by ${f.requestedBy || "?"}`,
+        ` ${(f.sentAt || f.createdAt).replace("T", " ").slice(0, 16)} ${boot.zoneAbbr} by ${f.requestedBy || "?"}`,
         f.attempts ? ` · ${f.attempts} attempt(s)` : "",
         f.lastError && f.status !== "sent" ? h("span", { class: "reason", text: ` · ${f.lastError}` }) : null
       )
@@ -261,7 +267,7 @@
         "div",
         { class: "editor-head" },
         h("h2", { id: "editor-title", tabindex: "-1", text: d.dropNumber }),
-        d.resubmitted ? h("span", { class: "badge", text: "🔄 Resubmitted" }) : null,
+        d.resubmitted ? h("span", { class: "badge", text: "↻ Resubmitted" }) : null,
         h("button", { type: "button", class: "link close", onclick: closeEditor, "aria-label": "Close the drop" }, "✕ Close")
       ),
       h(
@@ -306,7 +312,8 @@
     state.open.feedback = fresh.feedback;
     const note = $("#feedback-note");
     const f = fresh.feedback;
-    if (!note || !f) return;
+    if (!note || !f || note.dataset.status === f.status) return;
+    note.dataset.status = f.status;
     if (f.status === "sent") note.textContent = `Sent ${fresh.feedbackSentLocal || ""}`;
     else if (f.status === "failed") note.textContent = `Failed: ${f.lastError}`;
     else note.textContent = `Pending: ${f.lastError || "waiting for the bridge"} (retrying)`;
@@ -399,6 +406,7 @@
       const draft = (await api("GET", `/api/wa-monitor-drops/${state.openId}/feedback`)).body.data;
       const text = $("#feedback-text");
       text.value = draft.message;
+      text.rows = Math.min(24, draft.message.split("\n").length + 3);
       text.hidden = false;
       $("#send").hidden = false;
       state.draftKey = null;
@@ -421,6 +429,7 @@
     const button = $("#send");
     // One key per message text: a retry of the same send never posts twice.
     if (!state.draftKey || state.draftKey.text !== text.value) state.draftKey = { key: newKey(), text: text.value };
+    let status = "";
     button.disabled = true;
     note.textContent = "Sending…";
     try {
@@ -431,16 +440,22 @@
         { "Idempotency-Key": state.draftKey.key }
       );
       const data = res.body.data;
+      status = data.status;
       note.textContent =
-        data.status === "sent" ? `Sent to ${data.group || data.recipient}` : `Queued: ${data.lastError || "the bridge is busy"} (retrying)`;
+        data.status === "sent"
+          ? `Sent to ${data.group || data.recipient} · ${localTime()}`
+          : `Queued: ${data.lastError || "the bridge is busy"} (retrying)`;
     } catch (e) {
       note.textContent = e.message;
     } finally {
       button.disabled = false;
     }
-    if (!state.dirty) await openDrop(state.openId, { keepFocus: true }).then(() => {
-      $("#feedback-note").textContent = note.textContent;
-    });
+    if (!state.dirty) {
+      const text = note.textContent;
+      await openDrop(state.openId, { keepFocus: true });
+      $("#feedback-note").textContent = text;
+      $("#feedback-note").dataset.status = status;
+    }
     refresh();
   }
 

@@ -1,0 +1,317 @@
+"""The reviewers' page in headless Chromium (Debian's), against a live server and a fake bridge.
+
+Saves screenshots of the main screens under docs/screenshots/ (desktop 1280, phone 390).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.fakebridge import FakeBridge, running_bridge
+from tests.integration.test_api_support import (
+    LAWLEY_JID,
+    PASSWORD,
+    add_people,
+    minutes_ago,
+    post,
+    projects_config,
+    record,
+    review,
+    settings_for,
+)
+from wa_monitor.feedback import BridgeClient
+from wa_monitor.schema import review_edits
+from wa_monitor.store import ReviewStore
+from wa_monitor.web.app import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+LIVE = 15_000  # ms: a recorded drop must show within a few polls
+
+
+class LiveServer:
+    """The app under uvicorn in a thread, on a free local port."""
+
+    def __init__(self, app: object) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws="none",
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class Site:
+    url: str
+    store: ReviewStore
+    bridge: FakeBridge
+    browser: Browser
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(store: ReviewStore, chromium: Browser) -> Iterator[Site]:
+    add_people(store, ("viewer", "reviewer", "reviewer2"))
+    with running_bridge() as bridge:
+        app = create_app(
+            settings_for(store.url, bridge.url),
+            projects_config(),
+            store,
+            bridge=BridgeClient(bridge.url, timeout=2),
+            sender_interval=0.2,
+            poll_seconds=1.0,
+        )
+        server = LiveServer(app).start()
+        try:
+            yield Site(server.url, store, bridge, chromium)
+        finally:
+            server.stop()
+
+
+def sign_in(site: Site, viewport: dict[str, int], user: str = "reviewer") -> Page:
+    context = site.browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.goto(f"{site.url}/wa-monitor")
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/wa-monitor$"))
+    return page
+
+
+def drop_item(page: Page, number: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'#drops li[data-drop="{number}"]')
+
+
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=full_page)
+
+
+def test_a_reviewer_reviews_a_new_drop_and_sends_feedback(site: Site) -> None:
+    record(
+        site.store,
+        post("DR11110001", minutes_ago(90), name="Sipho Dlamini", sender="27831110000"),
+        post("DR11110002", minutes_ago(75), project="Mohadin", name="Lerato M."),
+    )
+    # The sign-in screen.
+    context = site.browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
+    login = context.new_page()
+    login.goto(f"{site.url}/login")
+    shot(login, "desktop-sign-in.png")
+    context.close()
+
+    page = sign_in(site, DESKTOP)
+    expect(drop_item(page, "DR11110001")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")
+
+    # The monitor records a new drop: it appears without a reload.
+    record(site.store, post("DR22220002", minutes_ago(1), name="Thabo Nkosi"))
+    new = drop_item(page, "DR22220002")
+    expect(new).to_be_visible(timeout=LIVE)
+    expect(page.locator("#drops li").first).to_have_attribute("data-drop", "DR22220002")
+    expect(page.locator("#card-total")).to_have_text("3")
+    expect(page.locator("#today-total")).to_have_text("3")
+    assert page.evaluate("window.__sameDocument") is True
+    expect(new).to_contain_text("0/12")
+    shot(page, "desktop-dashboard.png")
+
+    # Review it: tick ten steps, mark the outside cable entry incorrect with a comment.
+    new.get_by_role("button").click()
+    editor = page.locator("#editor")
+    expect(editor.get_by_role("heading", name="DR22220002")).to_be_visible()
+    for label in (
+        "1. House photo",
+        "2. Cable from pole",
+        "3. Cable entry outside",
+        "4. Cable entry inside",
+        "5. Wall for installation",
+        "6. ONT back after install",
+        "8. ONT barcode",
+        "9. UPS serial number",
+        "10. Final installation",
+        "11. Green lights",
+    ):
+        editor.get_by_label(label, exact=True).check()
+    outside = editor.locator('li[data-step="step_03_cable_entry_outside"]')
+    outside.get_by_label("Incorrect").check()
+    outside.get_by_placeholder("What is wrong?").fill("Cable entry not visible")
+    expect(editor.locator("#editor-progress")).to_have_text("9/12")
+    editor.get_by_role("button", name="Save review").click()
+    expect(editor.locator("#save-note")).to_have_text("Saved")
+    expect(new).to_contain_text("9/12")
+    saved = review(site.store, "DR22220002")
+    assert saved["step_01_house_photo"] and not saved["step_03_cable_entry_outside"]
+    assert saved["incorrect_comments"] == {"step_03_cable_entry_outside": "Cable entry not visible"}
+    with site.store.begin() as conn:
+        actors = conn.execute(
+            sa.select(review_edits.c.actor).where(review_edits.c.review_id == saved["id"])
+        ).scalars()
+        assert list(actors) == ["reviewer"]
+
+    # Generate the feedback, edit it, send it to the group through the bridge.
+    editor.get_by_role("button", name="Generate feedback").click()
+    text = editor.get_by_label("Feedback message")
+    expect(text).to_have_value(re.compile(r"^DR22220002\nNEEDS CORRECTION\n"))
+    expect(text).to_have_value(re.compile(r"• 7\. Power meter reading"))
+    expect(text).to_have_value(re.compile(r"• 3\. Cable entry outside - Cable entry not visible"))
+    text.fill(text.input_value() + "\n\nPlease resend the photos.")
+    shot(page, "desktop-drop-review.png")
+    editor.get_by_role("button", name="Send to WhatsApp").click()
+    expect(editor.locator("#feedback-note")).to_contain_text("Sent to Lawley Activation 3 group")
+    assert len(site.bridge.sent) == 1
+    sent = site.bridge.sent[0]
+    assert sent["recipient"] == LAWLEY_JID
+    assert sent["message"].endswith("Please resend the photos.")
+    assert "• 12. Customer signature" in sent["message"]
+    assert review(site.store, "DR22220002")["feedback_sent"] is not None
+    expect(new).to_contain_text("Feedback sent")
+    editor.get_by_role("button", name="Close the drop").click()
+    expect(editor).to_be_hidden()
+
+    # Another drop arrives, then the installer re-posts DR22220002: it jumps to the top.
+    record(site.store, post("DR33330003", minutes_ago(0.5), name="Lerato M."))
+    expect(page.locator("#drops li").first).to_have_attribute(
+        "data-drop", "DR33330003", timeout=LIVE
+    )
+    record(site.store, post("DR22220002", minutes_ago(0.1), name="Thabo Nkosi"))
+    top = page.locator("#drops li").first
+    expect(top).to_have_attribute("data-drop", "DR22220002", timeout=LIVE)
+    expect(top.locator(".badge")).to_have_text("↻ Resubmitted")
+    expect(top).not_to_contain_text("Feedback sent")  # a resubmission awaits a new review
+    assert page.evaluate("window.__sameDocument") is True
+    shot(page, "desktop-resubmitted.png")
+
+
+def test_live_updates_never_wipe_unsaved_edits_and_lock_out_others(site: Site) -> None:
+    record(site.store, post("DR44440004", minutes_ago(30)))
+    page = sign_in(site, DESKTOP)
+    drop_item(page, "DR44440004").get_by_role("button").click()
+    editor = page.locator("#editor")
+    editor.get_by_label("1. House photo", exact=True).check()
+    editor.get_by_label("2. Cable from pole", exact=True).check()
+    expect(editor.locator("#save-note")).to_have_text("Unsaved changes")
+    # The edit took the lock: another reviewer is told who is editing.
+    expect(drop_item(page, "DR44440004")).to_be_visible()
+    rid = review(site.store, "DR44440004")["id"]
+    import httpx
+
+    from wa_monitor.users import create_token
+
+    _token, secret = create_token(site.store, "reviewer2", "second")
+    for _ in range(100):
+        if review(site.store, "DR44440004")["locked_by"]:
+            break
+        time.sleep(0.05)
+    other = httpx.post(
+        f"{site.url}/api/wa-monitor-drops/{rid}/lock",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert other.status_code == 409
+    assert other.json()["error"]["message"] == "Drop is currently being edited by reviewer"
+    # New drops keep arriving; the list refreshes but the open card keeps its ticks.
+    record(site.store, post("DR55550005", minutes_ago(1)))
+    expect(drop_item(page, "DR55550005")).to_be_visible(timeout=LIVE)
+    expect(editor.get_by_label("1. House photo", exact=True)).to_be_checked()
+    expect(editor.get_by_label("2. Cable from pole", exact=True)).to_be_checked()
+    expect(editor.locator("#editor-progress")).to_have_text("2/12")
+    editor.get_by_role("button", name="Save review").click()
+    expect(editor.locator("#save-note")).to_have_text("Saved")
+    stored = review(site.store, "DR44440004")
+    assert stored["step_02_cable_from_pole"] and stored["locked_by"] is None
+
+
+def test_a_viewer_cannot_edit(site: Site) -> None:
+    record(site.store, post("DR66660006", minutes_ago(5)))
+    page = sign_in(site, DESKTOP, user="viewer")
+    drop_item(page, "DR66660006").get_by_role("button").click()
+    editor = page.locator("#editor")
+    expect(editor.get_by_label("1. House photo", exact=True)).to_be_disabled()
+    expect(editor.get_by_role("button", name="Save review")).to_have_count(0)
+    expect(editor.get_by_role("button", name="Generate feedback")).to_have_count(0)
+
+
+def test_the_page_works_on_a_phone(site: Site) -> None:
+    record(
+        site.store,
+        post("DR77770007", minutes_ago(40), name="Sipho Dlamini"),
+        post("DR77770008", minutes_ago(20), project="Mohadin", name="Lerato M."),
+    )
+    record(site.store, post("DR77770007", minutes_ago(5), name="Sipho Dlamini"))
+    page = sign_in(site, PHONE)
+    first = page.locator("#drops li").first
+    expect(first).to_have_attribute("data-drop", "DR77770007")
+    # Nothing is wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "phone-dashboard.png")
+    # Keyboard: focus the drop, open it with Enter, close it with Escape.
+    first.get_by_role("button").focus()
+    page.keyboard.press("Enter")
+    editor = page.locator("#editor")
+    expect(editor.get_by_role("heading", name="DR77770007")).to_be_focused()
+    box = editor.bounding_box()
+    assert box is not None and box["width"] <= PHONE["width"]
+    editor.get_by_label("1. House photo", exact=True).check()
+    editor.get_by_role("button", name="Save review").click()
+    expect(editor.locator("#save-note")).to_have_text("Saved")
+    shot(page, "phone-drop-review.png", full_page=False)
+    page.keyboard.press("Escape")
+    expect(editor).to_be_hidden()
+    expect(first).to_contain_text("1/12")
