@@ -86,6 +86,7 @@ def test_serve_answers_the_page_and_the_api(tmp_path: Path, upgraded_sqlite: str
         assert page.status_code == 303 and page.headers["location"].startswith("/login")
         login = httpx.get(f"http://127.0.0.1:{port}/login")
         assert login.status_code == 200 and "Sign in" in login.text
+        assert "default-src 'self'" in login.headers["content-security-policy"]
         api = httpx.get(f"http://127.0.0.1:{port}/api/wa-monitor-drops")
         assert api.status_code == 401 and api.json()["error"]["code"] == "UNAUTHORIZED"
         doc = httpx.get(f"http://127.0.0.1:{port}/api/openapi.json").json()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 import wa_monitor.web.health
@@ -25,6 +25,10 @@ from wa_monitor.web.envelope import install_handlers
 
 log = logging.getLogger("wa_monitor.web")
 STATIC = Path(__file__).parent / "static"
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
 
 
 def create_app(
@@ -106,6 +110,20 @@ def create_app(
     app.state.dev = dev
     app.state.poll_ms = int(poll_seconds * 1000)
     install_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        # Everything is served by the app itself: no CDN, no inline script, no framing.
+        if not request.url.path.startswith("/api/docs"):
+            response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(wa_monitor.web.health.router)
