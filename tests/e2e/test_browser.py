@@ -6,8 +6,6 @@ Saves screenshots of the main screens under docs/screenshots/ (desktop 1280, pho
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.fakebridge import FakeBridge, running_bridge
 from tests.integration.test_api_support import (
     LAWLEY_JID,
     PASSWORD,
+    LiveServer,
     add_people,
     minutes_ago,
     post,
@@ -50,41 +48,6 @@ ARGS = [
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 LIVE = 15_000  # ms: a recorded drop must show within a few polls
-
-
-class LiveServer:
-    """The app under uvicorn in a thread, on a free local port."""
-
-    def __init__(self, app: object) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        config = uvicorn.Config(
-            app,  # type: ignore[arg-type]
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            ws="none",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @dataclass

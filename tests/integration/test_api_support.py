@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import socket
+import threading
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import uvicorn
 from argon2 import PasswordHasher
 
 from wa_monitor.config import ProjectsConfig, parse_config
@@ -135,3 +139,38 @@ def minutes_ago(n: float) -> datetime:
 
 def review(store: ReviewStore, drop: str, project: str = "Lawley") -> dict[str, Any]:
     return next(r for r in store.reviews() if r["drop_number"] == drop and r["project"] == project)
+
+
+class LiveServer:
+    """The app under uvicorn in a thread, on a free local port."""
+
+    def __init__(self, app: object) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws="none",
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

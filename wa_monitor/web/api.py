@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -50,6 +50,7 @@ Admin = Annotated[Caller, Depends(require("admin"))]
 _errors: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope, "description": text}
     for code, text in (
+        (400, "Malformed request (e.g. a body that is not JSON)"),
         (401, "Not signed in, or a bad API token"),
         (403, "The role does not allow this, or the CSRF token is missing"),
         (422, "Invalid input"),
@@ -451,7 +452,9 @@ def outbox(
     response_model=Envelope[FeedbackState],
     responses=_not_found,
 )
-def retry_feedback(request: Request, caller: Reviewer, entry_id: int) -> JSONResponse:
+def retry_feedback(
+    request: Request, caller: Reviewer, entry_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> JSONResponse:
     """Queue a failed feedback again."""
     entry = fb.retry(_store(request), entry_id, caller.user.username)
     if entry is None:
