@@ -426,28 +426,51 @@ def simulate(
     default=None,
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Dashboard port on 127.0.0.1.",
+)
+@click.option("--no-dashboard", is_flag=True, help="Only the simulated bridge and the monitor.")
 @click.pass_context
 @handle_errors
 def demo(
-    ctx: click.Context, directory: Path, seed: int, every: float, duration: float | None
+    ctx: click.Context,
+    directory: Path,
+    seed: int,
+    every: float,
+    duration: float | None,
+    port: int,
+    no_dashboard: bool,
 ) -> None:
-    """Zero set-up: a simulated bridge with four project groups, the monitor, live output."""
-    from wa_monitor.demo import DemoPaths, run_demo
+    """Zero set-up: a simulated bridge with four project groups, the monitor, the dashboard."""
+    from wa_monitor.demo import Dashboard, DemoPaths, run_demo
     from wa_monitor.settings import settings_from
 
     setup_logging(settings_from({"LOG_LEVEL": "INFO"}))
     stop = threading.Event()
     install_stop_handlers(stop)
 
-    def announce(paths: DemoPaths) -> None:
+    def announce(paths: DemoPaths, dashboard: Dashboard | None) -> None:
         out.print(f"[bold]WA Monitor demo[/] in {paths.root}/ (Ctrl-C to stop)", markup=True)
+        if dashboard is not None:
+            out.print(f"  dashboard        [bold]{dashboard.url}[/]", markup=True)
+            out.print(f"  demo login       {dashboard.username} / {dashboard.password}")
         out.print(f"  bridge store     {paths.messages_db}")
         out.print(f"  projects file    {paths.config}")
         out.print(f"  review database  {paths.database_url}")
         out.print(f"  other commands:  wa-monitor --env-file {paths.env_file} groups")
 
     monitor = run_demo(
-        directory, seed=seed, every=every, duration=duration, stop=stop, announce=announce
+        directory,
+        seed=seed,
+        every=every,
+        duration=duration,
+        stop=stop,
+        announce=announce,
+        dashboard_port=None if no_dashboard else port,
     )
     store = ReviewStore(monitor.store.url)
     try:
@@ -474,4 +497,3 @@ for _command in _OPS_COMMANDS:
 
 def entrypoint() -> None:
     main(prog_name="wa-monitor")
-

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from wa_monitor.bridge import BridgeStore
-from wa_monitor.config import load_config
+from wa_monitor.config import ProjectsConfig, load_config
 from wa_monitor.monitor import Monitor
+from wa_monitor.settings import settings_from
 from wa_monitor.simulate import (
     DEMO_GROUPS,
     VARIANT_DROP_PATTERN,
@@ -126,6 +130,79 @@ def simulate_live(
     return thread
 
 
+class _SendHandler(BaseHTTPRequestHandler):
+    """The bridge's POST /api/send, answered locally: the demo has no WhatsApp."""
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            recipient, message = str(body["recipient"]), str(body["message"])
+        except (ValueError, KeyError, TypeError):
+            self._answer(400, b"invalid request", "text/plain")
+            return
+        first = message.splitlines()[0] if message else ""
+        log.info("📤 Feedback to %s: %s", recipient, first)
+        answer = {"success": True, "message": f"Message sent to {recipient}"}
+        self._answer(200, json.dumps(answer).encode(), "application/json")
+
+    def _answer(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@dataclass
+class Dashboard:
+    url: str
+    username: str
+    password: str
+    stop: Callable[[], None]
+
+
+def start_dashboard(
+    paths: DemoPaths, config: ProjectsConfig, store: ReviewStore, *, host: str, port: int
+) -> Dashboard:
+    """The dashboard on `host:port`, a demo reviewer, and a local stand-in for the bridge."""
+    import uvicorn
+
+    from wa_monitor.users import UserError, add_user, set_password
+    from wa_monitor.web.app import create_app
+
+    bridge = ThreadingHTTPServer(("127.0.0.1", 0), _SendHandler)
+    threading.Thread(target=bridge.serve_forever, name="demo-bridge", daemon=True).start()
+    settings = settings_from(
+        {
+            "DATABASE_URL": paths.database_url,
+            "WHATSAPP_DB_PATH": str(paths.messages_db),
+            "BRIDGE_URL": f"http://127.0.0.1:{bridge.server_address[1]}/api",
+            "SECRET_KEY": secrets.token_urlsafe(32),
+        }
+    )
+    username, password = "reviewer", secrets.token_urlsafe(9)
+    try:
+        add_user(store, username, password, "reviewer")
+    except UserError:
+        set_password(store, username, password)
+    app = create_app(settings, config, store, dev=True)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        bridge.shutdown()
+        bridge.server_close()
+
+    return Dashboard(f"http://{host}:{port}/wa-monitor", username, password, stop)
+
+
 def run_demo(
     root: Path,
     *,
@@ -134,7 +211,9 @@ def run_demo(
     every: float = 1.0,
     duration: float | None = None,
     stop: threading.Event | None = None,
-    announce: Callable[[DemoPaths], None] | None = None,
+    announce: Callable[[DemoPaths, Dashboard | None], None] | None = None,
+    dashboard_port: int | None = 8000,
+    host: str = "127.0.0.1",
 ) -> Monitor:
     """Run the simulated bridge and the monitor until `stop` is set or `duration` passes."""
     paths = DemoPaths(root)
@@ -145,8 +224,11 @@ def run_demo(
     bridge.open()
     store = ReviewStore(paths.database_url)
     monitor = Monitor(config, bridge, store)
+    dashboard = None
+    if dashboard_port is not None:
+        dashboard = start_dashboard(paths, config, store, host=host, port=dashboard_port)
     if announce is not None:
-        announce(paths)
+        announce(paths, dashboard)
     simulator = simulate_live(paths, stop, seed=seed, every=every)
     timer = None
     if duration is not None:
@@ -164,6 +246,8 @@ def run_demo(
         if timer is not None:
             timer.cancel()
         simulator.join(timeout=5)
+        if dashboard is not None:
+            dashboard.stop()
         bridge.close()
         store.dispose()
     return monitor

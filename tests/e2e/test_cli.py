@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import LAWLEY, PROJECTS_YAML, VELO, Bridge
@@ -279,17 +281,42 @@ def test_simulate_then_scan_records_what_was_posted(sqlite_site: Site) -> None:
     assert match and int(match.group(1)) >= 3000 and int(match.group(2)) > 10
 
 
-def test_demo_runs_with_no_setup(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*WA_MONITOR, "demo", "--duration", "3", "--every", "0.1", "--dir", str(tmp_path / "d")],
-        capture_output=True,
+def test_demo_runs_with_no_setup_and_serves_the_dashboard(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [*WA_MONITOR, "demo", "--every", "0.1", "--dir", str(tmp_path / "d"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
     )
-    assert result.returncode == 0, result.stderr
-    assert "🎯 MONITORING 4 PROJECTS:" in result.stderr
-    assert "✅ Created QA review for DR" in result.stderr
-    match = re.search(r"demo stopped: (\d+) reviews", result.stdout)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert f"http://127.0.0.1:{port}/wa-monitor" in lines[1]
+        username, _, password = lines[2].split()[-3:]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 20
+            page = None
+            while time.monotonic() < deadline:
+                try:
+                    page = client.get("/login")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)  # polling for the server to listen
+            assert page is not None and page.status_code == 200
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert (username, bool(password)) == ("reviewer", True)
+    assert "🎯 MONITORING 4 PROJECTS:" in stderr
+    assert "✅ Created QA review for DR" in stderr
+    match = re.search(r"demo stopped: (\d+) reviews", stdout)
     assert match and int(match.group(1)) > 0
