@@ -49,6 +49,18 @@ class GroupInfo:
     last_message: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Prefilter:
+    """Text every message naming a drop must contain, for SQLite to filter rows on.
+
+    Case-sensitive text is matched with GLOB, which is exact and cheaper than LIKE;
+    otherwise LIKE (ASCII case-insensitive), as for a plain `str` key of `read_range`.
+    """
+
+    text: str
+    case_sensitive: bool = False
+
+
 @dataclass(frozen=True)
 class ScanRange:
     """Candidate rows of a rowid range, and how many messages of each group it held."""
@@ -204,13 +216,14 @@ class BridgeStore:
         return row is None or int(row[0]) < rowid
 
     def read_range(
-        self, low: int, high: int, filters: Mapping[str | None, Sequence[str]]
+        self, low: int, high: int, filters: Mapping[str | Prefilter | None, Sequence[str]]
     ) -> ScanRange:
         """Rows with low < rowid <= high of the given groups that may name a drop.
 
-        `filters` maps a literal every drop must contain (None: no pre-filter) to the
-        group JIDs it applies to; SQLite does the filtering, so only candidates reach
-        Python. Also counts the messages of each of those groups in the range.
+        `filters` maps a literal every drop must contain (a `str` is matched without
+        regard to ASCII case; None: no pre-filter) to the group JIDs it applies to;
+        SQLite does the filtering, so only candidates reach Python. Also counts the
+        messages of each of those groups in the range.
         """
         groups = [jid for jids in filters.values() for jid in jids]
         if not groups or high <= low:
@@ -219,13 +232,16 @@ class BridgeStore:
         params: list[object] = [low, high]
         for literal, jids in filters.items():
             marks = ",".join("?" * len(jids))
+            params.extend(jids)
             if literal is None:
                 clauses.append(f"(chat_jid IN ({marks}) AND content IS NOT NULL)")
-                params.extend(jids)
+            elif isinstance(literal, Prefilter) and literal.case_sensitive:
+                clauses.append(f"(chat_jid IN ({marks}) AND content GLOB ?)")
+                params.append(f"*{_glob_escape(literal.text)}*")
             else:
+                text = literal.text if isinstance(literal, Prefilter) else literal
                 clauses.append(f"(chat_jid IN ({marks}) AND content LIKE ?)")
-                params.extend(jids)
-                params.append(f"%{literal}%")
+                params.append(f"%{text}%")
         # Only "?" placeholders are formatted in; values are always parameters.
         rows_sql = (
             "SELECT rowid, chat_jid, id, sender, content, timestamp FROM messages "  # noqa: S608
@@ -395,6 +411,11 @@ def _translate(exc: sqlite3.DatabaseError, path: Path) -> BridgeStoreError:
     if "locked" in text or "busy" in text:
         return BridgeBusyError(f"{path}: the bridge holds a lock on messages.db; will retry")
     return BridgeStoreError(f"{path}: cannot read messages.db: {text}")
+
+
+def _glob_escape(text: str) -> str:
+    """`text` as a GLOB pattern matching itself: wildcards go in brackets."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
 
 
 def _end(conn: sqlite3.Connection) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from wa_monitor.bridge import BridgeStore, RawMessage, parse_timestamp
+from wa_monitor.bridge import BridgeStore, Prefilter, RawMessage, ScanRange, parse_timestamp
 from wa_monitor.config import Project, ProjectsConfig
+from wa_monitor.detect import DropPattern
 from wa_monitor.errors import BridgeStoreError, ReviewDatabaseError
 from wa_monitor.reviews import Plan, Post
 from wa_monitor.store import Cursor, ReviewStore
@@ -23,6 +26,8 @@ log = logging.getLogger("wa_monitor")
 DEFAULT_CHUNK = 100_000
 # Longest message id kept as is; longer (foreign-made) ids are stored as their hash.
 _MAX_ID = 100
+# An inline flag group that turns on IGNORECASE somewhere: "(?i)", "(?ai:…)".
+_INLINE_IGNORECASE = re.compile(r"\(\?[-aiLmsux]*i[-aiLmsux]*[:)]")
 
 
 @dataclass
@@ -49,12 +54,32 @@ class ScanSummary:
 ProgressFn = Callable[[int, int], None]
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What a batch read from messages.db: its end, its groups, its rows, its anchor."""
+
+    high: int
+    active: dict[str, Project]
+    scanned: ScanRange
+    anchor: str | None
+
+
 def clean_text(value: str, limit: int) -> str:
     """Text safe for any database column: no NUL or control characters, at most `limit`."""
     if value.isprintable() and len(value) <= limit:
         return value
     kept = "".join(ch if ch.isprintable() else " " for ch in value).strip()
     return kept[:limit]
+
+
+def prefilter(pattern: DropPattern) -> Prefilter | None:
+    """The SQLite pre-filter for a drop pattern: its required literal, and whether case counts."""
+    if pattern.literal is None:
+        return None
+    exact = not pattern.regex.flags & re.IGNORECASE and not _INLINE_IGNORECASE.search(
+        pattern.source
+    )
+    return Prefilter(pattern.literal, case_sensitive=exact)
 
 
 def message_key(message_id: str) -> str:
@@ -108,14 +133,31 @@ class Monitor:
         cursors = self._checked_cursors(projects, high, summary)
         low = min(cursors[jid].last_rowid for jid in projects)
         start = low
-        while low < high:
-            if stop is not None and stop.is_set():
-                break
-            upper = min(low + self.chunk, high)
-            self._scan_range(projects, cursors, low, upper, summary)
-            low = upper
-            if progress is not None:
-                progress(upper - start, high - start)
+        ranges = [(b, min(b + self.chunk, high)) for b in range(low, high, self.chunk)]
+        # A backlog: read the next range from messages.db (SQLite works without the GIL)
+        # while this one is recorded. The groups a range reads depend only on the
+        # cursors the scan started from, so reading ahead reads exactly the same rows.
+        reader = ThreadPoolExecutor(1, "wa-monitor-read") if len(ranges) > 1 else None
+        ahead: Future[_Read] | None = None
+        try:
+            for index, (first, upper) in enumerate(ranges):
+                if stop is not None and stop.is_set():
+                    break
+                if ahead is not None:
+                    read = ahead.result()
+                else:
+                    read = self._read(projects, dict(cursors), first, upper)
+                ahead = None
+                if reader is not None and index + 1 < len(ranges):
+                    following = ranges[index + 1]
+                    ahead = reader.submit(self._read, projects, dict(cursors), *following)
+                candidates, plan = self._record_range(cursors, read)
+                self._summarise(read.scanned, candidates, plan, summary)
+                if progress is not None:
+                    progress(upper - start, high - start)
+        finally:
+            if reader is not None:
+                reader.shutdown(wait=True, cancel_futures=True)
         return summary
 
     def _checked_cursors(
@@ -147,29 +189,34 @@ class Monitor:
                 summary.rescanned.append(jid)
         return cursors
 
-    def _scan_range(
-        self,
-        projects: dict[str, Project],
-        cursors: dict[str, Cursor],
-        low: int,
-        high: int,
-        summary: ScanSummary,
-    ) -> None:
+    def _read(
+        self, projects: dict[str, Project], cursors: dict[str, Cursor], low: int, high: int
+    ) -> _Read:
+        """Read a range of messages.db (the only bridge access of a batch)."""
         active = {jid: p for jid, p in projects.items() if cursors[jid].last_rowid < high}
-        filters: dict[str | None, list[str]] = {}
+        filters: dict[str | Prefilter | None, list[str]] = {}
         for jid, project in active.items():
-            filters.setdefault(project.pattern.literal, []).append(jid)
+            filters.setdefault(prefilter(project.pattern), []).append(jid)
         scanned = self.bridge.read_range(low, high, filters)
+        return _Read(high, active, scanned, self.bridge.anchor(high))
+
+    def _record_range(self, cursors: dict[str, Cursor], read: _Read) -> tuple[int, Plan]:
+        """Record a range's posts and advance its groups' cursors (one transaction)."""
+        active, scanned = read.active, read.scanned
         rows = [r for r in scanned.rows if r.rowid > cursors[r.chat_jid].last_rowid]
         posts = self._posts(rows, active)
-        anchor = self.bridge.anchor(high)
-        advanced = {jid: Cursor(high, anchor) for jid in active}
+        advanced = {jid: Cursor(read.high, read.anchor) for jid in active}
         plan = self.store.record_batch(posts, advanced, self.config.zone)
         cursors.update(advanced)
         self.cursors().update(advanced)
+        return len(rows), plan
+
+    def _summarise(
+        self, scanned: ScanRange, candidates: int, plan: Plan, summary: ScanSummary
+    ) -> None:
         summary.messages += sum(scanned.counts.values())
         summary.messages_by_group.update(scanned.counts)
-        summary.candidates += len(rows)
+        summary.candidates += candidates
         summary.add(plan)
         self._log_plan(plan)
 
