@@ -54,6 +54,9 @@ log = logging.getLogger("wa_monitor")
 # -- systemd notification -----------------------------------------------------------------
 
 
+_NOTIFY_PROBLEMS: set[str] = set()  # each told once, not at every watchdog ping
+
+
 def sd_notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
     """Send `message` to systemd's $NOTIFY_SOCKET (a datagram); False when not under systemd."""
     env = os.environ if environ is None else environ
@@ -65,9 +68,13 @@ def sd_notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.connect(address)
-            sock.sendall(message.encode("utf-8"))
+            # Never block the monitor: a listener that stopped reading drops the ping.
+            sock.send(message.encode("utf-8"), socket.MSG_DONTWAIT)
     except OSError as exc:
-        log.warning("⚠️ cannot notify systemd at %s: %s", env.get("NOTIFY_SOCKET"), exc)
+        problem = f"{env.get('NOTIFY_SOCKET')}: {exc.strerror or exc}"
+        if problem not in _NOTIFY_PROBLEMS:
+            _NOTIFY_PROBLEMS.add(problem)
+            log.warning("⚠️ cannot notify systemd at %s", problem)
         return False
     return True
 
@@ -415,7 +422,9 @@ class Service:
 
     def tick(self, force: bool = False) -> None:
         """Between scans: reload, heartbeat and staleness (when due), watchdog."""
-        self.reload()
+        if self.reload() and self.monitor is not None:
+            # A new project is read at once, not after up to SCAN_INTERVAL seconds.
+            self.after_scan(self.monitor.scan())
         now = time.monotonic()
         if force or now - self._last_beat >= self.settings.heartbeat_interval:
             self._last_beat = now
