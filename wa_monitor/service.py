@@ -298,6 +298,7 @@ class Service:
         self._last_watchdog = float("-inf")
         self._watchdog = watchdog_interval(self.environ)
         self._ready = False  # READY=1 sent: only then may the watchdog be fed
+        self._beat_error = ""
         self._metrics_server: Any = None
         self.monitor: _ServiceMonitor | None = None
         self.watcher: ConfigWatcher | None = None
@@ -586,8 +587,11 @@ class Service:
             )
         except WaMonitorError as exc:
             self.scan_failed(exc)
-            log.warning("⚠️ heartbeat not recorded: %s", exc)
+            if str(exc) != self._beat_error:  # once per distinct fault, not every beat
+                log.warning("⚠️ heartbeat not recorded: %s", exc)
+            self._beat_error = str(exc)
             return
+        self._beat_error = ""
         self.beaten.set()
 
     def _feed_watchdog(self, now: float) -> None:
