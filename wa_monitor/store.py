@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -91,6 +92,76 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+# PostgreSQL: each statement of a batch takes all its rows as one JSON document, so its
+# text (and plan) is the same for 1 drop or 5,000: one round trip, no statement
+# splitting, nothing for the driver to re-parse, and no per-value adaptation in Python
+# (json.dumps is C). The columns' own types and lengths still apply on assignment.
+_PG_EXISTING = sa.text(
+    "SELECT t.project, t.drop_number, t.id, t.whatsapp_message_date, t.last_message_date, "
+    "t.user_name, t.submitted_by, t.incomplete, t.feedback_sent, t.comment "
+    "FROM qa_photo_reviews AS t "
+    "JOIN json_to_recordset(CAST(:rows AS json)) AS k(project text, drop_number text) "
+    "ON t.project = k.project AND t.drop_number = k.drop_number "
+    "FOR UPDATE OF t"
+).columns(
+    qa_photo_reviews.c.project,
+    qa_photo_reviews.c.drop_number,
+    qa_photo_reviews.c.id,
+    qa_photo_reviews.c.whatsapp_message_date,
+    qa_photo_reviews.c.last_message_date,
+    qa_photo_reviews.c.user_name,
+    qa_photo_reviews.c.submitted_by,
+    qa_photo_reviews.c.incomplete,
+    qa_photo_reviews.c.feedback_sent,
+    qa_photo_reviews.c.comment,
+)
+_PG_LOG_SUBMISSIONS = sa.text(
+    "INSERT INTO drop_submissions "
+    "(chat_jid, message_id, drop_number, project, sender, sender_name, message_time, kind) "
+    "SELECT chat_jid, message_id, drop_number, project, sender, sender_name, message_time, "
+    "kind FROM json_to_recordset(CAST(:rows AS json)) AS v(chat_jid text, message_id text, "
+    "drop_number text, project text, sender text, sender_name text, "
+    "message_time timestamptz, kind text) "
+    "ON CONFLICT (chat_jid, message_id, drop_number) DO NOTHING "
+    "RETURNING chat_jid, message_id, drop_number"
+)
+_PG_REVIEW_COLUMNS = (
+    "id", "drop_number", "project", "user_name", "submitted_by", "whatsapp_message_date",
+    "last_message_date", "review_date", "resubmitted", "incomplete", "completed", "comment",
+    "created_at", "updated_at",
+)  # fmt: skip
+_PG_NEW_REVIEWS = sa.text(
+    "SELECT id, drop_number, project, user_name, submitted_by, whatsapp_message_date, "
+    "last_message_date, review_date, resubmitted, incomplete, completed, comment, "
+    "created_at, updated_at FROM json_to_recordset(CAST(:rows AS json)) AS v(id uuid, "
+    "drop_number text, project text, user_name text, submitted_by text, "
+    "whatsapp_message_date timestamptz, last_message_date timestamptz, review_date date, "
+    "resubmitted boolean, incomplete boolean, completed boolean, comment text, "
+    "created_at timestamptz, updated_at timestamptz)"
+).columns(*(qa_photo_reviews.c[name] for name in _PG_REVIEW_COLUMNS))
+_PG_UPDATE_REVIEWS = sa.text(
+    "UPDATE qa_photo_reviews AS t SET whatsapp_message_date = v.whatsapp_message_date, "
+    "review_date = v.review_date, last_message_date = v.last_message_date, "
+    "user_name = v.user_name, submitted_by = v.submitted_by, incomplete = v.incomplete, "
+    "feedback_sent = v.feedback_sent, resubmitted = v.resubmitted, comment = v.comment, "
+    "updated_at = v.updated_at "
+    "FROM json_to_recordset(CAST(:rows AS json)) AS v(_id uuid, "
+    "whatsapp_message_date timestamptz, review_date date, last_message_date timestamptz, "
+    "user_name text, submitted_by text, incomplete boolean, feedback_sent timestamptz, "
+    "resubmitted boolean, comment text, updated_at timestamptz) "
+    "WHERE t.id = v._id"
+)
+
+
+def _as_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """A batch's rows as the one JSON parameter of the statements above.
+
+    Instants are aware (str() keeps the offset and the microseconds), ids and dates are
+    written the way PostgreSQL reads them.
+    """
+    return {"rows": json.dumps(rows, default=str, ensure_ascii=False)}
 
 
 class ReviewStore:
@@ -240,9 +311,16 @@ class ReviewStore:
                 if any(p.key not in existing for p in posts if p.log_key not in logged):
                     raise ConcurrentWriter
                 plan = plan_batch(fresh, existing, zone, now)
-            if plan.inserts:
+            postgres = conn.dialect.name == "postgresql"
+            if plan.inserts and postgres:
+                insert = sa.insert(qa_photo_reviews)
+                from_json = insert.from_select(_PG_REVIEW_COLUMNS, _PG_NEW_REVIEWS)
+                conn.execute(from_json, _as_json(plan.inserts))
+            elif plan.inserts:
                 conn.execute(sa.insert(qa_photo_reviews), plan.inserts)
-            if plan.updates:
+            if plan.updates and postgres:
+                conn.execute(_PG_UPDATE_REVIEWS, _as_json(plan.updates))
+            elif plan.updates:
                 t = qa_photo_reviews
                 stmt = (
                     sa.update(t)
@@ -256,8 +334,12 @@ class ReviewStore:
 
     def _existing(self, conn: Connection, keys: set[Key]) -> dict[Key, ExistingReview]:
         t = qa_photo_reviews
-        found: dict[Key, ExistingReview] = {}
         ordered = sorted(keys)
+        rows: list[sa.Row[Any]] = []
+        if conn.dialect.name == "postgresql":
+            keys_json = _as_json([{"project": p, "drop_number": d} for p, d in ordered])
+            ordered = []  # one statement for all keys
+            rows.extend(conn.execute(_PG_EXISTING, keys_json))
         for start in range(0, len(ordered), 1000):
             chunk = ordered[start : start + 1000]
             query = sa.select(
@@ -272,24 +354,27 @@ class ReviewStore:
                 t.c.feedback_sent,
                 t.c.comment,
             ).where(sa.tuple_(t.c.project, t.c.drop_number).in_(chunk))
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            for row in conn.execute(query):
-                found[(row.project, row.drop_number)] = ExistingReview(
-                    id=row.id,
-                    whatsapp_message_date=row.whatsapp_message_date,
-                    last_message_date=row.last_message_date,
-                    user_name=row.user_name,
-                    submitted_by=row.submitted_by,
-                    incomplete=bool(row.incomplete),
-                    feedback_sent=row.feedback_sent,
-                    comment=row.comment,
-                )
-        return found
+            rows.extend(conn.execute(query))
+        return {
+            (row.project, row.drop_number): ExistingReview(
+                id=row.id,
+                whatsapp_message_date=row.whatsapp_message_date,
+                last_message_date=row.last_message_date,
+                user_name=row.user_name,
+                submitted_by=row.submitted_by,
+                incomplete=bool(row.incomplete),
+                feedback_sent=row.feedback_sent,
+                comment=row.comment,
+            )
+            for row in rows
+        }
 
     def _log_submissions(
         self, conn: Connection, rows: list[dict[str, Any]]
     ) -> set[tuple[str, str, str]]:
+        if conn.dialect.name == "postgresql":
+            result = conn.execute(_PG_LOG_SUBMISSIONS, _as_json(rows))
+            return {(r[0], r[1], r[2]) for r in result.all()}
         t = drop_submissions
         stmt = (
             _insert(conn, t)
