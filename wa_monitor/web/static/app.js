@@ -169,7 +169,8 @@
       setLive(`Live · updated ${localTime()}`);
       if (state.openId && !state.dirty && !state.drafting) {
         const fresh = state.drops.find((d) => d.id === state.openId);
-        if (fresh && fresh.updatedAt !== state.open.updatedAt) await openDrop(state.openId, { keepFocus: true });
+        const changed = fresh && (fresh.updatedAt !== state.open.updatedAt || fresh.lockedBy !== state.open.lockedBy);
+        if (changed) await openDrop(state.openId, { keepFocus: true });
         else if (fresh) updateFeedbackStatus(fresh);
       }
     } catch (e) {
@@ -211,13 +212,14 @@
     if (!keepFocus) $("#editor-title").focus();
   }
 
+  // Someone else holds a live (under five minutes old) edit lock on the drop.
   function lockedByOther(d) {
-    return d.lockedBy && d.lockedBy !== boot.user;
+    return Boolean(d.lockedBy && d.lockedBy !== boot.user && Date.parse(d.lockedAt) + 300000 > Date.now());
   }
 
   function renderEditor(detail) {
     const d = detail.drop;
-    const readOnly = !boot.canEdit;
+    const readOnly = !boot.canEdit || lockedByOther(d);
     const wrong = new Set(d.incorrectSteps);
     const steps = boot.steps.map(([col, label], i) => {
       const comment = d.incorrectComments[col] || "";
@@ -284,7 +286,7 @@
         h("label", { for: "comment", text: "Comment" }),
         h("textarea", { id: "comment", name: "comment", rows: "3", disabled: readOnly, oninput: onEdit }, d.comment || ""),
         readOnly
-          ? h("p", { class: "muted", text: "Viewers cannot edit reviews." })
+          ? h("p", { class: "muted", text: boot.canEdit ? "Read only while someone else edits it." : "Viewers cannot edit reviews." })
           : h(
               "div",
               { class: "actions" },
