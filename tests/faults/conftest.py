@@ -26,6 +26,7 @@ from tests.faults.support import (
 )
 from wa_monitor.monitor import DEFAULT_CHUNK
 from wa_monitor.simulate import SimTruth, create_bridge_store, generate_store
+from wa_monitor.store import ReviewStore
 
 BACKFILL_MESSAGES = 200_000
 # Rowids of the backfill store are spread out like those of a store that history sync
@@ -183,3 +184,75 @@ def references(
     refs = References(request, tmp_path_factory.mktemp("reference"), backfill)
     yield refs
     refs.close()
+
+
+class Scratch:
+    """Extra empty review databases (at the schema head) for a test, dropped after it."""
+
+    def __init__(self, request: pytest.FixtureRequest, root: Path) -> None:
+        self.request = request
+        self.root = root
+        self.databases: list[str] = []
+
+    def url(self, backend: str) -> str:
+        if backend == "sqlite":
+            path = self.root / f"scratch-{uuid.uuid4().hex[:8]}.db"
+            shutil.copy(self.request.getfixturevalue("sqlite_template"), path)
+            return f"sqlite:///{path}"
+        template = self.request.getfixturevalue("pg_template")
+        name = f"wa_monitor_s_{uuid.uuid4().hex[:12]}"
+        with _pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        self.databases.append(name)
+        return _pg_url(name)
+
+    def close(self) -> None:
+        for name in self.databases:
+            with _pg_admin() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def scratch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scratch]:
+    s = Scratch(request, tmp_path)
+    yield s
+    s.close()
+
+
+def expected_up_to(backfill: Backfill, rowid: int, url: str, root: Path) -> State:
+    """The state an uninterrupted monitor reaches having read the backfill up to `rowid`."""
+    from wa_monitor.bridge import BridgeStore
+    from wa_monitor.config import load_config
+    from wa_monitor.monitor import Monitor
+
+    root.mkdir(parents=True, exist_ok=True)
+    part = root / f"upto-{rowid}.db"
+    create_bridge_store(part)
+    conn = sqlite3.connect(part, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("ATTACH ? AS src", (str(backfill.spread),))
+        conn.execute("INSERT INTO chats SELECT * FROM src.chats")
+        conn.execute(
+            "INSERT INTO messages (rowid, id, chat_jid, sender, content, timestamp, is_from_me, "
+            "media_type, filename, url, media_key, file_sha256, file_enc_sha256, file_length) "
+            "SELECT rowid, id, chat_jid, sender, content, timestamp, is_from_me, media_type, "
+            "filename, url, media_key, file_sha256, file_enc_sha256, file_length "
+            "FROM src.messages WHERE rowid <= ? ORDER BY rowid",
+            (rowid,),
+        )
+        conn.execute("DETACH src")
+    finally:
+        conn.close()
+    config_path = root / "projects.yaml"
+    config_path.write_text(PROJECTS_YAML)
+    bridge = BridgeStore(part, backfill.whatsapp)
+    bridge.open()
+    store = ReviewStore(url)
+    try:
+        Monitor(load_config(config_path), bridge, store).scan()
+        return State.of(store)
+    finally:
+        bridge.close()
+        store.dispose()
