@@ -292,3 +292,27 @@ def test_a_drop_someone_else_is_editing_is_read_only_until_released(site: Site) 
     assert httpx.post(f"{site.url}/api/wa-monitor-drops/{rid}/unlock", headers=other).is_success
     expect(editor.get_by_label("1. House photo", exact=True)).to_be_enabled(timeout=LIVE)
     expect(editor.locator("#lock-note")).to_be_hidden()
+
+
+def test_filters_narrow_the_list_and_the_export(site: Site) -> None:
+    posts = [post(f"DR9{n:07d}", minutes_ago(200 - n)) for n in range(105)]
+    posts.append(post("DR12345678", minutes_ago(1), project="Mohadin"))
+    record(site.store, *posts)
+    page = sign_in(site, DESKTOP)
+    items = page.locator("#drops li.drop")
+    expect(items).to_have_count(100)
+    page.get_by_role("button", name="Show more (100 of 106)").click()
+    expect(items).to_have_count(106)
+    page.get_by_label("Project").select_option("Mohadin")
+    expect(items).to_have_count(1)
+    expect(items.first).to_have_attribute("data-drop", "DR12345678")
+    expect(page.locator("#card-total")).to_have_text("1")
+    export = page.get_by_role("link", name="Export CSV")
+    expect(export).to_have_attribute("href", re.compile(r"project=Mohadin"))
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_label("Drop number").fill("dr 9000010")
+    expect(items).to_have_count(5)  # DR90000100 … DR90000104
+    with page.expect_download() as download:
+        export.click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert len(lines) == 6 and lines[0].startswith("dropNumber,project,status")

@@ -6,6 +6,7 @@
   const $ = (sel, root = document) => root.querySelector(sel);
   const state = {
     drops: [],
+    limit: 100, // drops shown; "Show more" raises it
     openId: null,
     open: null, // the drop shown in the editor
     dirty: false, // unsaved edits in the editor
@@ -141,6 +142,13 @@
       );
     });
     if (!items.length) items.push(h("li", { class: "muted", text: "No drops match the filters" }));
+    if (pagination && pagination.total > drops.length && state.limit < 500) {
+      const more = () => {
+        state.limit = Math.min(500, state.limit + 100);
+        refresh();
+      };
+      items.push(h("li", { class: "more" }, h("button", { type: "button", onclick: more }, `Show more (${drops.length} of ${pagination.total})`)));
+    }
     $("#drops").replaceChildren(...items);
     $("#list-count").textContent = pagination ? `(${pagination.total})` : "";
   }
@@ -154,7 +162,7 @@
   async function refresh() {
     try {
       const params = filterQuery();
-      params.set("pageSize", "100");
+      params.set("pageSize", String(state.limit));
       const [list, daily] = await Promise.all([
         api("GET", `/api/wa-monitor-drops?${params}`),
         api("GET", "/api/wa-monitor-daily-drops"),
