@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from wa_monitor.web import queries as q
 from wa_monitor.web.auth import Caller, LoginThrottle, Sessions, identify, same
 from wa_monitor.web.envelope import ApiError
 
+log = logging.getLogger("wa_monitor.web")
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 POLL_MS = 5000
@@ -87,6 +89,7 @@ async def login(
     keys = (f"ip:{client}", f"user:{username.lower()}")
     wait = throttle.retry_after(*keys)
     if wait:
+        log.warning("🔒 Sign-in refused for %r from %s: too many failures", username, client)
         minutes = max(1, round(wait / 60))
         page = _login_page(
             request,
@@ -99,8 +102,10 @@ async def login(
     user = await run_in_threadpool(authenticate, request.app.state.store, username, password)
     if user is None:
         throttle.failed(*keys)
+        log.warning("🔑 Failed sign-in for %r from %s", username, client)
         return _login_page(request, error="Wrong user name or password.", status=401, next_url=next)
     throttle.succeeded(*keys)
+    log.info("🔑 %s (%s) signed in from %s", user.username, user.role, client)
     response = RedirectResponse(_safe_next(next), status_code=303)
     sessions.start(request, response, user)
     return response
