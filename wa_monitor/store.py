@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -94,74 +94,152 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-# PostgreSQL: each statement of a batch takes all its rows as one JSON document, so its
-# text (and plan) is the same for 1 drop or 5,000: one round trip, no statement
-# splitting, nothing for the driver to re-parse, and no per-value adaptation in Python
-# (json.dumps is C). The columns' own types and lengths still apply on assignment.
-_PG_EXISTING = sa.text(
-    "SELECT t.project, t.drop_number, t.id, t.whatsapp_message_date, t.last_message_date, "
-    "t.user_name, t.submitted_by, t.incomplete, t.feedback_sent, t.comment "
-    "FROM qa_photo_reviews AS t "
-    "JOIN json_to_recordset(CAST(:rows AS json)) AS k(project text, drop_number text) "
-    "ON t.project = k.project AND t.drop_number = k.drop_number "
-    "FOR UPDATE OF t"
-).columns(
-    qa_photo_reviews.c.project,
-    qa_photo_reviews.c.drop_number,
-    qa_photo_reviews.c.id,
-    qa_photo_reviews.c.whatsapp_message_date,
-    qa_photo_reviews.c.last_message_date,
-    qa_photo_reviews.c.user_name,
-    qa_photo_reviews.c.submitted_by,
-    qa_photo_reviews.c.incomplete,
-    qa_photo_reviews.c.feedback_sent,
-    qa_photo_reviews.c.comment,
-)
-_PG_LOG_SUBMISSIONS = sa.text(
-    "INSERT INTO drop_submissions "
-    "(chat_jid, message_id, drop_number, project, sender, sender_name, message_time, kind) "
-    "SELECT chat_jid, message_id, drop_number, project, sender, sender_name, message_time, "
-    "kind FROM json_to_recordset(CAST(:rows AS json)) AS v(chat_jid text, message_id text, "
-    "drop_number text, project text, sender text, sender_name text, "
-    "message_time timestamptz, kind text) "
-    "ON CONFLICT (chat_jid, message_id, drop_number) DO NOTHING "
-    "RETURNING chat_jid, message_id, drop_number"
-)
-_PG_REVIEW_COLUMNS = (
+# Each statement of a batch takes all its rows as one JSON parameter, so its text (and
+# plan) is the same for 1 drop or 5,000: one round trip, no statement splitting, nothing
+# for the driver to re-parse, no per-value work in SQLAlchemy (json.dumps is C). The
+# columns' own types and lengths still apply on assignment.
+_EXISTING_COLUMNS = (
+    "project", "drop_number", "id", "whatsapp_message_date", "last_message_date",
+    "user_name", "submitted_by", "incomplete", "feedback_sent", "comment",
+)  # fmt: skip
+_REVIEW_COLUMNS = (
     "id", "drop_number", "project", "user_name", "submitted_by", "whatsapp_message_date",
     "last_message_date", "review_date", "resubmitted", "incomplete", "completed", "comment",
     "created_at", "updated_at",
 )  # fmt: skip
-_PG_NEW_REVIEWS = sa.text(
-    "SELECT id, drop_number, project, user_name, submitted_by, whatsapp_message_date, "
-    "last_message_date, review_date, resubmitted, incomplete, completed, comment, "
-    "created_at, updated_at FROM json_to_recordset(CAST(:rows AS json)) AS v(id uuid, "
-    "drop_number text, project text, user_name text, submitted_by text, "
-    "whatsapp_message_date timestamptz, last_message_date timestamptz, review_date date, "
-    "resubmitted boolean, incomplete boolean, completed boolean, comment text, "
-    "created_at timestamptz, updated_at timestamptz)"
-).columns(*(qa_photo_reviews.c[name] for name in _PG_REVIEW_COLUMNS))
-_PG_UPDATE_REVIEWS = sa.text(
-    "UPDATE qa_photo_reviews AS t SET whatsapp_message_date = v.whatsapp_message_date, "
-    "review_date = v.review_date, last_message_date = v.last_message_date, "
-    "user_name = v.user_name, submitted_by = v.submitted_by, incomplete = v.incomplete, "
-    "feedback_sent = v.feedback_sent, resubmitted = v.resubmitted, comment = v.comment, "
-    "updated_at = v.updated_at "
-    "FROM json_to_recordset(CAST(:rows AS json)) AS v(_id uuid, "
-    "whatsapp_message_date timestamptz, review_date date, last_message_date timestamptz, "
-    "user_name text, submitted_by text, incomplete boolean, feedback_sent timestamptz, "
-    "resubmitted boolean, comment text, updated_at timestamptz) "
-    "WHERE t.id = v._id"
+
+
+@dataclass(frozen=True)
+class _BatchSQL:
+    """The statements recording a batch, in one dialect, and how values become JSON."""
+
+    existing: sa.TextClause  # :rows = [{project, drop_number}]
+    log_submissions: sa.TextClause  # RETURNING the logged (chat_jid, message_id, drop_number)
+    new_reviews: sa.TextClause  # a SELECT of _REVIEW_COLUMNS, for INSERT … SELECT
+    update_reviews: sa.TextClause
+    encode: Callable[[Any], Any]
+
+    def rows(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        return {"rows": json.dumps(rows, default=self.encode, ensure_ascii=False)}
+
+
+def _pg_encode(value: Any) -> Any:
+    # Aware instants keep their offset and microseconds; PostgreSQL reads these forms.
+    if isinstance(value, datetime | date | uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def _sqlite_encode(value: Any) -> Any:
+    # Exactly what SQLAlchemy stores on SQLite (UTCDateTime, Date, Uuid), so rows written
+    # either way compare and sort the same.
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for an instant column")
+        v = value.astimezone(UTC)
+        return (
+            f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+            f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+        )
+    if isinstance(value, date):
+        return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+_PG = _BatchSQL(
+    existing=sa.text(
+        "SELECT t.project, t.drop_number, t.id, t.whatsapp_message_date, "
+        "t.last_message_date, t.user_name, t.submitted_by, t.incomplete, t.feedback_sent, "
+        "t.comment FROM qa_photo_reviews AS t "
+        "JOIN json_to_recordset(CAST(:rows AS json)) AS k(project text, drop_number text) "
+        "ON t.project = k.project AND t.drop_number = k.drop_number "
+        "FOR UPDATE OF t"
+    ),
+    log_submissions=sa.text(
+        "INSERT INTO drop_submissions "
+        "(chat_jid, message_id, drop_number, project, sender, sender_name, message_time, kind) "
+        "SELECT chat_jid, message_id, drop_number, project, sender, sender_name, "
+        "message_time, kind FROM json_to_recordset(CAST(:rows AS json)) AS v(chat_jid text, "
+        "message_id text, drop_number text, project text, sender text, sender_name text, "
+        "message_time timestamptz, kind text) "
+        "ON CONFLICT (chat_jid, message_id, drop_number) DO NOTHING "
+        "RETURNING chat_jid, message_id, drop_number"
+    ),
+    new_reviews=sa.text(
+        "SELECT id, drop_number, project, user_name, submitted_by, whatsapp_message_date, "
+        "last_message_date, review_date, resubmitted, incomplete, completed, comment, "
+        "created_at, updated_at FROM json_to_recordset(CAST(:rows AS json)) AS v(id uuid, "
+        "drop_number text, project text, user_name text, submitted_by text, "
+        "whatsapp_message_date timestamptz, last_message_date timestamptz, review_date date, "
+        "resubmitted boolean, incomplete boolean, completed boolean, comment text, "
+        "created_at timestamptz, updated_at timestamptz)"
+    ),
+    update_reviews=sa.text(
+        "UPDATE qa_photo_reviews AS t SET whatsapp_message_date = v.whatsapp_message_date, "
+        "review_date = v.review_date, last_message_date = v.last_message_date, "
+        "user_name = v.user_name, submitted_by = v.submitted_by, incomplete = v.incomplete, "
+        "feedback_sent = v.feedback_sent, resubmitted = v.resubmitted, comment = v.comment, "
+        "updated_at = v.updated_at "
+        "FROM json_to_recordset(CAST(:rows AS json)) AS v(_id uuid, "
+        "whatsapp_message_date timestamptz, review_date date, last_message_date timestamptz, "
+        "user_name text, submitted_by text, incomplete boolean, feedback_sent timestamptz, "
+        "resubmitted boolean, comment text, updated_at timestamptz) "
+        "WHERE t.id = v._id"
+    ),
+    encode=_pg_encode,
+)
+
+_SQLITE = _BatchSQL(
+    existing=sa.text(
+        "SELECT project, drop_number, id, whatsapp_message_date, last_message_date, "
+        "user_name, submitted_by, incomplete, feedback_sent, comment FROM qa_photo_reviews "
+        "WHERE (project, drop_number) IN (SELECT json_extract(value, '$.project'), "
+        "json_extract(value, '$.drop_number') FROM json_each(:rows))"
+    ),
+    # "WHERE true": SQLite's grammar needs it before ON CONFLICT in INSERT … SELECT.
+    log_submissions=sa.text(
+        "INSERT INTO drop_submissions "
+        "(chat_jid, message_id, drop_number, project, sender, sender_name, message_time, kind) "
+        "SELECT json_extract(value, '$.chat_jid'), json_extract(value, '$.message_id'), "
+        "json_extract(value, '$.drop_number'), json_extract(value, '$.project'), "
+        "json_extract(value, '$.sender'), json_extract(value, '$.sender_name'), "
+        "json_extract(value, '$.message_time'), json_extract(value, '$.kind') "
+        "FROM json_each(:rows) WHERE true "
+        "ON CONFLICT (chat_jid, message_id, drop_number) DO NOTHING "
+        "RETURNING chat_jid, message_id, drop_number"
+    ),
+    new_reviews=sa.text(
+        "SELECT json_extract(value, '$.id'), json_extract(value, '$.drop_number'), "
+        "json_extract(value, '$.project'), json_extract(value, '$.user_name'), "
+        "json_extract(value, '$.submitted_by'), json_extract(value, '$.whatsapp_message_date'), "
+        "json_extract(value, '$.last_message_date'), json_extract(value, '$.review_date'), "
+        "json_extract(value, '$.resubmitted'), json_extract(value, '$.incomplete'), "
+        "json_extract(value, '$.completed'), json_extract(value, '$.comment'), "
+        "json_extract(value, '$.created_at'), json_extract(value, '$.updated_at') "
+        "FROM json_each(:rows)"
+    ),
+    update_reviews=sa.text(
+        "UPDATE qa_photo_reviews SET "
+        "whatsapp_message_date = json_extract(v.value, '$.whatsapp_message_date'), "
+        "review_date = json_extract(v.value, '$.review_date'), "
+        "last_message_date = json_extract(v.value, '$.last_message_date'), "
+        "user_name = json_extract(v.value, '$.user_name'), "
+        "submitted_by = json_extract(v.value, '$.submitted_by'), "
+        "incomplete = json_extract(v.value, '$.incomplete'), "
+        "feedback_sent = json_extract(v.value, '$.feedback_sent'), "
+        "resubmitted = json_extract(v.value, '$.resubmitted'), "
+        "comment = json_extract(v.value, '$.comment'), "
+        "updated_at = json_extract(v.value, '$.updated_at') "
+        "FROM json_each(:rows) AS v WHERE qa_photo_reviews.id = json_extract(v.value, '$._id')"
+    ),
+    encode=_sqlite_encode,
 )
 
 
-def _as_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """A batch's rows as the one JSON parameter of the statements above.
-
-    Instants are aware (str() keeps the offset and the microseconds), ids and dates are
-    written the way PostgreSQL reads them.
-    """
-    return {"rows": json.dumps(rows, default=str, ensure_ascii=False)}
+def _batch_sql(conn: Connection) -> _BatchSQL:
+    return _PG if conn.dialect.name == "postgresql" else _SQLITE
 
 
 class ReviewStore:
@@ -311,50 +389,21 @@ class ReviewStore:
                 if any(p.key not in existing for p in posts if p.log_key not in logged):
                     raise ConcurrentWriter
                 plan = plan_batch(fresh, existing, zone, now)
-            postgres = conn.dialect.name == "postgresql"
-            if plan.inserts and postgres:
-                insert = sa.insert(qa_photo_reviews)
-                from_json = insert.from_select(_PG_REVIEW_COLUMNS, _PG_NEW_REVIEWS)
-                conn.execute(from_json, _as_json(plan.inserts))
-            elif plan.inserts:
-                conn.execute(sa.insert(qa_photo_reviews), plan.inserts)
-            if plan.updates and postgres:
-                conn.execute(_PG_UPDATE_REVIEWS, _as_json(plan.updates))
-            elif plan.updates:
-                t = qa_photo_reviews
-                stmt = (
-                    sa.update(t)
-                    .where(t.c.id == sa.bindparam("_id"))
-                    .values({c: sa.bindparam(c) for c in plan.updates[0] if c != "_id"})
-                )
-                conn.execute(stmt, plan.updates)
+            sql = _batch_sql(conn)
+            if plan.inserts:
+                new = sql.new_reviews.columns(*(qa_photo_reviews.c[c] for c in _REVIEW_COLUMNS))
+                insert = sa.insert(qa_photo_reviews).from_select(_REVIEW_COLUMNS, new)
+                conn.execute(insert, sql.rows(plan.inserts))
+            if plan.updates:
+                conn.execute(sql.update_reviews, sql.rows(plan.updates))
         if cursors:
             self._save_cursors(conn, cursors, now)
         return plan
 
     def _existing(self, conn: Connection, keys: set[Key]) -> dict[Key, ExistingReview]:
-        t = qa_photo_reviews
-        ordered = sorted(keys)
-        rows: list[sa.Row[Any]] = []
-        if conn.dialect.name == "postgresql":
-            keys_json = _as_json([{"project": p, "drop_number": d} for p, d in ordered])
-            ordered = []  # one statement for all keys
-            rows.extend(conn.execute(_PG_EXISTING, keys_json))
-        for start in range(0, len(ordered), 1000):
-            chunk = ordered[start : start + 1000]
-            query = sa.select(
-                t.c.project,
-                t.c.drop_number,
-                t.c.id,
-                t.c.whatsapp_message_date,
-                t.c.last_message_date,
-                t.c.user_name,
-                t.c.submitted_by,
-                t.c.incomplete,
-                t.c.feedback_sent,
-                t.c.comment,
-            ).where(sa.tuple_(t.c.project, t.c.drop_number).in_(chunk))
-            rows.extend(conn.execute(query))
+        sql = _batch_sql(conn)
+        query = sql.existing.columns(*(qa_photo_reviews.c[c] for c in _EXISTING_COLUMNS))
+        keys_json = sql.rows([{"project": p, "drop_number": d} for p, d in sorted(keys)])
         return {
             (row.project, row.drop_number): ExistingReview(
                 id=row.id,
@@ -366,22 +415,14 @@ class ReviewStore:
                 feedback_sent=row.feedback_sent,
                 comment=row.comment,
             )
-            for row in rows
+            for row in conn.execute(query, keys_json)
         }
 
     def _log_submissions(
         self, conn: Connection, rows: list[dict[str, Any]]
     ) -> set[tuple[str, str, str]]:
-        if conn.dialect.name == "postgresql":
-            result = conn.execute(_PG_LOG_SUBMISSIONS, _as_json(rows))
-            return {(r[0], r[1], r[2]) for r in result.all()}
-        t = drop_submissions
-        stmt = (
-            _insert(conn, t)
-            .on_conflict_do_nothing(index_elements=["chat_jid", "message_id", "drop_number"])
-            .returning(t.c.chat_jid, t.c.message_id, t.c.drop_number)
-        )
-        result = conn.execute(stmt, rows)
+        sql = _batch_sql(conn)
+        result = conn.execute(sql.log_submissions, sql.rows(rows))
         return {(r[0], r[1], r[2]) for r in result.all()}
 
     def _save_cursors(self, conn: Connection, cursors: Mapping[str, Cursor], now: datetime) -> None:
