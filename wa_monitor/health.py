@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from wa_monitor.bridge import BridgeStore, parse_timestamp
 from wa_monitor.errors import BridgeStoreError, ReviewDatabaseError, WaMonitorError
@@ -184,9 +185,11 @@ def record_heartbeat(
         "status": dict(status),
     }
     with store.begin() as conn:
-        updated = conn.execute(sa.update(t).where(t.c.instance == instance).values(values))
-        if updated.rowcount == 0:
-            conn.execute(sa.insert(t).values(instance=instance, **values))
+        # One upsert, not update-then-insert: two monitors of one instance (a restart while
+        # the old process drains) beating at once must not collide on the primary key.
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(t).values(instance=instance, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.instance], set_=values))
 
 
 def read_heartbeats(store: ReviewStore) -> list[dict[str, Any]]:
