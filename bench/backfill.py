@@ -74,9 +74,10 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
 
         store.record_batch = counted  # type: ignore[method-assign]
         monitor = Monitor(cfg, bridge, store)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         summary = monitor.scan()
         seconds = time.perf_counter() - started
+        result["cpu_seconds"] = time.process_time() - cpu
         store.record_batch = record  # type: ignore[method-assign]
         result.update(
             seconds=seconds,

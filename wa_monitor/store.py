@@ -136,13 +136,10 @@ def _sqlite_encode(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given for an instant column")
-        v = value.astimezone(UTC)
-        return (
-            f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
-            f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
-        )
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+        return utc.isoformat(" ", "microseconds")
     if isinstance(value, date):
-        return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+        return value.isoformat()
     if isinstance(value, uuid.UUID):
         return value.hex
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
