@@ -239,6 +239,28 @@ def check_heartbeat(
             ),
             beat,
         )
+    status = beat.get("status") or {}
+    if status.get("stopped_at"):
+        return (
+            Check(
+                "heartbeat",
+                "fail",
+                f"{name} stopped at {status['stopped_at']}",
+                "start it: `systemctl start wa-monitor@prod` (or `wa-monitor run`)",
+            ),
+            beat,
+        )
+    if status.get("healthy") is False:
+        return (
+            Check(
+                "heartbeat",
+                "fail",
+                f"{name} beat {describe_age(age)} ago but reports itself unhealthy: "
+                f"{status.get('last_error') or 'the bridge store is stale'}",
+                "run `wa-monitor doctor`; `journalctl -u wa-monitor@prod -n 50`",
+            ),
+            beat,
+        )
     return Check("heartbeat", "pass", f"{name} beat {describe_age(age)} ago"), beat
 
 
@@ -342,8 +364,12 @@ def newest_messages(bridge: BridgeStore, jids: Iterable[str]) -> dict[str, datet
     except sqlite3.DatabaseError as exc:
         raise BridgeStoreError(f"{bridge.messages_db}: cannot read messages.db: {exc}") from None
     finally:
-        if conn.in_transaction:
-            conn.execute("COMMIT")
+        # A damaged file fails the COMMIT too: that must not escape as a raw sqlite3 error.
+        try:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.rollback()
     return found
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from wa_monitor.bridge import BridgeStore
+from wa_monitor.bridge import BridgeStore, Prefilter
 from wa_monitor.config import ProjectsConfig
-from wa_monitor.monitor import DEFAULT_CHUNK, Monitor
+from wa_monitor.monitor import DEFAULT_CHUNK, Monitor, prefilter
 from wa_monitor.reviews import Event, ExistingReview, Key, Post, plan_batch
 from wa_monitor.schema import drop_submissions, qa_photo_reviews
 from wa_monitor.store import ReviewStore
@@ -138,9 +138,9 @@ def replay(
         return result
     # A Monitor without cursors: only its message → post logic is used; nothing is written.
     reader = Monitor(config, bridge, store, chunk=chunk)
-    filters: dict[str | None, list[str]] = {}
+    filters: dict[str | Prefilter | None, list[str]] = {}
     for jid, project in by_group.items():
-        filters.setdefault(project.pattern.literal, []).append(jid)
+        filters.setdefault(prefilter(project.pattern), []).append(jid)
     high = bridge.max_rowid()
     low = 0
     while low < high:

@@ -217,6 +217,8 @@ def test_heartbeat_counters_and_freshness(
         assert beat["pid"] == os.getpid()
     (row,) = read_heartbeats(store)
     assert "stopped_at" in row["status"]
+    check, _ = check_heartbeat(store, 120)
+    assert check.status == "fail" and "stopped at" in check.detail
     late = datetime.now(UTC) + timedelta(minutes=5)
     check, _ = check_heartbeat(store, 120, now=late)
     assert check.status == "fail" and "last beat 5 min ago" in check.detail

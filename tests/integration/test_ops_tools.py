@@ -301,6 +301,16 @@ def test_status_exits_non_zero_until_the_monitor_beats_and_the_bridge_is_readabl
     assert "since start: 3 scans, 10 messages, 2 new drops" in ok.output
     data = json.loads(cli(*args, "--json").output)
     assert data["status"] == "ok" and data["heartbeat"]["counters"]["scans"] == 3
+    record_heartbeat(
+        store,
+        "prod@test",
+        started_at=T0,
+        counters={},
+        status={"env": "prod", "healthy": False, "last_error": "messages.db: disk I/O error"},
+    )
+    sick = cli(*args)
+    assert sick.exit_code == 1
+    assert "reports itself unhealthy: messages.db: disk I/O error" in sick.output
     bridge.close()
     bridge.messages_db.unlink()
     gone = cli(*args)
