@@ -317,7 +317,11 @@ class Service:
                 self.settings.require_bridge(), self.settings.whatsapp_store_path
             )
             bridge.service = self
-            bridge.open()
+            with contextlib.suppress(BridgeStoreError):
+                # Not there yet (bridge not paired, being re-paired) or unreadable: Monitor.run
+                # logs it once and opens the file when a valid one appears, instead of the
+                # service exiting into a restart loop.
+                bridge.open()
         except BaseException:
             store.dispose()
             raise
