@@ -358,12 +358,15 @@ def test_healthz_readyz_and_metrics(client: TestClient, store: ReviewStore, brid
         status={
             "last_scan_at": datetime.now(UTC).isoformat(),
             "groups": [
-                {"jid": LAWLEY, "project": "Lawley", "newest_at": datetime.now(UTC).isoformat()}
+                {"jid": LAWLEY, "project": "Lawley", "newest_at": datetime.now(UTC).isoformat()},
+                {"jid": VELO, "project": "Velo Test", "newest_at": T0.isoformat(), "stale": True},
             ],
         },
     )
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.json()
+    warned = [c for c in ready.json()["checks"] if c["status"] == "warn"]
+    assert [c["name"] for c in warned] == ["group Velo Test"]  # quiet, yet ready
     assert {c["name"] for c in ready.json()["checks"]} >= {
         "database", "schema", "heartbeat", "bridge store", "bridge activity"
     }  # fmt: skip

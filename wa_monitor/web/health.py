@@ -60,6 +60,8 @@ def readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Report
             checks.append(Check("bridge activity", "fail", "the monitor reports messages.db stale"))
         else:
             checks.append(Check("bridge store", "pass", "readable, as the monitor reports"))
+    if beat is not None:
+        # Quiet groups, as the monitor judged them (a warning: not a reason to be unready).
         for group in (beat.get("status") or {}).get("groups") or []:
             if group.get("stale"):
                 checks.append(
@@ -67,6 +69,7 @@ def readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Report
                         f"group {group.get('project')}",
                         "warn",
                         f"{group.get('jid')}: newest message at {group.get('newest_at')}",
+                        "is the bridge still in the group and connected?",
                     )
                 )
     return Report(tuple(checks))
