@@ -25,6 +25,17 @@ class MaskSecrets(logging.Filter):
         return True
 
 
+class MaskedFormatter(logging.Formatter):
+    """Masks URL passwords in the whole formatted line, tracebacks included."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_url(self.inner.format(record))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -100,7 +111,7 @@ def setup_logging(settings: Settings, *, stream: bool = True) -> list[str]:
                 f"cannot open the log file {path} ({exc.strerror}); logging to stderr only"
             )
     for handler in handlers:
-        handler.setFormatter(formatter)
+        handler.setFormatter(MaskedFormatter(formatter))
         handler.addFilter(MaskSecrets())
         root.addHandler(handler)
     # Libraries talk at WARNING and above only.

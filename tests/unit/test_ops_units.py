@@ -3,6 +3,7 @@ unit, sd_notify, log rotation and projects file edits (comments and order kept).
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -191,9 +192,19 @@ def test_log_files_rotate_by_size_or_daily_and_mask_secrets(tmp_path: Path) -> N
         assert not (tmp_path / "logs" / "wa.log.2").exists()
         text = log_file.read_text() + (tmp_path / "logs" / "wa.log.1").read_text()
         assert "hunter2" not in text and "user:***@db" in text
-        setup_logging(
-            settings_from({**base, "LOG_ROTATE": "daily", "LOG_BACKUPS": "7"}), stream=False
-        )
+        try:
+            raise RuntimeError("cannot connect to postgresql://user:hunter2@db/x")
+        except RuntimeError:
+            log.exception("⚠️ failed")  # the traceback is masked too
+        assert "hunter2" not in log_file.read_text()
+        daily_json = {**base, "LOG_ROTATE": "daily", "LOG_BACKUPS": "7", "LOG_FORMAT": "json"}
+        setup_logging(settings_from(daily_json), stream=False)
+        try:
+            raise RuntimeError("cannot connect to postgresql://user:hunter2@db/x")
+        except RuntimeError:
+            log.exception("⚠️ failed")
+        entry = json.loads(log_file.read_text().splitlines()[-1])
+        assert "user:***@db" in entry["exception"] and "hunter2" not in entry["exception"]
         daily = next(h for h in root.handlers if isinstance(h, SafeDailyFileHandler))
         assert (daily.when, daily.backupCount) == ("MIDNIGHT", 7)
     finally:
