@@ -284,3 +284,42 @@ def test_diff_names_both_versions() -> None:
     diff = make_diff("a\n", "b\n", Path("projects.yaml"))
     assert "-a\n+b\n" in diff
     assert diff.splitlines()[0].startswith("--- projects.yaml (sha256 ")
+
+
+# -- the projects file watcher ------------------------------------------------------------
+
+
+def test_the_watcher_reads_a_settled_change_keeps_the_last_good_and_obeys_sighup(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wa_monitor.service import ConfigWatcher
+
+    path = tmp_path / "projects.yaml"
+    path.write_text(PROD_YAML)
+    watcher = ConfigWatcher(path, load_config(path))
+    watcher.SETTLE = 0.0
+    assert watcher.poll() is None  # unchanged
+    path.write_text(PROD_YAML.replace("name: Mohadin", "name: Mohadin East"))
+    assert watcher.poll() is None  # a change is read once it has settled (next poll)
+    changed = watcher.poll()
+    assert changed is not None
+    config, old, new = changed
+    assert config.by_name("Mohadin East") is not None and old == PROD_YAML and "East" in new
+    path.write_text("projects:\n  - name: x\n")
+    assert watcher.poll() is None
+    with pytest.raises(ConfigError):
+        watcher.poll()
+    assert watcher.config is config  # the last good one
+    assert watcher.poll() is None  # the same bad file is not reported again
+    path.unlink()
+    assert watcher.poll() is None
+    with pytest.raises(ConfigError, match="gone or unreadable"):
+        watcher.poll()
+    path.write_text(PROD_YAML)
+    watcher.hup.set()  # SIGHUP: read at once, no settling
+    reloaded = watcher.poll()
+    assert reloaded is not None and reloaded[0].by_name("Mohadin") is not None
+    watcher.hup.set()
+    with caplog.at_level(logging.INFO, "wa_monitor"):
+        assert watcher.poll() is None
+    assert any("SIGHUP" in m and "unchanged" in m for m in caplog.messages)
