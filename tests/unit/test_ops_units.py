@@ -323,3 +323,51 @@ def test_the_watcher_reads_a_settled_change_keeps_the_last_good_and_obeys_sighup
     with caplog.at_level(logging.INFO, "wa_monitor"):
         assert watcher.poll() is None
     assert any("SIGHUP" in m and "unchanged" in m for m in caplog.messages)
+
+
+# -- deploy/ ------------------------------------------------------------------------------
+
+
+def test_the_shipped_prod_and_dev_layouts_are_valid_and_separate() -> None:
+    from wa_monitor.settings import read_env_file
+
+    settings = {}
+    for env in ("prod", "dev"):
+        config = load_config(ROOT / f"deploy/{env}/config/projects.yaml")
+        assert config.by_group().get("120363421664266245@g.us") is not None  # Velo Test in both
+        assert (ROOT / f"deploy/{env}/logs/.gitkeep").exists()
+        settings[env] = settings_from(read_env_file(ROOT / f"deploy/{env}/.env.example"))
+        assert settings[env].env_name == env
+    assert len(load_config(ROOT / "deploy/prod/config/projects.yaml").enabled) == 4
+    prod, dev = settings["prod"], settings["dev"]
+    assert not same_database(prod.database_url, dev.database_url)
+    assert prod.metrics_port != dev.metrics_port
+    assert dev.prod_env_file == Path("/opt/wa-monitor/prod/.env")
+    assert not dev.allow_shared_database
+
+
+def test_every_metric_the_alert_rules_use_is_exposed(sqlite_template: Path) -> None:
+    import re as regex
+
+    from ruamel.yaml import YAML
+
+    from wa_monitor.metrics import MonitorMetrics, database_registry
+    from wa_monitor.store import ReviewStore
+
+    rules = YAML(typ="safe").load((ROOT / "deploy/prometheus/wa-monitor-alerts.yml").read_text())
+    used = {
+        name
+        for rule in rules["groups"][0]["rules"]
+        for name in regex.findall(r"wa_monitor_\w+", rule["expr"])
+    }
+    store = ReviewStore(f"sqlite:///{sqlite_template}")
+    exposed: set[str] = set()
+    try:
+        for registry in (MonitorMetrics().registry, database_registry(store)):
+            for family in registry.collect():
+                exposed.add(family.name)
+                if family.type == "counter":
+                    exposed.add(family.name + "_total")
+    finally:
+        store.dispose()
+    assert used and used <= exposed, used - exposed
