@@ -198,10 +198,10 @@ def doctor(app: App, skip_bridge_process: bool) -> None:
 @click.option("--b", "b_env", required=True, type=click.Path(path_type=Path), help="Env file B.")
 @click.option("--since", help="Only messages from then on: 24h, 7d, 2025-11-09, ISO time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-@click.option("--all", "show_all", is_flag=True, help="List identical submissions too.")
+@click.option("--only-differences", is_flag=True, help="List only the submissions that differ.")
 @errors
 def compare_command(
-    a_env: Path, b_env: Path, since: str | None, as_json: bool, show_all: bool
+    a_env: Path, b_env: Path, since: str | None, as_json: bool, only_differences: bool
 ) -> None:
     """Compare what two environments (prod, dev) recorded for the groups both monitor.
 
@@ -239,7 +239,7 @@ def compare_command(
             table.add_column(column)
         shown = 0
         for line in lines:
-            if line.verdict == "same" and not show_all:
+            if line.verdict == "same" and only_differences:
                 continue
             shown += 1
             seen = line.a or line.b

@@ -118,7 +118,9 @@ def test_compare_shows_each_sides_drops_and_every_difference(
     assert out.exit_code == 1, out.output
     assert "DR1752169" in out.output and "only in dev" in out.output
     assert "DR22222222" in out.output and "only in prod" in out.output
-    assert "DR12345678" not in out.output  # identical ones are counted, not listed
+    assert "DR12345678" in out.output  # every drop each side detected is listed
+    only = cli("compare", "--a", str(prod.env_file), "--b", str(dev.env_file), "--only-differences")
+    assert "DR12345678" not in only.output and "DR1752169" in only.output
     assert f"monitored only by prod: {LAWLEY}" in out.output
     assert "total: 1 identical, 1 only in prod, 1 only in dev, 0 differ" in out.output
     assert "***" in out.output or "sqlite" in out.output  # URLs shown masked
