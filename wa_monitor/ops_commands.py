@@ -530,7 +530,9 @@ def install_service(
 
     from wa_monitor.environments import UnitOptions, install, install_plan
 
-    program = executable or shutil.which("wa-monitor") or f"{prefix}/venv/bin/wa-monitor"
+    running = Path(sys.argv[0])
+    this = str(running.absolute()) if running.name == "wa-monitor" and running.exists() else None
+    program = executable or this or shutil.which("wa-monitor") or f"{prefix}/venv/bin/wa-monitor"
     options = UnitOptions(
         prefix=Path(prefix),
         user=user,
