@@ -420,3 +420,33 @@ def test_admins_manage_projects_from_the_dashboard_audited_as_themselves(
         ("Lawley", False, LAWLEY), ("Velo Test", True, VELO)
     ]  # fmt: skip
     assert [r["actor"] for r in audit_rows(store, path)] == ["dashboard:admin"] * 2
+
+
+# -- the projects commands ----------------------------------------------------------------
+
+
+def test_projects_commands_edit_validate_and_audit(
+    db_url: str, store: ReviewStore, bridge: Bridge, tmp_path: Path
+) -> None:
+    bridge.post(MAMELODI, "hello")
+    env = Env(tmp_path / "prod", db_url).write(
+        "# keep me\n" + yaml_for(("Lawley", LAWLEY)), WHATSAPP_DB_PATH=str(bridge.messages_db)
+    )
+    base = ["--env-file", str(env.env_file), "--config", str(env.config), "projects"]
+    missing = cli(*base, "add", "--name", "Mamelodi", "--group-name", "Mamelodi POP2")
+    assert missing.exit_code == 2
+    assert f"closest: 'Mamelodi POP1 Activations' ({MAMELODI})" in missing.output
+    both = cli(*base, "add", "--name", "X", "--group-jid", VELO, "--group-name", "Velo Test")
+    assert both.exit_code == 2 and "exactly one of" in both.output
+    added = cli(*base, "add", "--name", "Mamelodi", "--group-name", "mamelodi pop1 activations")
+    assert added.exit_code == 0, added.output
+    assert "recorded in the audit log" in added.output
+    assert cli(*base, "disable", "Lawley").exit_code == 0
+    listed = cli(*base, "list").output
+    assert "Lawley" in listed and "Mamelodi" in listed and MAMELODI in listed
+    assert env.config.read_text().startswith("# keep me\n")
+    config = load_config(env.config)
+    assert [(p.name, p.enabled) for p in config.projects] == [("Lawley", False), ("Mamelodi", True)]
+    history = cli(*base, "history").output
+    assert history.count("(cli)") == 2 and "+    enabled: false" in history
+    assert [r["source"] for r in audit_rows(store, env.config)] == ["cli", "cli"]
