@@ -9,12 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -24,6 +21,10 @@ from wa_monitor.errors import ReviewDatabaseError, SchemaVersionError
 from wa_monitor.reviews import ExistingReview, Key, Plan, Post, plan_batch
 from wa_monitor.schema import SCHEMA_HEAD, drop_submissions, qa_photo_reviews, scan_cursors
 from wa_monitor.settings import mask_url
+
+if TYPE_CHECKING:
+    # Alembic is imported where migrations run: the service never loads it (~9 MB RSS).
+    from alembic.config import Config as AlembicConfig
 
 _MIGRATIONS = "wa_monitor:migrations"
 _PG_UPGRADE_LOCK = 7_301_115  # advisory lock id: one `db upgrade` at a time
@@ -279,6 +280,8 @@ class ReviewStore:
     # -- schema -----------------------------------------------------------------------
 
     def _alembic(self) -> AlembicConfig:
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", _MIGRATIONS)
         return cfg
@@ -299,6 +302,8 @@ class ReviewStore:
                 f"the review database {self.masked_url} has no WA Monitor schema; "
                 "run `wa-monitor db upgrade` first"
             )
+        from alembic.script import ScriptDirectory
+
         known = {
             rev.revision for rev in ScriptDirectory.from_config(self._alembic()).walk_revisions()
         }
@@ -323,6 +328,8 @@ class ReviewStore:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_UPGRADE_LOCK})
             cfg.attributes["connection"] = conn
+            from alembic import command
+
             command.upgrade(cfg, "head")
         return before, SCHEMA_HEAD
 
