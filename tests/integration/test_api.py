@@ -484,3 +484,24 @@ def test_admins_manage_users_through_the_api(api: Api) -> None:
     # Disabling a user shuts their API token out at once.
     api.call("PATCH", "/api/wa-monitor-users/viewer", role="admin", json={"disabled": True})
     assert_error(api.get("/api/wa-monitor-me"), 401, "UNAUTHORIZED")
+
+
+def test_nul_characters_are_invalid_input_not_database_errors(api: Api) -> None:
+    record(api.store, post("DR99000001", minutes_ago(5)))
+    rid = drop_id(api, "DR99000001")
+    for response in (
+        api.get("/api/wa-monitor-drops?project=La%00wley"),
+        api.get("/api/wa-monitor-drops?search=DR%00"),
+        api.get("/api/wa-monitor-project-stats?project=%00"),
+        api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json={"comment": "bad\x00"}),
+        api.call(
+            "PATCH",
+            f"/api/wa-monitor-drops/{rid}",
+            json={
+                "incorrectSteps": ["step_01_house_photo"],
+                "incorrectComments": {"step_01_house_photo": "\x00"},
+            },
+        ),
+        api.call("PATCH", "/api/wa-monitor-users/a%00b", role="admin", json={"role": "viewer"}),
+    ):
+        assert_error(response, 422, "VALIDATION_ERROR")

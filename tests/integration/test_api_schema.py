@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 
 from tests.integration.test_api_support import (
@@ -69,7 +70,15 @@ def run_checks(schema: Any, base_url: str, people: People) -> None:
             suppress_health_check=list(HealthCheck),
         )
         def check(case: Any) -> None:
-            response = case.call(base_url=base_url, headers=headers)
+            try:
+                response = case.call(base_url=base_url, headers=headers)
+            except requests.ConnectionError:
+                # uvicorn dropped a request with malformed header bytes before the app saw
+                # it; the server itself must still answer.
+                assert requests.get(f"{base_url}/api/openapi.json", timeout=10).ok
+                return
+            if response.text == "Invalid HTTP request received.":
+                return  # the same, answered with uvicorn's own 400
             case.validate_response(response, checks=CHECKS)
 
         try:

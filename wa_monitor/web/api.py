@@ -22,6 +22,7 @@ from wa_monitor.web import queries as q
 from wa_monitor.web.auth import Caller, require
 from wa_monitor.web.envelope import ApiError, Envelope, ErrorEnvelope, ok
 from wa_monitor.web.models import (
+    USERNAME_PATTERN,
     DailyDrops,
     DropDetail,
     DropPatchModel,
@@ -43,6 +44,7 @@ from wa_monitor.web.models import (
 )
 from wa_monitor.web.models import Drop as DropModel
 
+NO_NUL = r"^[^\x00]*$"
 Viewer = Annotated[Caller, Depends(require("viewer"))]
 Reviewer = Annotated[Caller, Depends(require("reviewer"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
@@ -119,11 +121,13 @@ def daily_drops(
 def drop_filter(
     id: Annotated[uuid.UUID | None, Query(description="One drop by its id")] = None,
     status: Annotated[Literal["complete", "incomplete"] | None, Query()] = None,
-    project: Annotated[str | None, Query(max_length=100)] = None,
+    project: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     resubmitted: Annotated[bool | None, Query()] = None,
     dateFrom: Annotated[date | None, Query(description="First local day (inclusive)")] = None,
     dateTo: Annotated[date | None, Query(description="Last local day (inclusive)")] = None,
-    search: Annotated[str | None, Query(max_length=50, description="Part of a drop number")] = None,
+    search: Annotated[
+        str | None, Query(max_length=50, pattern=NO_NUL, description="Part of a drop number")
+    ] = None,
     feedback: Annotated[Literal["sent", "unsent"] | None, Query()] = None,
 ) -> q.DropFilter:
     if dateFrom and dateTo and dateFrom > dateTo:
@@ -468,7 +472,7 @@ def retry_feedback(
 def project_stats(
     request: Request,
     _caller: Viewer,
-    project: Annotated[str | None, Query(max_length=100)] = None,
+    project: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
 ) -> JSONResponse:
     """today / week / month / all time for one project (or all)."""
     config = _config(request)
@@ -532,7 +536,12 @@ def add_user(request: Request, _caller: Admin, body: NewUser) -> JSONResponse:
 @router.patch(
     "/wa-monitor-users/{username}", response_model=Envelope[UserOut], responses=_not_found
 )
-def patch_user(request: Request, caller: Admin, username: str, body: UserPatch) -> JSONResponse:
+def patch_user(
+    request: Request,
+    caller: Admin,
+    username: Annotated[str, Path(pattern=USERNAME_PATTERN)],
+    body: UserPatch,
+) -> JSONResponse:
     """Change a user's role, or disable / enable them."""
     store = _store(request)
     if body.role is None and body.disabled is None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, tzinfo
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.web.envelope import Envelope, Meta, PagedMeta
@@ -144,16 +144,27 @@ def drop_out(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
 # -- requests ---------------------------------------------------------------------------
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here as invalid input, not a database error.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+USERNAME_PATTERN = r"^[A-Za-z0-9._@\-]{1,100}$"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class DropPatch(_Strict):
-    comment: str | None = Field(default=None, max_length=5000)
+    comment: Text | None = Field(default=None, max_length=5000)
     completed: bool | None = None
     incomplete: bool | None = None
     incorrectSteps: list[StepName] | None = None
-    incorrectComments: dict[StepName, str] | None = None
+    incorrectComments: dict[StepName, Annotated[Text, Field(max_length=1000)]] | None = None
     # The twelve step columns are added below (snake_case, as in the contract).
 
 
@@ -164,10 +175,10 @@ DropPatchModel = create_model(  # type: ignore[call-overload]
 
 class SendFeedback(_Strict):
     dropId: uuid.UUID
-    dropNumber: str = Field(min_length=1, max_length=50)
-    message: str = Field(min_length=1, max_length=4000)
-    project: str | None = Field(default=None, max_length=100)
-    requestKey: str | None = Field(
+    dropNumber: Text = Field(min_length=1, max_length=50)
+    message: Text = Field(min_length=1, max_length=4000)
+    project: Text | None = Field(default=None, max_length=100)
+    requestKey: Text | None = Field(
         default=None,
         min_length=8,
         max_length=100,
@@ -177,8 +188,8 @@ class SendFeedback(_Strict):
 
 
 class NewUser(_Strict):
-    username: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=8, max_length=200)
+    username: str = Field(pattern=USERNAME_PATTERN)
+    password: Text = Field(min_length=8, max_length=200)
     role: Literal["viewer", "reviewer", "admin"]
 
 
