@@ -250,6 +250,8 @@ def test_users_and_tokens_commands(db_url: str, monkeypatch: pytest.MonkeyPatch)
     assert token.exit_code == 0
     secret = token.stdout.strip().splitlines()[-1]
     assert secret.startswith("wam_")
+    tokens_listed = run("tokens", "list")
+    assert "reporting" in tokens_listed.output and secret not in tokens_listed.output
     store = ReviewStore(db_url)
     try:
         found = user_for_token(store, secret)
