@@ -57,9 +57,17 @@ class App:
         return load_config(self.config_path)
 
     def review_store(self, *, check_schema: bool = True) -> ReviewStore:
+        """The review database; a dev environment is refused prod's (environments.guard)."""
+        from wa_monitor.environments import guard
+
         store = ReviewStore(self.settings.database_url)
-        if check_schema:
-            store.check_schema()
+        try:
+            guard(self.settings, store)
+            if check_schema:
+                store.check_schema()
+        except BaseException:
+            store.dispose()
+            raise
         return store
 
     def bridge(self) -> BridgeStore:

@@ -320,3 +320,19 @@ def test_demo_runs_with_no_setup_and_serves_the_dashboard(tmp_path: Path) -> Non
     assert "✅ Created QA review for DR" in stderr
     match = re.search(r"demo stopped: (\d+) reviews", stdout)
     assert match and int(match.group(1)) > 0
+
+
+def test_dev_scan_refuses_prods_review_database(sqlite_site: Site) -> None:
+    prod_env = sqlite_site.root / "prod.env"
+    prod_env.write_text(f"DATABASE_URL={sqlite_site.db_url}\n")
+    assert sqlite_site.run("db", "upgrade").returncode == 0
+    sqlite_site.bridge.post(VELO, "DR12345678")
+    dev = {"WA_MONITOR_ENV": "dev", "PROD_ENV_FILE": str(prod_env)}
+    refused = sqlite_site.run("scan", **dev)
+    assert refused.returncode != 0
+    assert "prod" in refused.stderr and "Traceback" not in refused.stderr
+    store = ReviewStore(sqlite_site.db_url)
+    assert store.reviews() == []  # nothing written
+    store.dispose()
+    allowed = sqlite_site.run("scan", ALLOW_SHARED_DATABASE="true", **dev)
+    assert allowed.returncode == 0, allowed.stderr
