@@ -126,7 +126,7 @@ class _BatchSQL:
 
 def _pg_encode(value: Any) -> Any:
     # Aware instants keep their offset and microseconds; PostgreSQL reads these forms.
-    if isinstance(value, datetime | date | uuid.UUID):
+    if isinstance(value, (datetime, date, uuid.UUID)):  # a tuple: faster than a union
         return str(value)
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
