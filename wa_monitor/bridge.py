@@ -20,6 +20,9 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "chats": ("jid", "name", "last_message_time"),
 }
 
+# LIKE and GLOB stop at a NUL character, so text after one would never match: such
+# (rare) rows always go to Python's regex. instr() compares the whole value.
+_HAS_NUL = "instr(content, char(0)) > 0"
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
@@ -146,6 +149,7 @@ class BridgeStore:
                 check_same_thread=False,
             )
             conn.execute("PRAGMA query_only = ON")
+            conn.text_factory = _text
             _check_schema(conn, path)
         except sqlite3.DatabaseError as exc:
             raise BridgeStoreError(
@@ -236,11 +240,11 @@ class BridgeStore:
             if literal is None:
                 clauses.append(f"(chat_jid IN ({marks}) AND content IS NOT NULL)")
             elif isinstance(literal, Prefilter) and literal.case_sensitive:
-                clauses.append(f"(chat_jid IN ({marks}) AND content GLOB ?)")
+                clauses.append(f"(chat_jid IN ({marks}) AND (content GLOB ? OR {_HAS_NUL}))")
                 params.append(f"*{_glob_escape(literal.text)}*")
             else:
                 text = literal.text if isinstance(literal, Prefilter) else literal
-                clauses.append(f"(chat_jid IN ({marks}) AND content LIKE ?)")
+                clauses.append(f"(chat_jid IN ({marks}) AND (content LIKE ? OR {_HAS_NUL}))")
                 params.append(f"%{text}%")
         # Only "?" placeholders are formatted in; values are always parameters.
         rows_sql = (
@@ -329,6 +333,7 @@ class BridgeStore:
                 isolation_level=None,
                 check_same_thread=False,
             )
+            conn.text_factory = _text
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError:
             return None
@@ -411,6 +416,11 @@ def _translate(exc: sqlite3.DatabaseError, path: Path) -> BridgeStoreError:
     if "locked" in text or "busy" in text:
         return BridgeBusyError(f"{path}: the bridge holds a lock on messages.db; will retry")
     return BridgeStoreError(f"{path}: cannot read messages.db: {text}")
+
+
+def _text(value: bytes) -> str:
+    """Text columns as str, invalid UTF-8 replaced: one bad row must not stop every scan."""
+    return value.decode("utf-8", "replace")
 
 
 def _glob_escape(text: str) -> str:
