@@ -27,7 +27,7 @@ def pg_url(database: str, port: int | None = None) -> str:
 
 def _admin(sql: str) -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql.encode())
 
 
 @contextmanager

@@ -47,7 +47,8 @@ def _row(writer: StoreWriter, jid: str, drop: str, n: int) -> MessageRow:
 
 def _count(engine: sa.Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(qa_photo_reviews)).scalar())
+        query = sa.select(sa.func.count()).select_from(qa_photo_reviews)
+        return int(conn.execute(query).scalar_one())
 
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:
