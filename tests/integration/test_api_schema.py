@@ -64,7 +64,7 @@ def run_checks(schema: Any, base_url: str, people: People) -> None:
             | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
         )
         @settings(
-            max_examples=8,
+            max_examples=6,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),

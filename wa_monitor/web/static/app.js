@@ -108,7 +108,15 @@
     return null;
   }
 
+  let lastList = "";
+
   function renderList(drops, pagination) {
+    // Re-render only on change, and keep keyboard focus on the same drop when it does.
+    const key = JSON.stringify([drops, pagination, state.openId]);
+    if (key === lastList) return;
+    lastList = key;
+    const focused = document.activeElement && document.activeElement.closest("#drops li.drop");
+    const focusedId = focused ? focused.dataset.id : null;
     const items = drops.map((d) => {
       const done = d.completedPhotos;
       return h(
@@ -150,6 +158,10 @@
       items.push(h("li", { class: "more" }, h("button", { type: "button", onclick: more }, `Show more (${drops.length} of ${pagination.total})`)));
     }
     $("#drops").replaceChildren(...items);
+    if (focusedId) {
+      const again = document.querySelector(`#drops li[data-id="${focusedId}"] button`);
+      if (again) again.focus();
+    }
     $("#list-count").textContent = pagination ? `(${pagination.total})` : "";
   }
 
