@@ -190,6 +190,8 @@ def test_a_reviewer_reviews_a_new_drop_and_sends_feedback(site: Site) -> None:
     assert "• 12. Customer signature" in sent["message"]
     assert review(site.store, "DR22220002")["feedback_sent"] is not None
     expect(new).to_contain_text("Feedback sent")
+    expect(editor.locator(".feedback-list li").first).to_contain_text("sent")
+    shot(page, "desktop-feedback-sent.png")
     editor.get_by_role("button", name="Close the drop").click()
     expect(editor).to_be_hidden()
 
