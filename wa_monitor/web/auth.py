@@ -116,6 +116,14 @@ class LoginThrottle:
             q.popleft()
         return q
 
+    def _prune(self, now: float) -> None:
+        # Forget keys whose failures have all expired, so the table stays small.
+        if len(self._failures) > 10_000:
+            for key in [
+                k for k, q in self._failures.items() if not q or q[-1] <= now - self.window
+            ]:
+                del self._failures[key]
+
     def retry_after(self, *keys: str) -> int:
         """Seconds until a sign-in may be tried again (0: now)."""
         now = time.monotonic()
@@ -130,6 +138,7 @@ class LoginThrottle:
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
         with self._lock:
+            self._prune(now)
             for k in keys:
                 self._recent(k, now).append(now)
 
