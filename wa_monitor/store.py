@@ -147,13 +147,15 @@ def _sqlite_encode(value: Any) -> Any:
 
 
 _PG = _BatchSQL(
+    # LATERAL: one unique-index probe per key, whatever the table's size or statistics
+    # (a hash join would read every review of every project on each batch).
     existing=sa.text(
         "SELECT t.project, t.drop_number, t.id, t.whatsapp_message_date, "
         "t.last_message_date, t.user_name, t.submitted_by, t.incomplete, t.feedback_sent, "
-        "t.comment FROM qa_photo_reviews AS t "
-        "JOIN json_to_recordset(CAST(:rows AS json)) AS k(project text, drop_number text) "
-        "ON t.project = k.project AND t.drop_number = k.drop_number "
-        "FOR UPDATE OF t"
+        "t.comment FROM json_to_recordset(CAST(:rows AS json)) "
+        "AS k(project text, drop_number text) CROSS JOIN LATERAL ("
+        "SELECT * FROM qa_photo_reviews AS r "
+        "WHERE r.project = k.project AND r.drop_number = k.drop_number FOR UPDATE) AS t"
     ),
     log_submissions=sa.text(
         "INSERT INTO drop_submissions "
@@ -184,7 +186,9 @@ _PG = _BatchSQL(
         "whatsapp_message_date timestamptz, review_date date, last_message_date timestamptz, "
         "user_name text, submitted_by text, incomplete boolean, feedback_sent timestamptz, "
         "resubmitted boolean, comment text, updated_at timestamptz) "
-        "WHERE t.id = v._id"
+        # The ids again as an array: a primary-key probe per row, not a scan of the table.
+        "WHERE t.id = v._id AND t.id = ANY(ARRAY(SELECT CAST(e ->> '_id' AS uuid) "
+        "FROM json_array_elements(CAST(:rows AS json)) AS e))"
     ),
     encode=_pg_encode,
 )
