@@ -1,8 +1,9 @@
-"""Worker: the cost of scanning 100 new messages on top of a store of N messages.
+"""Worker: the cost of scanning 100 new messages on top of stores of different sizes.
 
-Backfills a copy of the N-message store (untimed), then, several times, appends 100
-realistic messages (the generator, a new seed) and times a `scan --once`-style scan:
-a fresh Monitor, cursors loaded from the review database.
+Backfills a copy of each store (untimed, each into its own review database), then, round
+after round, appends 100 realistic messages (the generator, a new seed) to each and times
+a `scan --once`-style scan: a fresh Monitor, cursors loaded from the review database.
+The sizes alternate within each round, so the machine's load hits them alike.
 """
 
 from __future__ import annotations
@@ -17,43 +18,49 @@ from typing import Any
 from bench.data import config, fixture
 from bench.measure import median, peak_rss_mb
 from wa_monitor.bridge import BridgeStore
+from wa_monitor.config import ProjectsConfig
 from wa_monitor.monitor import Monitor
-from wa_monitor.simulate import generate_store
+from wa_monitor.simulate import SimGroup, generate_store
 from wa_monitor.store import ReviewStore
+
+Setup = tuple[BridgeStore, ReviewStore, ProjectsConfig, Path, Path, list[SimGroup]]
 
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:
-    fx = fixture(int(spec["n"]), int(spec.get("seed", 1)))
-    work = Path(tempfile.mkdtemp(prefix="wa-bench-inc-"))
-    fx = fx.copy_to(work / "store")
-    cfg = config(work, fx)
-    store = ReviewStore(str(spec["url"]))
-    bridge = BridgeStore(fx.messages_db, fx.whatsapp_db)
-    bridge.open()
-    Monitor(cfg, bridge, store).scan()
-    times: list[float] = []
-    messages: list[int] = []
-    for round_ in range(int(spec.get("rounds", 7))):
-        generate_store(
-            fx.messages_db,
-            fx.whatsapp_db,
-            groups=fx.groups,
-            n_messages=int(spec.get("new", 100)),
-            seed=1000 + round_,
-            drop_rate=0.05,
-        )
-        monitor = Monitor(cfg, bridge, store)
-        started = time.perf_counter()
-        summary = monitor.scan()
-        times.append(time.perf_counter() - started)
-        messages.append(summary.messages)
-    bridge.close()
-    store.dispose()
+    setups: dict[int, Setup] = {}
+    for size, url in zip(spec["sizes"], spec["urls"], strict=True):
+        work = Path(tempfile.mkdtemp(prefix="wa-bench-inc-"))
+        fx = fixture(int(size), int(spec.get("seed", 1))).copy_to(work / "store")
+        cfg = config(work, fx)
+        store = ReviewStore(str(url))
+        bridge = BridgeStore(fx.messages_db, fx.whatsapp_db)
+        bridge.open()
+        Monitor(cfg, bridge, store).scan()
+        setups[int(size)] = (bridge, store, cfg, fx.messages_db, fx.whatsapp_db, fx.groups)
+    times: dict[int, list[float]] = {size: [] for size in setups}
+    cpu: dict[int, list[float]] = {size: [] for size in setups}
+    for round_ in range(int(spec.get("rounds", 15))):
+        for size, (bridge, store, cfg, messages_db, whatsapp_db, groups) in setups.items():
+            generate_store(
+                messages_db,
+                whatsapp_db,
+                groups=groups,
+                n_messages=int(spec.get("new", 100)),
+                seed=1000 + round_,
+                drop_rate=0.05,
+            )
+            monitor = Monitor(cfg, bridge, store)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            monitor.scan()
+            times[size].append(time.perf_counter() - started)
+            cpu[size].append(time.process_time() - cpu_started)
+    for bridge, store, *_ in setups.values():
+        bridge.close()
+        store.dispose()
     return {
-        "store_messages": fx.n_messages,
-        "median_ms": median(times) * 1000,
-        "times_ms": [round(t * 1000, 2) for t in times],
-        "monitored_new_messages": messages,
+        "median_ms": {str(s): median(t) * 1000 for s, t in times.items()},
+        "cpu_median_ms": {str(s): median(t) * 1000 for s, t in cpu.items()},
+        "times_ms": {str(s): [round(x * 1000, 2) for x in t] for s, t in times.items()},
         "peak_rss_mb": peak_rss_mb(),
     }
 
