@@ -31,9 +31,10 @@ from wa_monitor.web.auth import CSRF_HEADER, LOGIN_CSRF_COOKIE, SESSION_COOKIE, 
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 ROLES = ("viewer", "reviewer", "admin")
-# Writes that only an admin may make (user management); every other write: a reviewer.
+# Routes only an admin may use (users, the projects file); every other write: a reviewer.
 ADMIN_ONLY = {("GET", "/api/wa-monitor-users"), ("POST", "/api/wa-monitor-users")}
-ADMIN_ONLY_PREFIXES = ("/api/wa-monitor-users",)
+ADMIN_ONLY_PREFIXES = ("/api/wa-monitor-users", "/api/wa-monitor-projects/")
+ADMIN_ONLY_PATHS = ("/api/wa-monitor-projects",)
 ERROR_CODES = {"BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "METHOD_NOT_ALLOWED",
                "CONFLICT", "VALIDATION_ERROR", "TOO_MANY_REQUESTS", "INTERNAL_ERROR",
                "DATABASE_ERROR", "BRIDGE_ERROR"}  # fmt: skip
@@ -65,7 +66,7 @@ def api_routes(app: FastAPI) -> list[tuple[str, str]]:
 
 
 def minimum_role(method: str, path: str) -> str:
-    if path.startswith(ADMIN_ONLY_PREFIXES):
+    if path.startswith(ADMIN_ONLY_PREFIXES) or path in ADMIN_ONLY_PATHS:
         return "admin"
     return "viewer" if method == "GET" else "reviewer"
 
@@ -75,6 +76,7 @@ def concrete(path: str, drop_id: str) -> str:
         path.replace("{drop_id}", drop_id)
         .replace("{entry_id}", "1")
         .replace("{username}", "viewer")
+        .replace("{name}", "Lawley")
     )
 
 

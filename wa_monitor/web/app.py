@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 import wa_monitor.web.health
+import wa_monitor.web.projects
 from wa_monitor import __version__
 from wa_monitor.config import ProjectsConfig
 from wa_monitor.errors import ConfigError
@@ -126,5 +127,6 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(wa_monitor.web.health.router)
+    app.include_router(wa_monitor.web.projects.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

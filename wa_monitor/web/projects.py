@@ -74,15 +74,18 @@ def list_projects(request: Request, _caller: Admin) -> JSONResponse:
     """The projects file's projects, and its recent audited changes."""
     from wa_monitor.config import load_config
 
+    message = None
     try:
         config = load_config(_path(request))
     except ConfigError as exc:
-        raise ApiError(500, str(exc)) from None
+        # Show what the dashboard runs with, and say why the file could not be read.
+        config = request.app.state.config
+        message = f"The projects file cannot be read ({exc}); showing the loaded projects"
     history = [
         {"at": r["at"].isoformat(), "actor": r["actor"], "source": r["source"], "diff": r["diff"]}
         for r in audit_rows(_store(request), config.path, limit=20)
     ]
-    return ok({"projects": _project_list(config), "history": history})
+    return ok({"projects": _project_list(config), "history": history}, message)
 
 
 @router.post("/wa-monitor-projects")
@@ -106,7 +109,7 @@ def create_project(
         except ConfigError as exc:
             raise ApiError(422, str(exc)) from None
         except BridgeStoreError as exc:
-            raise ApiError(500, str(exc)) from None
+            raise ApiError(422, f"Cannot look the group up: {exc}; give groupJid") from None
         finally:
             bridge.close()
         jid = group.jid
