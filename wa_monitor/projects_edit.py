@@ -211,6 +211,8 @@ def edit_projects(
     store: ReviewStore | None = None,
 ) -> EditResult:
     """Apply `change` to the parsed file, validate the result, write it, audit it."""
+    if not path.is_file():
+        load_config(path)  # says the file is missing, before a lock file is made beside it
     with _locked(path):
         current = load_config(path)  # the file must be valid before we touch it
         old_text = path.read_text(encoding="utf-8")
