@@ -136,7 +136,7 @@ class Bench:
                     ours.append(r)
             ours_s = median([r["seconds"] for r in ours])
             req, batches = requests[0]
-            # On the wire: the extra client requests of a scan with more batches.
+            # On the wire: the extra round trips of a scan with more batches.
             with fresh_database("postgresql", self.work) as handle:
                 spec = {"n": self.n // 10, "url": url_for("postgresql", handle, proxy.port)}
                 before = proxy.stats()[0]
@@ -145,14 +145,14 @@ class Bench:
             per_batch = (req - small_req) / max(1, batches - small["batches"])
             self.add(
                 f"Backfill {self.n:,} through a 10 ms-each-way proxy, ours (median of {self.runs})",
-                f"{ours_s:.2f} s = {self.n / ours_s:,.0f} msg/s; {req} client requests for "
+                f"{ours_s:.2f} s = {self.n / ours_s:,.0f} msg/s; {req} round trips for "
                 f"{batches} batches (incl. connect, schema check, cursors, checks)",
                 "—",
                 "measured",
             )
             self.add(
-                "Round trips per batch on the wire (proxy: client request bursts per extra "
-                f"batch, {batches} vs {small['batches']} batches)",
+                "Round trips per batch on the wire (counted by the proxy: extra round trips "
+                f"per extra batch, {batches} vs {small['batches']} batches)",
                 f"{per_batch:.1f} (pool pre-ping + BEGIN + 5 statements + COMMIT = 8 expected)",
                 "≤ 5 statements + transaction control",
                 verdict(per_batch <= 8.5, "statements: see the counted rows above"),

@@ -1,7 +1,8 @@
 """A TCP proxy on loopback that delays every chunk by a fixed time in each direction.
 
 Puts the review database "a hosted PostgreSQL away": with 10 ms each way a round trip
-costs at least 20 ms. Counts client → server chunks (≈ requests; a pipelined batch is one).
+costs at least 20 ms. Counts round trips: client data that follows an answer of the
+server (pipelined statements sent before any answer count once).
 Run as a subprocess so the benchmark's own CPU use cannot distort the delays:
 
     python -m bench.proxy --listen-port 0 --target 127.0.0.1:5432 --delay 0.01
@@ -28,7 +29,9 @@ async def _pipe(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     delay: float,
-    stats: Stats | None,
+    stats: Stats,
+    turn: list[str],
+    side: str,
 ) -> None:
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -49,8 +52,10 @@ async def _pipe(
     try:
         while True:
             data = await reader.read(1 << 16)
-            if stats is not None and data:
-                stats.requests += 1
+            if data:
+                if side == "client" and turn[0] != "client":
+                    stats.requests += 1
+                turn[0] = side
             queue.put_nowait((time.monotonic() + delay, data))
             if not data:
                 break
@@ -75,9 +80,10 @@ async def serve(port: int, target: tuple[str, int], delay: float) -> None:
                 import socket
 
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        turn = ["server"]  # who sent last: a client send after the server's is a new trip
         await asyncio.gather(
-            _pipe(c_reader, s_writer, delay, stats),
-            _pipe(s_reader, c_writer, delay, None),
+            _pipe(c_reader, s_writer, delay, stats, turn, "client"),
+            _pipe(s_reader, c_writer, delay, stats, turn, "server"),
             return_exceptions=True,
         )
 

@@ -39,7 +39,7 @@ class Proxy:
         return self
 
     def stats(self) -> tuple[int, int]:
-        """(client requests, connections) so far."""
+        """(round trips, connections) so far."""
         assert self._proc is not None and self._proc.stdin and self._proc.stdout
         self._proc.stdin.write("\n")
         self._proc.stdin.flush()
