@@ -31,8 +31,8 @@ from wa_monitor.store import ReviewStore
 BACKFILL_MESSAGES = 200_000
 # Rowids of the backfill store are spread out like those of a store that history sync
 # re-wrote many times (INSERT OR REPLACE leaves gaps): a 100k-rowid batch then holds
-# ~4,000 messages, so a backfill is ~50 commits for the kills to fall between.
-ROWID_SPREAD = 25
+# ~2,000 messages, so a backfill is ~100 commits for the kills to fall between.
+ROWID_SPREAD = 50
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -58,18 +58,19 @@ def test_kill_9_at_random_moments_then_a_clean_restart(
     probe = TransactionProbe(db_url) if backend == "postgresql" else None
     kills = during = in_txn = at_start = 0
     progress: list[int] = []
+    process = None
     try:
         while kills < KILLS:
             before = cursor_floor(store)
             process = site.start()
-            if rng.random() < 0.25:
+            if before >= end or rng.random() < 0.25:
                 # Anywhere in start-up: settings, schema check, first heartbeat, first read.
                 at_start += 1
                 moment = process.started + rng.uniform(0.2, reference.first_commit)
                 while time.monotonic() < moment and not process.exited():
                     time.sleep(0.002)  # the random kill moment
             else:
-                # Mid-scan: once this life has committed a batch, within its next two.
+                # Mid-scan: once this life has committed a batch, within its next one or two.
                 wait_until(
                     lambda before=before: cursor_floor(store) > before,
                     60,
@@ -77,7 +78,7 @@ def test_kill_9_at_random_moments_then_a_clean_restart(
                     process=process,
                     every=0.001,
                 )
-                time.sleep(rng.uniform(0, 2 * reference.per_batch))  # the random kill moment
+                time.sleep(rng.uniform(0, 1.5 * reference.per_batch))  # the random kill moment
             assert not process.exited(), process.log()
             if probe is not None and probe():
                 in_txn += 1
@@ -101,6 +102,8 @@ def test_kill_9_at_random_moments_then_a_clean_restart(
             restart.ensure_dead()
         state = State.of(store)
     finally:
+        if process is not None:
+            process.ensure_dead()
         store.dispose()
         if probe is not None:
             probe.close()
