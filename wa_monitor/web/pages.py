@@ -165,3 +165,47 @@ def _zone_abbr(config: ProjectsConfig) -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).astimezone(config.zone).tzname() or config.timezone
+
+
+@router.get("/wa-monitor/projects", response_class=HTMLResponse)
+def projects_page(request: Request) -> Response:
+    """The admins' projects page: list, add, disable and enable projects; recent changes."""
+    caller = _caller(request)
+    if caller is None or caller.via != "session":
+        return RedirectResponse(f"/login?next={quote('/wa-monitor/projects')}", status_code=303)
+    if not caller.user.can("admin"):
+        log.warning(
+            "🔒 %s (%s) was refused the projects page", caller.user.username, caller.user.role
+        )
+        return templates.TemplateResponse(
+            request,
+            "forbidden.html",
+            {
+                "user": caller.user,
+                "csrf": caller.csrf,
+                "message": (
+                    f"The projects page is for admins; {caller.user.username} is a "
+                    f"{caller.user.role}. Ask an admin to add or disable a project."
+                ),
+                "version": __version__,
+            },
+            status_code=403,
+        )
+    config: ProjectsConfig = request.app.state.config
+    boot: dict[str, Any] = {
+        "csrf": caller.csrf,
+        "user": caller.user.username,
+        "timezone": config.timezone,
+        "zoneAbbr": _zone_abbr(config),
+    }
+    return templates.TemplateResponse(
+        request,
+        "projects.html",
+        {
+            "user": caller.user,
+            "csrf": caller.csrf,
+            "boot": json.dumps(boot).replace("</", "<\\/"),
+            "path": str(config.path),
+            "version": __version__,
+        },
+    )
