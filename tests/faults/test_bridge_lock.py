@@ -110,4 +110,5 @@ def test_bridge_writes_are_not_held_up_by_a_scan(
         f"{max(baseline) * 1000:.0f} ms, median {statistics.median(baseline) * 1000:.1f} ms); "
         f"the bridge's busy timeout is 5,000 ms"
     )
-    assert longest < 1.0, "a bridge write waited for a whole second behind the monitor"
+    # Generous for a loaded CI machine; the bridge itself gives up only after 5 s.
+    assert longest < 2.0, "a bridge write waited seconds behind the monitor"
