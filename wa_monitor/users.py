@@ -7,7 +7,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -23,6 +23,8 @@ ROLES: tuple[str, ...] = ("viewer", "reviewer", "admin")
 TOKEN_PREFIX = "wam_"
 _USERNAME = re.compile(r"[A-Za-z0-9._@\-]{1,100}")
 MIN_PASSWORD = 8
+# api_tokens.last_used_at is kept to this many seconds (written at most once per period).
+LAST_USED_RESOLUTION = 60
 
 _hasher = PasswordHasher()
 
@@ -238,13 +240,23 @@ def user_for_token(store: ReviewStore, secret: str) -> User | None:
     t, u = api_tokens, users
     with store.begin() as conn:
         row = conn.execute(
-            sa.select(t.c.id.label("token_id"), *_USER_COLUMNS)
+            sa.select(t.c.id.label("token_id"), t.c.last_used_at, *_USER_COLUMNS)
             .join(u, u.c.id == t.c.user_id)
             .where(t.c.token_hash == _token_hash(secret), t.c.revoked_at.is_(None))
         ).first()
         if row is None or row.disabled:
             return None
-        conn.execute(
-            sa.update(t).where(t.c.id == row.token_id).values(last_used_at=datetime.now(UTC))
-        )
+        # At most one write a minute per token: concurrent requests must not queue on the
+        # token's row lock (and a commit) just to move this timestamp by milliseconds.
+        now = datetime.now(UTC)
+        stale = now - timedelta(seconds=LAST_USED_RESOLUTION)
+        if row.last_used_at is None or row.last_used_at < stale:
+            conn.execute(
+                sa.update(t)
+                .where(
+                    t.c.id == row.token_id,
+                    sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at < stale),
+                )
+                .values(last_used_at=now)
+            )
     return _user(row)
