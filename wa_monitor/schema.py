@@ -13,7 +13,7 @@ from wa_monitor.steps import STEP_COLUMNS
 
 # The Alembic revision this code is written against; `scan`, `run` and `serve` refuse
 # any other (see store.ReviewStore.check_schema).
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

@@ -82,6 +82,19 @@ def _sender(request: Request) -> fb.FeedbackSender:
     return sender
 
 
+def _summaries(request: Request) -> q.SummaryCache | None:
+    """The server's summary cache (`serve` installs one), else None: computed per request."""
+    cache: q.SummaryCache | None = getattr(request.app.state, "summary_cache", None)
+    return cache
+
+
+def _changed(request: Request) -> None:
+    """This process changed reviews: its next summaries are computed afresh."""
+    cache = _summaries(request)
+    if cache is not None:
+        cache.clear()
+
+
 def _drop_or_404(store: ReviewStore, drop_id: uuid.UUID) -> dict[str, Any]:
     row = q.get_drop(store, drop_id)
     if row is None:
@@ -157,7 +170,9 @@ def list_drops(
 ) -> JSONResponse:
     """Drops, resubmitted first then newest WhatsApp message, with the summary cards."""
     store, zone = _store(request), _config(request).zone
-    rows, total = q.list_drops(store, f, zone, limit=pageSize, offset=(page - 1) * pageSize)
+    cache = _summaries(request)
+    summary = cache.get(store, f, zone) if cache is not None else q.summary(store, f, zone)
+    total = int(summary["total"])
     if f.id is not None and total == 0:
         raise ApiError(404, f"No drop with id {f.id}")
     pagination = {
@@ -166,9 +181,10 @@ def list_drops(
         "total": total,
         "pages": max(1, math.ceil(total / pageSize)),
     }
+    rows = q.page_of_drops(store, f, zone, limit=pageSize, offset=(page - 1) * pageSize)
     return ok(
         [drop_out(r, zone) for r in rows],
-        summary=q.summary(store, f, zone),
+        summary=summary,
         meta={"timestamp": datetime.now(UTC).isoformat(), "pagination": pagination},
     )
 
@@ -268,6 +284,7 @@ def patch_drop(
         raise ApiError(422, "Fields other than comment cannot be null")
     try:
         row = q.update_review(_store(request), drop_id, caller.user.username, changes)
+        _changed(request)
     except q.LockedByOther as exc:
         raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
     except q.EditRejected as exc:
@@ -407,6 +424,7 @@ async def send_feedback(
     if entry.status == fb.PENDING:
         delivered = await run_in_threadpool(_sender(request).deliver, entry.id)
         entry = delivered or entry
+    _changed(request)
     data = {
         "dropNumber": entry.drop_number,
         "project": entry.project,

@@ -11,10 +11,13 @@ from rich.table import Table
 
 from wa_monitor.cli import App, err, handle_errors, out
 from wa_monitor.logs import setup_logging
-from wa_monitor.store import ReviewStore
+from wa_monitor.store import ReviewStore, create_review_engine
 from wa_monitor.users import ROLES
 
 log = logging.getLogger("wa_monitor.web")
+WEB_POOL_SIZE = 20
+# The summary cards of the drop list are reused this long per filter set (queries.SummaryCache).
+SUMMARY_SECONDS = 2.0
 pass_app = click.make_pass_decorator(App)
 
 
@@ -25,6 +28,25 @@ def _store(app: App) -> Iterator[ReviewStore]:
         yield store
     finally:
         store.dispose()
+
+
+def _web_store(app: App) -> ReviewStore:
+    """The review database for the server: a pool sized for its concurrent requests.
+
+    Starlette runs the API's handlers in up to 40 threads; with the monitor's pool of 5
+    they queue for a connection. 20 + SQLAlchemy's default overflow of 10 = 30.
+    """
+    from wa_monitor.environments import guard
+
+    url = app.settings.database_url
+    store = ReviewStore(url, engine=create_review_engine(url, pool_size=WEB_POOL_SIZE))
+    try:
+        guard(app.settings, store)
+        store.check_schema()
+    except BaseException:
+        store.dispose()
+        raise
+    return store
 
 
 @click.command("serve")
@@ -42,11 +64,12 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
     import uvicorn
 
     from wa_monitor.web.app import create_app
+    from wa_monitor.web.queries import SummaryCache
 
     settings = app.settings
     setup_logging(settings)
     config = app.config()
-    store = app.review_store()
+    store = _web_store(app)
     if dev and not settings.secret_key:
         err.print(
             "[yellow]warning:[/] --dev without SECRET_KEY: sessions use a random key and "
@@ -54,6 +77,7 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
             markup=True,
         )
     web = create_app(settings, config, store, dev=dev)
+    web.state.summary_cache = SummaryCache(SUMMARY_SECONDS)
     log.info("🌐 Dashboard on http://%s:%d/wa-monitor (database %s)", host, port, store.masked_url)
     try:
         uvicorn.run(web, host=host, port=port, log_level="warning", proxy_headers=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from time import monotonic as _monotonic
 from typing import Any
 
 import sqlalchemy as sa
@@ -98,12 +100,30 @@ def list_drops(
     where = _conditions(f, zone)
     with store.begin() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(R).where(*where)).scalar_one()
-        query = _ordered(sa.select(R).where(*where)).offset(offset)
-        if limit is not None:
-            query = query.limit(limit)
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-        _attach_outbox(conn, rows)
+        rows = _page(conn, where, limit, offset)
     return rows, int(total)
+
+
+def page_of_drops(
+    store: ReviewStore, f: DropFilter, zone: tzinfo, *, limit: int, offset: int = 0
+) -> list[dict[str, Any]]:
+    """One page of the filtered reviews in list order, without counting them all.
+
+    The first page is read from ix_qa_photo_reviews_list_latest (migration 0004).
+    """
+    with store.begin() as conn:
+        return _page(conn, _conditions(f, zone), limit, offset)
+
+
+def _page(
+    conn: Connection, where: list[sa.ColumnElement[bool]], limit: int | None, offset: int
+) -> list[dict[str, Any]]:
+    query = _ordered(sa.select(R).where(*where)).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    _attach_outbox(conn, rows)
+    return rows
 
 
 def _attach_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -121,6 +141,53 @@ def _attach_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
             latest[row["review_id"]] = dict(row)
     for r in rows:
         r["_outbox"] = latest.get(r["id"])
+
+
+class SummaryCache:
+    """The summary cards per filter set, reused for `ttl` seconds (0: never reused).
+
+    The summary aggregates every matching review (a scan of the whole table without
+    filters), too dear for each request of a polling dashboard. When an entry is older
+    than `ttl`, one request recomputes it while concurrent ones answer the previous value,
+    so a refresh never queues the other requests. `clear()` after this process's own
+    writes; other processes' writes (the monitor) show within `ttl`.
+    """
+
+    def __init__(self, ttl: float, *, max_entries: int = 256) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[tuple[DropFilter, str], tuple[float, dict[str, Any]]] = {}
+        self._refreshing: set[tuple[DropFilter, str]] = set()
+        self._lock = threading.Lock()
+        self._generation = 0
+
+    def get(self, store: ReviewStore, f: DropFilter, zone: tzinfo) -> dict[str, Any]:
+        if self.ttl <= 0 or f.id is not None:
+            return summary(store, f, zone)
+        key = (f, str(zone))
+        now = _monotonic()
+        with self._lock:
+            cached = self._entries.get(key)
+            if cached is not None and (now - cached[0] < self.ttl or key in self._refreshing):
+                return cached[1]
+            self._refreshing.add(key)
+            generation = self._generation
+        try:
+            value = summary(store, f, zone)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+        with self._lock:
+            if generation == self._generation:  # not computed across a clear()
+                if len(self._entries) >= self.max_entries and key not in self._entries:
+                    self._entries.pop(next(iter(self._entries)))
+                self._entries[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._generation += 1
 
 
 def summary(store: ReviewStore, f: DropFilter, zone: tzinfo) -> dict[str, Any]:
