@@ -56,11 +56,11 @@ class App:
     def config(self) -> ProjectsConfig:
         return load_config(self.config_path)
 
-    def review_store(self, *, check_schema: bool = True) -> ReviewStore:
+    def review_store(self, *, check_schema: bool = True, pre_ping: bool = True) -> ReviewStore:
         """The review database; a dev environment is refused prod's (environments.guard)."""
         from wa_monitor.environments import guard
 
-        store = ReviewStore(self.settings.database_url)
+        store = ReviewStore(self.settings.database_url, pre_ping=pre_ping)
         try:
             guard(self.settings, store)
             if check_schema:
@@ -200,7 +200,7 @@ def db_current(app: App) -> None:
 def monitor_for(app: App) -> Iterator[Monitor]:
     config = app.config()
     bridge = app.bridge()
-    store = app.review_store()
+    store = app.review_store(pre_ping=False)
     try:
         yield Monitor(config, bridge, store)
     finally:

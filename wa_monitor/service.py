@@ -309,7 +309,7 @@ class Service:
     def open(self) -> None:
         """Load and check everything; raises a clear error when the service cannot start."""
         config = load_config(self.config_path)
-        store = ReviewStore(self.settings.database_url)
+        store = ReviewStore(self.settings.database_url, pre_ping=False)
         try:
             store.check_schema()
             guard(self.settings, store)

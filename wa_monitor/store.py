@@ -60,7 +60,12 @@ def engine_url(url: str) -> sa.URL:
     return parsed
 
 
-def create_review_engine(url: str, *, pool_size: int = 5) -> Engine:
+def create_review_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """An engine for the review database.
+
+    `pre_ping=False` saves a round trip per checkout: the monitor does without it,
+    because a dead connection fails its batch, which is rolled back and retried.
+    """
     parsed = engine_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, connect_args={"timeout": 30})
@@ -68,7 +73,10 @@ def create_review_engine(url: str, *, pool_size: int = 5) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa.create_engine(
-        parsed, pool_size=pool_size, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+        parsed,
+        pool_size=pool_size,
+        pool_pre_ping=pre_ping,
+        connect_args={"connect_timeout": 10},
     )
 
 
@@ -120,8 +128,11 @@ class _BatchSQL:
     update_reviews: sa.TextClause
     encode: Callable[[Any], Any]
 
+    def dumps(self, rows: Sequence[Mapping[str, Any]]) -> str:
+        return json.dumps(rows, default=self.encode, ensure_ascii=False)
+
     def rows(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-        return {"rows": json.dumps(rows, default=self.encode, ensure_ascii=False)}
+        return {"rows": self.dumps(rows)}
 
 
 def _pg_encode(value: Any) -> Any:
@@ -193,6 +204,23 @@ _PG = _BatchSQL(
     encode=_pg_encode,
 )
 
+# On PostgreSQL a batch's writes take two statements, using data-modifying CTEs: the
+# cursors ride with the submissions log, the resubmission updates with the new reviews.
+# With BEGIN, the select of existing reviews and COMMIT, a batch is five round trips.
+_PG_LOG_AND_CURSORS = sa.text(
+    "WITH saved_cursors AS (INSERT INTO scan_cursors (chat_jid, last_rowid, anchor, updated_at) "
+    "SELECT chat_jid, last_rowid, anchor, updated_at "
+    "FROM json_to_recordset(CAST(:cursors AS json)) "
+    "AS c(chat_jid text, last_rowid bigint, anchor text, updated_at timestamptz) "
+    "ON CONFLICT (chat_jid) DO UPDATE SET last_rowid = excluded.last_rowid, "
+    "anchor = excluded.anchor, updated_at = excluded.updated_at) " + _PG.log_submissions.text
+)
+_PG_WRITE_REVIEWS = sa.text(
+    f"WITH updated AS ({_PG.update_reviews.text.replace(':rows', ':updates')}) "
+    f"INSERT INTO qa_photo_reviews ({', '.join(_REVIEW_COLUMNS)}) "
+    + _PG.new_reviews.text.replace(":rows", ":inserts")
+)
+
 _SQLITE = _BatchSQL(
     existing=sa.text(
         "SELECT project, drop_number, id, whatsapp_message_date, last_message_date, "
@@ -247,9 +275,9 @@ def _batch_sql(conn: Connection) -> _BatchSQL:
 class ReviewStore:
     """The review database: schema, cursors and the atomic recording of a scan batch."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, *, engine: Engine | None = None, pre_ping: bool = True) -> None:
         self.url = url
-        self.engine = engine or create_review_engine(url)
+        self.engine = engine or create_review_engine(url, pre_ping=pre_ping)
 
     @property
     def masked_url(self) -> str:
@@ -388,24 +416,40 @@ class ReviewStore:
     ) -> Plan:
         now = datetime.now(UTC)
         plan = Plan()
+        sql = _batch_sql(conn)
+        on_pg = conn.dialect.name == "postgresql"
+        cursor_rows = [
+            {"chat_jid": jid, "last_rowid": c.last_rowid, "anchor": c.anchor, "updated_at": now}
+            for jid, c in cursors.items()
+        ]
+        cursors_saved = False
         if posts:
             existing = self._existing(conn, {p.key for p in posts})
             plan = plan_batch(posts, existing, zone, now)
-            logged = self._log_submissions(conn, plan.submissions)
+            if on_pg and cursor_rows:
+                params = {**sql.rows(plan.submissions), "cursors": sql.dumps(cursor_rows)}
+                result = conn.execute(_PG_LOG_AND_CURSORS, params)
+                logged = {(r[0], r[1], r[2]) for r in result.all()}
+                cursors_saved = True
+            else:
+                logged = self._log_submissions(conn, plan.submissions)
             if len(logged) != len(plan.submissions):
                 fresh = [p for p in posts if p.log_key in logged]
                 if any(p.key not in existing for p in posts if p.log_key not in logged):
                     raise ConcurrentWriter
                 plan = plan_batch(fresh, existing, zone, now)
-            sql = _batch_sql(conn)
-            if plan.inserts:
-                new = sql.new_reviews.columns(*(qa_photo_reviews.c[c] for c in _REVIEW_COLUMNS))
-                insert = sa.insert(qa_photo_reviews).from_select(_REVIEW_COLUMNS, new)
-                conn.execute(insert, sql.rows(plan.inserts))
-            if plan.updates:
-                conn.execute(sql.update_reviews, sql.rows(plan.updates))
-        if cursors:
-            self._save_cursors(conn, cursors, now)
+            if on_pg and (plan.inserts or plan.updates):
+                params = {"inserts": sql.dumps(plan.inserts), "updates": sql.dumps(plan.updates)}
+                conn.execute(_PG_WRITE_REVIEWS, params)
+            else:
+                if plan.inserts:
+                    new = sql.new_reviews.columns(*(qa_photo_reviews.c[c] for c in _REVIEW_COLUMNS))
+                    insert = sa.insert(qa_photo_reviews).from_select(_REVIEW_COLUMNS, new)
+                    conn.execute(insert, sql.rows(plan.inserts))
+                if plan.updates:
+                    conn.execute(sql.update_reviews, sql.rows(plan.updates))
+        if cursor_rows and not cursors_saved:
+            self._save_cursors(conn, cursor_rows)
         return plan
 
     def _existing(self, conn: Connection, keys: set[Key]) -> dict[Key, ExistingReview]:
@@ -433,7 +477,7 @@ class ReviewStore:
         result = conn.execute(sql.log_submissions, sql.rows(rows))
         return {(r[0], r[1], r[2]) for r in result.all()}
 
-    def _save_cursors(self, conn: Connection, cursors: Mapping[str, Cursor], now: datetime) -> None:
+    def _save_cursors(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         t = scan_cursors
         stmt = _insert(conn, t)
         stmt = stmt.on_conflict_do_update(
@@ -444,18 +488,7 @@ class ReviewStore:
                 "updated_at": stmt.excluded.updated_at,
             },
         )
-        conn.execute(
-            stmt,
-            [
-                {
-                    "chat_jid": jid,
-                    "last_rowid": c.last_rowid,
-                    "anchor": c.anchor,
-                    "updated_at": now,
-                }
-                for jid, c in cursors.items()
-            ],
-        )
+        conn.execute(stmt, rows)
 
     # -- reading (tests, summaries) ---------------------------------------------------
 

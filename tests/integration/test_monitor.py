@@ -266,25 +266,21 @@ def test_cursor_survives_a_restart(bridge: Bridge, db_url: str) -> None:
     assert len(restarted.store.submissions()) == 2
 
 
-def test_a_failed_batch_leaves_nothing_half_done(
-    bridge: Bridge, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_batch_leaves_nothing_half_done(bridge: Bridge, db_url: str) -> None:
     bridge.post(VELO, "DR11111111")
     monitor = make_monitor(bridge, db_url)
     monitor.scan()
     bridge.post(VELO, "DR11111111 resubmitted")
     bridge.post(VELO, "DR22222222")
-    real_insert = sa.insert
 
-    def crash_on_review_insert(table: sa.Table) -> object:
-        if table is qa_photo_reviews:
+    def crash_on_review_insert(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "INSERT INTO qa_photo_reviews" in statement:
             raise ReviewDatabaseError("connection lost (injected)")
-        return real_insert(table)
 
-    monkeypatch.setattr("wa_monitor.store.sa.insert", crash_on_review_insert)
+    sa.event.listen(monitor.store.engine, "before_cursor_execute", crash_on_review_insert)
     with pytest.raises(ReviewDatabaseError):
         monitor.scan()
-    monkeypatch.undo()
+    sa.event.remove(monitor.store.engine, "before_cursor_execute", crash_on_review_insert)
     # The submissions log, the review and the cursor rolled back together.
     assert len(monitor.store.submissions()) == 1
     monitor.forget_cursors()

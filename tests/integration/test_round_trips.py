@@ -18,6 +18,7 @@ from sqlalchemy import event
 from tests.helpers import T0, VELO, Bridge, make_monitor
 from wa_monitor.monitor import Monitor
 from wa_monitor.simulate import MessageRow
+from wa_monitor.store import ReviewStore
 
 # select affected reviews, log submissions, insert reviews, update reviews, save cursors
 MAX_STATEMENTS = 5
@@ -138,3 +139,26 @@ def test_a_batch_without_drops_only_moves_the_cursors(monitors: tuple[Bridge, Mo
     batch = scan_batch(monitor)
 
     assert batch == {"statements": 1, "commits": 1}
+
+
+def test_on_postgresql_a_batch_is_at_most_five_round_trips(tmp_path: Path, db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("round trips on the wire are a client-server matter")
+    bridge = Bridge(tmp_path / "store")
+    monitor = make_monitor(bridge, db_url)
+    # The service's own store: no pre-ping round trip per checkout.
+    monitor.store.dispose()
+    monitor.store = ReviewStore(db_url, pre_ping=False)
+    post_drops(bridge, drops(60_000_000, 300))
+    monitor.scan()
+    begins: list[int] = []
+    event.listen(monitor.store.engine, "begin", lambda _conn: begins.append(1))
+    post_drops(bridge, drops(60_000_000, 150) + drops(70_000_000, 150))
+    batch = scan_batch(monitor)
+
+    # BEGIN, select the affected reviews, log submissions with the cursors, write the
+    # reviews (new and resubmitted), COMMIT.
+    assert len(begins) == 1
+    assert batch["statements"] + len(begins) + batch["commits"] <= 5
+    reviews = {r["drop_number"]: r for r in monitor.store.reviews()}
+    assert reviews["DR60000000"]["resubmitted"] and not reviews["DR70000000"]["resubmitted"]
