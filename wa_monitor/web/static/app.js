@@ -13,6 +13,8 @@
     drafting: false, // a feedback draft is open (not wiped by refreshes)
     locked: false, // we hold the edit lock
     draftKey: null, // idempotency key of the feedback draft being sent
+    busy: false, // a save or a send is under way
+    epoch: 0, // how many times the editor was drawn (see refresh)
     timer: null,
     lockTimer: null,
   };
@@ -172,6 +174,9 @@
   }
 
   async function refresh() {
+    // The editor may be re-drawn (by a save or a send) while this refresh waits for the
+    // server; its answer is then older than the editor and must not re-open the drop.
+    const epoch = state.epoch;
     try {
       const params = filterQuery();
       params.set("pageSize", String(state.limit));
@@ -187,7 +192,7 @@
       const exportParams = filterQuery();
       $("#export").href = `/api/wa-monitor-drops.csv?${exportParams}`;
       setLive(`Live · updated ${localTime()}`);
-      if (state.openId && !state.dirty && !state.drafting) {
+      if (state.openId && !state.dirty && !state.drafting && !state.busy && state.epoch === epoch) {
         const fresh = state.drops.find((d) => d.id === state.openId);
         const changed = fresh && (fresh.updatedAt !== state.open.updatedAt || fresh.lockedBy !== state.open.lockedBy);
         if (changed) await openDrop(state.openId, { keepFocus: true });
@@ -227,6 +232,7 @@
     state.openId = id;
     state.open = detail.drop;
     state.dirty = false;
+    state.epoch += 1;
     renderEditor(detail);
     for (const li of document.querySelectorAll("#drops .drop")) li.classList.toggle("open", li.dataset.id === id);
     if (!keepFocus) $("#editor-title").focus();
@@ -408,6 +414,7 @@
   async function save(event) {
     if (event) event.preventDefault();
     const note = $("#save-note");
+    state.busy = true;
     try {
       await api("PATCH", `/api/wa-monitor-drops/${state.openId}`, collect());
       state.dirty = false;
@@ -419,6 +426,8 @@
     } catch (e) {
       note.textContent = `Not saved: ${e.message}`;
       return false;
+    } finally {
+      state.busy = false;
     }
   }
 
@@ -452,6 +461,7 @@
     // One key per message text: a retry of the same send never posts twice.
     if (!state.draftKey || state.draftKey.text !== text.value) state.draftKey = { key: newKey(), text: text.value };
     let status = "";
+    state.busy = true;
     button.disabled = true;
     note.textContent = "Sending…";
     try {
@@ -478,6 +488,7 @@
       $("#feedback-note").textContent = text;
       $("#feedback-note").dataset.status = status;
     }
+    state.busy = false;
     refresh();
   }
 
