@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -421,9 +424,17 @@ async def send_feedback(
         )
     except fb.KeyReused:
         raise ApiError(409, "This request key was already used for a different feedback") from None
+    sender = _sender(request)
     if entry.status == fb.PENDING:
-        delivered = await run_in_threadpool(_sender(request).deliver, entry.id)
+        delivered = await run_in_threadpool(sender.deliver, entry.id)
         entry = delivered or entry
+    # The background sender (or a twin of this request) may hold it: answer with the
+    # outcome of that attempt rather than "queued" while it is still under way.
+    deadline = time.monotonic() + sender.client.timeout + 2
+    while entry.status == fb.SENDING and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        latest = await run_in_threadpool(partial(fb.get_entry, store, entry_id=entry.id))
+        entry = latest or entry
     _changed(request)
     data = {
         "dropNumber": entry.drop_number,
