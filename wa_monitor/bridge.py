@@ -257,8 +257,9 @@ class BridgeStore:
             f"WHERE rowid > ? AND rowid <= ? AND chat_jid IN ({marks}) GROUP BY chat_jid"
         )
         conn = self.conn
+        # Two statements, each its own read transaction: the bridge's writes wait for
+        # one of them at most, never for both (the counts need no consistent snapshot).
         try:
-            conn.execute("BEGIN")
             rows = [
                 RawMessage(r[0], r[1], r[2] or "", r[3] or "", r[4], r[5])
                 for r in conn.execute(rows_sql, params)
