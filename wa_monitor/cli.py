@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
@@ -30,7 +31,7 @@ from wa_monitor.store import ReviewStore
 log = logging.getLogger("wa_monitor")
 # Piped output keeps whole JIDs on one line (a terminal gets its own width).
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,7 +85,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except WaMonitorError as exc:
             for line in str(exc).splitlines():
-                err.print(f"[bold red]error:[/] {line}", markup=True, soft_wrap=True)
+                err.print(f"[bold red]error:[/] {escape(line)}", markup=True, soft_wrap=True)
             sys.exit(exc.exit_code)
 
     wrapper.__name__ = func.__name__

@@ -9,44 +9,24 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from wa_monitor.cli import err, handle_errors, out
 from wa_monitor.errors import ConfigError, WaMonitorError
 from wa_monitor.health import Check, Report
 
 if TYPE_CHECKING:
     from wa_monitor.cli import App
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
-F = TypeVar("F", bound=Callable[..., Any])
 _RELATIVE = re.compile(r"(\d+)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def errors(func: F) -> F:
-    """Print the project's errors as one clear message and exit with their status."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except WaMonitorError as exc:
-            for line in str(exc).splitlines():
-                err.print(f"[bold red]error:[/] {escape(line)}", markup=True, soft_wrap=True)
-            sys.exit(exc.exit_code)
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper  # type: ignore[return-value]
 
 
 def parse_when(text: str, zone: tzinfo, now: datetime | None = None) -> datetime:
@@ -92,7 +72,7 @@ def _zone(app: App) -> tzinfo:
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.option("--instance", help="Whose heartbeat to judge (default: this one's, else freshest).")
 @click.pass_obj
-@errors
+@handle_errors
 def status(app: App, as_json: bool, instance: str | None) -> None:
     """Is the monitor healthy? Exits 1 when not (heartbeat, database, bridge store)."""
     from wa_monitor.health import (
@@ -173,7 +153,7 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
     "--skip-bridge-process", is_flag=True, help="Do not probe the bridge's HTTP port (BRIDGE_URL)."
 )
 @click.pass_obj
-@errors
+@handle_errors
 def doctor(app: App, skip_bridge_process: bool) -> None:
     """Run the troubleshooting checks; one PASS/FAIL line each, with the fix."""
     from wa_monitor.config import resolve_config_path
@@ -199,7 +179,7 @@ def doctor(app: App, skip_bridge_process: bool) -> None:
 @click.option("--since", help="Only messages from then on: 24h, 7d, 2025-11-09, ISO time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--only-differences", is_flag=True, help="List only the submissions that differ.")
-@errors
+@handle_errors
 def compare_command(
     a_env: Path, b_env: Path, since: str | None, as_json: bool, only_differences: bool
 ) -> None:
@@ -278,7 +258,7 @@ def compare_command(
 @click.option("--dry-run", is_flag=True, help="Required: report, write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-@errors
+@handle_errors
 def replay_command(
     app: App,
     since: str,
@@ -384,7 +364,7 @@ def _report_edit(result: Any, what: str) -> None:
 
 @projects.command("list")
 @click.pass_obj
-@errors
+@handle_errors
 def projects_list(app: App) -> None:
     """The projects of the projects file, enabled or not."""
     config = app.config()
@@ -403,7 +383,7 @@ def projects_list(app: App) -> None:
 @click.option("--description", help="A few words (default: the group's name).")
 @click.option("--disabled", is_flag=True, help="Add it disabled.")
 @click.pass_obj
-@errors
+@handle_errors
 def projects_add(
     app: App,
     name: str,
@@ -462,7 +442,7 @@ def _toggle(app: App, name: str, enabled: bool) -> None:
 @projects.command("disable")
 @click.argument("name")
 @click.pass_obj
-@errors
+@handle_errors
 def projects_disable(app: App, name: str) -> None:
     """Stop monitoring a project (kept in the file, `enabled: false`)."""
     _toggle(app, name, False)
@@ -471,7 +451,7 @@ def projects_disable(app: App, name: str) -> None:
 @projects.command("enable")
 @click.argument("name")
 @click.pass_obj
-@errors
+@handle_errors
 def projects_enable(app: App, name: str) -> None:
     """Monitor a disabled project again."""
     _toggle(app, name, True)
@@ -480,7 +460,7 @@ def projects_enable(app: App, name: str) -> None:
 @projects.command("history")
 @click.option("--limit", default=20, show_default=True)
 @click.pass_obj
-@errors
+@handle_errors
 def projects_history(app: App, limit: int) -> None:
     """The audit log of changes to the projects file: when, who, what."""
     from wa_monitor.projects_edit import audit_rows
@@ -514,7 +494,7 @@ def projects_history(app: App, limit: int) -> None:
 )
 @click.option("--unit-dir", default="/etc/systemd/system", show_default=True, type=click.Path())
 @click.option("--no-start", is_flag=True, help="Write the unit only; do not run systemctl.")
-@errors
+@handle_errors
 def install_service(
     env: str,
     dry_run: bool,
