@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import Counter, defaultdict
@@ -19,6 +20,7 @@ from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
 
+log = logging.getLogger("wa_monitor.web")
 LOCK_SECONDS = 300
 R = qa_photo_reviews
 # Newest WhatsApp message of a drop (a resubmission counts), for the list order.
@@ -146,11 +148,12 @@ def _attach_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
 class SummaryCache:
     """The summary cards per filter set, reused for `ttl` seconds (0: never reused).
 
-    The summary aggregates every matching review (a scan of the whole table without
-    filters), too dear for each request of a polling dashboard. When an entry is older
-    than `ttl`, one request recomputes it while concurrent ones answer the previous value,
-    so a refresh never queues the other requests. `clear()` after this process's own
-    writes; other processes' writes (the monitor) show within `ttl`.
+    The summary aggregates every matching review (the whole table without filters), too
+    dear for each request of a polling dashboard. The first request for a filter set
+    computes it; afterwards an entry older than `ttl` is recomputed in a background
+    thread while requests keep answering the previous value, so no request waits for a
+    refresh. `clear()` after this process's own writes (the next request computes
+    afresh); other processes' writes (the monitor) show within `ttl` plus a refresh.
     """
 
     def __init__(self, ttl: float, *, max_entries: int = 256) -> None:
@@ -165,23 +168,52 @@ class SummaryCache:
         if self.ttl <= 0 or f.id is not None:
             return summary(store, f, zone)
         key = (f, str(zone))
-        now = _monotonic()
         with self._lock:
             cached = self._entries.get(key)
-            if cached is not None and (now - cached[0] < self.ttl or key in self._refreshing):
-                return cached[1]
-            self._refreshing.add(key)
             generation = self._generation
+            if cached is not None:
+                if _monotonic() - cached[0] >= self.ttl and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(
+                        target=self._refresh,
+                        args=(store, f, zone, key, generation),
+                        name="summary-refresh",
+                        daemon=True,
+                    ).start()
+                return cached[1]
+        return self._compute(store, f, zone, key, generation)
+
+    def _refresh(
+        self,
+        store: ReviewStore,
+        f: DropFilter,
+        zone: tzinfo,
+        key: tuple[DropFilter, str],
+        generation: int,
+    ) -> None:
         try:
-            value = summary(store, f, zone)
+            self._compute(store, f, zone, key, generation)
+        except Exception:  # the previous value stays; the next request tries again
+            log.exception("summary refresh failed")
         finally:
             with self._lock:
                 self._refreshing.discard(key)
+
+    def _compute(
+        self,
+        store: ReviewStore,
+        f: DropFilter,
+        zone: tzinfo,
+        key: tuple[DropFilter, str],
+        generation: int,
+    ) -> dict[str, Any]:
+        started = _monotonic()
+        value = summary(store, f, zone)
         with self._lock:
             if generation == self._generation:  # not computed across a clear()
                 if len(self._entries) >= self.max_entries and key not in self._entries:
                     self._entries.pop(next(iter(self._entries)))
-                self._entries[key] = (now, value)
+                self._entries[key] = (started, value)
         return value
 
     def clear(self) -> None:
