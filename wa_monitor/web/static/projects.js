@@ -2,57 +2,13 @@
 "use strict";
 
 (() => {
-  const boot = JSON.parse(document.getElementById("boot").textContent);
-  const $ = (sel, root = document) => root.querySelector(sel);
+  const { boot, $, h } = window.WaMonitor;
   const form = $("#add-project");
   const errorBox = $("#add-error");
   let busy = false;
 
-  function h(tag, attrs = {}, ...children) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") el.className = v;
-      else if (k === "text") el.textContent = v;
-      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-      else if (v === true) el.setAttribute(k, "");
-      else el.setAttribute(k, v);
-    }
-    for (const c of children.flat()) {
-      if (c === null || c === undefined || c === false) continue;
-      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return el;
-  }
-
-  class ApiFailure extends Error {
-    constructor(status, body) {
-      super((body && body.error && body.error.message) || `HTTP ${status}`);
-      this.status = status;
-      this.details = (body && body.error && body.error.details) || [];
-    }
-  }
-
   async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") init.headers["X-CSRF-Token"] = boot.csrf;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const res = await fetch(path, init);
-    if (res.status === 401) {
-      window.location.assign("/login?next=/wa-monitor/projects");
-      throw new ApiFailure(401, null);
-    }
-    let data = null;
-    try {
-      data = await res.json();
-    } catch (_e) {
-      data = null;
-    }
-    if (!res.ok || !data || data.success === false) throw new ApiFailure(res.status, data);
-    return data;
+    return (await window.WaMonitor.api(method, path, body)).body;
   }
 
   // Times as the admins read them: in the business zone, with its abbreviation.
