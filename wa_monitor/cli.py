@@ -4,93 +4,29 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from wa_monitor import __version__
-from wa_monitor.bridge import BridgeStore
-from wa_monitor.config import ProjectsConfig, load_config, resolve_config_path
+from wa_monitor.config import ProjectsConfig
+from wa_monitor.console import err, handle_errors, out
+from wa_monitor.context import App, pass_app
 from wa_monitor.errors import WaMonitorError
 from wa_monitor.logs import setup_logging
 from wa_monitor.monitor import Monitor, ScanSummary
-from wa_monitor.settings import SETTINGS, Settings, load_settings
+from wa_monitor.ops_commands import COMMANDS as OPS_COMMANDS
+from wa_monitor.settings import SETTINGS
 from wa_monitor.store import ReviewStore
+from wa_monitor.web.commands import COMMANDS as WEB_COMMANDS
 
 log = logging.getLogger("wa_monitor")
-# Piped output keeps whole JIDs on one line (a terminal gets its own width).
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class App:
-    """What every command shares: where the config and settings come from."""
-
-    config_option: str | None
-    env_file: Path | None
-    _settings: Settings | None = field(default=None, init=False)
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(env_file=self.env_file)
-        return self._settings
-
-    @property
-    def config_path(self) -> Path:
-        return resolve_config_path(self.config_option, self.settings.environ)
-
-    def config(self) -> ProjectsConfig:
-        return load_config(self.config_path)
-
-    def review_store(self, *, check_schema: bool = True, pre_ping: bool = True) -> ReviewStore:
-        """The review database; a dev environment is refused prod's (environments.guard)."""
-        from wa_monitor.environments import guard
-
-        store = ReviewStore(self.settings.database_url, pre_ping=pre_ping)
-        try:
-            guard(self.settings, store)
-            if check_schema:
-                store.check_schema()
-        except BaseException:
-            store.dispose()
-            raise
-        return store
-
-    def bridge(self) -> BridgeStore:
-        bridge = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
-        bridge.open()
-        return bridge
-
-
-def handle_errors(func: F) -> F:
-    """Print the project's errors as one clear message and exit with their status."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except WaMonitorError as exc:
-            for line in str(exc).splitlines():
-                err.print(f"[bold red]error:[/] {escape(line)}", markup=True, soft_wrap=True)
-            sys.exit(exc.exit_code)
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,9 +47,6 @@ def handle_errors(func: F) -> F:
 def main(ctx: click.Context, config_option: str | None, env_file: Path | None) -> None:
     """WA Monitor: drop numbers from WhatsApp project groups into the QA review database."""
     ctx.obj = App(config_option, env_file)
-
-
-pass_app = click.make_pass_decorator(App)
 
 
 # -- configuration ----------------------------------------------------------------------
@@ -490,17 +423,10 @@ def demo(
     out.print(f"demo stopped: {len(reviews)} reviews ({resubmitted} resubmitted) in {store.url}")
 
 
-# The dashboard's commands (serve, users, tokens) live with the web package.
-from wa_monitor.web.commands import COMMANDS as _WEB_COMMANDS  # noqa: E402
-
-for _command in _WEB_COMMANDS:
-    main.add_command(_command)
-
-
-# Operations commands (status, doctor, compare, replay, projects, install-service).
-from wa_monitor.ops_commands import COMMANDS as _OPS_COMMANDS  # noqa: E402
-
-for _command in _OPS_COMMANDS:
+# The dashboard's commands (serve, users, tokens) live with the web package; the
+# operations commands (status, doctor, compare, replay, projects, install-service)
+# in ops_commands.
+for _command in (*WEB_COMMANDS, *OPS_COMMANDS):
     main.add_command(_command)
 
 

@@ -18,12 +18,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from wa_monitor.cli import err, handle_errors, out
+from wa_monitor.console import err, handle_errors, out
 from wa_monitor.errors import ConfigError, WaMonitorError
 from wa_monitor.health import Check, Report
 
 if TYPE_CHECKING:
-    from wa_monitor.cli import App
+    from wa_monitor.context import App
 
 _RELATIVE = re.compile(r"(\d+)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 import click
 from rich.table import Table
 
-from wa_monitor.cli import App, err, handle_errors, out
+from wa_monitor.console import err, handle_errors, out
+from wa_monitor.context import App, pass_app
 from wa_monitor.logs import setup_logging
 from wa_monitor.store import ReviewStore, create_review_engine
 from wa_monitor.users import ROLES
@@ -18,7 +19,6 @@ log = logging.getLogger("wa_monitor.web")
 WEB_POOL_SIZE = 20
 # The summary cards of the drop list are reused this long per filter set (queries.SummaryCache).
 SUMMARY_SECONDS = 2.0
-pass_app = click.make_pass_decorator(App)
 
 
 @contextmanager
