@@ -60,7 +60,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         bridge = BridgeStore(fx.messages_db, fx.whatsapp_db)
         bridge.open()
-        store = ReviewStore(url)
+        store = ReviewStore(url, pre_ping=False)  # as `scan --once` and `run` open it
         counter = StatementCounter(store.engine)
         per_batch: list[tuple[int, int]] = []
         record = store.record_batch

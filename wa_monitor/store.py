@@ -76,7 +76,9 @@ def create_review_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True)
         parsed,
         pool_size=pool_size,
         pool_pre_ping=pre_ping,
-        connect_args={"connect_timeout": 10},
+        # No server-side prepared statements: preparing costs a round trip of its own,
+        # and a batch's statements are cheap to parse (their rows travel as one JSON).
+        connect_args={"connect_timeout": 10, "prepare_threshold": None},
     )
 
 
