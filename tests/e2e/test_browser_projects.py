@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.test_browser import DESKTOP, PHONE, chromium, shot
+from tests.e2e.test_browser import DESKTOP, PHONE, shot
 from tests.helpers import Bridge
 from tests.integration.test_api_support import (
     LAWLEY_JID,
@@ -33,7 +33,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
 ]
-__all__ = ["chromium"]  # the browser fixture, shared with the reviewers' page tests
 
 VELO_JID = "120363421664266245@g.us"
 MAMELODI_JID = "120363400000000777@g.us"
