@@ -53,7 +53,7 @@ def test_bad_values_are_reported_together(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "masked"),
     [
-        ("postgresql://neondb_owner:s3cr3t@ep-x.aws.neon.tech/db", "neondb_owner:***@ep-x"),
+        ("postgresql://neondb_owner:s3cr3t@ep-x.aws.neon.invalid/db", "neondb_owner:***@ep-x"),
         ("failed: postgresql+psycopg://u:p%40ss@h:5432/d?sslmode=require", "u:***@h:5432"),
         ("sqlite:///wa-monitor.db", "sqlite:///wa-monitor.db"),
         ("postgresql://user@host/db", "postgresql://user@host/db"),
