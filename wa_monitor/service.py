@@ -428,6 +428,8 @@ class Service:
     def tick(self, force: bool = False) -> None:
         """Between scans: reload, heartbeat and staleness (when due), watchdog."""
         if self.reload() and self.monitor is not None:
+            if self._ready:  # `systemctl status` shows the new project count at once
+                sd_notify(f"STATUS={self._status()}", self.environ)
             # A new project is read at once, not after up to SCAN_INTERVAL seconds.
             self.after_scan(self.monitor.scan())
         now = time.monotonic()
@@ -606,11 +608,14 @@ class Service:
         if not self.is_healthy():
             return  # systemd restarts a monitor that stays unhealthy past WatchdogSec
         self._last_watchdog = now
+        sd_notify(f"WATCHDOG=1\nSTATUS={self._status()}", self.environ)
+
+    def _status(self) -> str:
+        """The one-line status systemd shows in `systemctl status`."""
         last = self.last_scan_at.strftime("%H:%M:%S") if self.last_scan_at else "none yet"
-        sd_notify(
-            f"WATCHDOG=1\nSTATUS={len(self.config.enabled)} project(s); last scan {last} UTC; "
-            f"{sum(self.counters.new.values())} new drop(s) since start",
-            self.environ,
+        return (
+            f"{len(self.config.enabled)} project(s); last scan {last} UTC; "
+            f"{sum(self.counters.new.values())} new drop(s) since start"
         )
 
 
