@@ -280,6 +280,12 @@ class ReviewStore:
     def __init__(self, url: str, *, engine: Engine | None = None, pre_ping: bool = True) -> None:
         self.url = url
         self.engine = engine or create_review_engine(url, pre_ping=pre_ping)
+        # Reads on PostgreSQL skip BEGIN and COMMIT: two round trips of three for a query.
+        self._reader = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else None
+        )
 
     @property
     def masked_url(self) -> str:
@@ -301,6 +307,24 @@ class ReviewStore:
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
+            raise ReviewDatabaseError(self._describe(exc)) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reading, with driver errors translated into ReviewDatabaseError.
+
+        On PostgreSQL it runs in autocommit: each statement sees what was committed when
+        it started, and no BEGIN or COMMIT travels to the server. Callers whose statements
+        must share one snapshot use `begin()`. On SQLite (no wire) it is a transaction.
+        """
+        if self._reader is None:
+            with self.begin() as conn:
+                yield conn
+            return
+        try:
+            with self._reader.connect() as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as exc:
             raise ReviewDatabaseError(self._describe(exc)) from exc
 
     def _describe(self, exc: DBAPIError) -> str:

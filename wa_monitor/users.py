@@ -131,7 +131,7 @@ def list_users(store: ReviewStore) -> list[User]:
 
 
 def get_user(store: ReviewStore, user_id: int) -> User | None:
-    with store.begin() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(*_USER_COLUMNS).where(users.c.id == user_id)).first()
     return _user(row) if row is not None else None
 
@@ -238,19 +238,20 @@ def user_for_token(store: ReviewStore, secret: str) -> User | None:
     if not secret.startswith(TOKEN_PREFIX):
         return None
     t, u = api_tokens, users
-    with store.begin() as conn:
+    with store.read() as conn:
         row = conn.execute(
             sa.select(t.c.id.label("token_id"), t.c.last_used_at, *_USER_COLUMNS)
             .join(u, u.c.id == t.c.user_id)
             .where(t.c.token_hash == _token_hash(secret), t.c.revoked_at.is_(None))
         ).first()
-        if row is None or row.disabled:
-            return None
-        # At most one write a minute per token: concurrent requests must not queue on the
-        # token's row lock (and a commit) just to move this timestamp by milliseconds.
-        now = datetime.now(UTC)
-        stale = now - timedelta(seconds=LAST_USED_RESOLUTION)
-        if row.last_used_at is None or row.last_used_at < stale:
+    if row is None or row.disabled:
+        return None
+    # At most one write a minute per token: concurrent requests must not queue on the
+    # token's row lock (and a commit) just to move this timestamp by milliseconds.
+    now = datetime.now(UTC)
+    stale = now - timedelta(seconds=LAST_USED_RESOLUTION)
+    if row.last_used_at is None or row.last_used_at < stale:
+        with store.begin() as conn:
             conn.execute(
                 sa.update(t)
                 .where(

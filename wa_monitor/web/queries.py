@@ -113,7 +113,7 @@ def page_of_drops(
 
     The first page is read from ix_qa_photo_reviews_list_latest (migration 0004).
     """
-    with store.begin() as conn:
+    with store.read() as conn:
         return _page(conn, _conditions(f, zone), limit, offset)
 
 
@@ -232,7 +232,7 @@ def summary(store: ReviewStore, f: DropFilter, zone: tzinfo) -> dict[str, Any]:
         sa.func.coalesce(sa.func.sum(R.c.feedback_count), 0),
         sa.func.count().filter(R.c.resubmitted.is_(True)),
     ).where(*where)
-    with store.begin() as conn:
+    with store.read() as conn:
         total, complete, sent, feedback, resubmitted = conn.execute(query).one()
     total, complete = int(total), int(complete)
     return {
@@ -257,7 +257,7 @@ def daily_counts(store: ReviewStore, day: date, zone: tzinfo) -> list[tuple[str 
         .where(R.c.whatsapp_message_date >= start, R.c.whatsapp_message_date < end)
         .group_by(R.c.project)
     )
-    with store.begin() as conn:
+    with store.read() as conn:
         rows = [(p, int(n)) for p, n in conn.execute(query).all()]
     return sorted(rows, key=lambda pn: (pn[0] is None, pn[0] or ""))
 
@@ -407,7 +407,7 @@ def projects_summary(
 
 
 def get_drop(store: ReviewStore, review_id: uuid.UUID) -> dict[str, Any] | None:
-    with store.begin() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(R).where(R.c.id == review_id)).mappings().first()
         if row is None:
             return None
