@@ -13,7 +13,7 @@ from wa_monitor.steps import STEP_COLUMNS
 
 # The Alembic revision this code is written against; `scan`, `run` and `serve` refuse
 # any other (see store.ReviewStore.check_schema).
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

@@ -186,7 +186,7 @@ def authenticate(store: ReviewStore, username: str, password: str) -> User | Non
 # -- API tokens -------------------------------------------------------------------------
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
     # Tokens are 256 random bits: a fast hash is enough (no dictionary to attack).
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -203,7 +203,7 @@ def create_token(store: ReviewStore, username: str, name: str) -> tuple[ApiToken
             raise UserError(f"no user {username!r}; see `wa-monitor users list`")
         token_id = conn.execute(
             sa.insert(api_tokens)
-            .values(user_id=user_id, name=name, token_hash=_token_hash(secret), created_at=now)
+            .values(user_id=user_id, name=name, token_hash=token_hash(secret), created_at=now)
             .returning(api_tokens.c.id)
         ).scalar_one()
     return ApiToken(int(token_id), username, name, now, None, None), secret
@@ -242,7 +242,7 @@ def user_for_token(store: ReviewStore, secret: str) -> User | None:
         row = conn.execute(
             sa.select(t.c.id.label("token_id"), t.c.last_used_at, *_USER_COLUMNS)
             .join(u, u.c.id == t.c.user_id)
-            .where(t.c.token_hash == _token_hash(secret), t.c.revoked_at.is_(None))
+            .where(t.c.token_hash == token_hash(secret), t.c.revoked_at.is_(None))
         ).first()
     if row is None or row.disabled:
         return None

@@ -23,7 +23,8 @@ from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
 from wa_monitor.web import queries as q
 from wa_monitor.web.auth import Caller, require
-from wa_monitor.web.envelope import ApiError, Envelope, ErrorEnvelope, ok
+from wa_monitor.web.changes import AnswerCache
+from wa_monitor.web.envelope import ApiError, Envelope, ErrorEnvelope, encode, ok, ok_encoded
 from wa_monitor.web.models import (
     USERNAME_PATTERN,
     DailyDrops,
@@ -91,6 +92,12 @@ def _summaries(request: Request) -> q.SummaryCache | None:
     return cache
 
 
+def _answers(request: Request) -> AnswerCache[Any]:
+    """Answers kept until the review database says they changed (see web/changes.py)."""
+    answers: AnswerCache[Any] = request.app.state.answers
+    return answers
+
+
 def _changed(request: Request) -> None:
     """This process changed reviews: its next summaries are computed afresh."""
     cache = _summaries(request)
@@ -120,9 +127,11 @@ def daily_drops(
     ] = None,
 ) -> JSONResponse:
     """Distinct drops per project whose WhatsApp message fell on the day (business zone)."""
-    config = _config(request)
+    config, store, answers = _config(request), _store(request), _answers(request)
     day = day or q.today(config.zone)
-    counts = q.daily_counts(_store(request), day, config.zone)
+    counts = answers.get(
+        ("daily-drops", day, config.timezone), lambda: q.daily_counts(store, day, config.zone)
+    )
     drops = [{"date": day.isoformat(), "project": p, "count": n} for p, n in counts]
     return ok(
         {
@@ -170,7 +179,7 @@ def list_drops(
     f: Filters,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     pageSize: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> JSONResponse:
+) -> Response:
     """Drops, resubmitted first then newest WhatsApp message, with the summary cards."""
     store, zone = _store(request), _config(request).zone
     cache = _summaries(request)
@@ -184,9 +193,14 @@ def list_drops(
         "total": total,
         "pages": max(1, math.ceil(total / pageSize)),
     }
-    rows = q.page_of_drops(store, f, zone, limit=pageSize, offset=(page - 1) * pageSize)
-    return ok(
-        [drop_out(r, zone) for r in rows],
+
+    def read_page() -> str:
+        rows = q.page_of_drops(store, f, zone, limit=pageSize, offset=(page - 1) * pageSize)
+        return encode([drop_out(r, zone) for r in rows])
+
+    data = _answers(request).get(("drops", f, str(zone), page, pageSize), read_page)
+    return ok_encoded(
+        data,
         summary=summary,
         meta={"timestamp": datetime.now(UTC).isoformat(), "pagination": pagination},
     )

@@ -15,7 +15,8 @@ from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from wa_monitor.store import ReviewStore
-from wa_monitor.users import User, get_user, user_for_token
+from wa_monitor.users import User, get_user, token_hash, user_for_token
+from wa_monitor.web.changes import AnswerCache
 from wa_monitor.web.envelope import ApiError
 
 SESSION_COOKIE = "wa_monitor_session"
@@ -148,27 +149,38 @@ class LoginThrottle:
                 self._failures.pop(k, None)
 
 
-def identify(request: Request, store: ReviewStore, sessions: Sessions) -> Caller | None:
-    """The caller of a request, by API token (Authorization: Bearer) or session cookie."""
+def identify(request: Request) -> Caller | None:
+    """The caller of a request, by API token (Authorization: Bearer) or session cookie.
+
+    Who a token or session belongs to is kept in the app's `accounts` cache: the database
+    is asked again once users or tokens change (or after a minute, which keeps the
+    token's last use current).
+    """
+    state = request.app.state
+    store: ReviewStore = state.store
+    accounts: AnswerCache[User | None] = state.accounts
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret:
             raise ApiError(
                 401,
                 "Authorization must be `Bearer <API token>`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        user = user_for_token(store, secret.strip())
+        user = accounts.get(("token", token_hash(secret)), lambda: user_for_token(store, secret))
         if user is None:
             raise ApiError(
                 401, "Invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"}
             )
         return Caller(user, "token", None)
+    sessions: Sessions = state.sessions
     session = sessions.read(request)
     if session is None:
         return None
-    user = get_user(store, session.user_id)
+    user_id = session.user_id
+    user = accounts.get(("user", user_id), lambda: get_user(store, user_id))
     if user is None or user.disabled:
         return None
     return Caller(user, "session", session.csrf)
@@ -178,8 +190,7 @@ def require(role: str) -> Callable[[Request], Caller]:
     """A dependency: the caller, who must hold at least `role` (and a CSRF token if a browser)."""
 
     def dependency(request: Request) -> Caller:
-        app = request.app
-        caller = identify(request, app.state.store, app.state.sessions)
+        caller = identify(request)
         if caller is None:
             raise ApiError(
                 401, "Sign in, or send an API token", headers={"WWW-Authenticate": "Bearer"}

@@ -17,7 +17,8 @@ from wa_monitor.users import ROLES
 
 log = logging.getLogger("wa_monitor.web")
 WEB_POOL_SIZE = 20
-# The summary cards of the drop list are reused this long per filter set (queries.SummaryCache).
+# Without PostgreSQL's change feed (SQLite), the summary cards of the drop list are reused
+# this long per filter set (queries.SummaryCache).
 SUMMARY_SECONDS = 2.0
 
 
@@ -31,10 +32,10 @@ def _store(app: App) -> Iterator[ReviewStore]:
 
 
 def _web_store(app: App) -> ReviewStore:
-    """The review database for the server: a pool sized for its concurrent requests.
+    """The review database for the server: a pool sized for its concurrent work.
 
-    Starlette runs the API's handlers in up to 40 threads; with the monitor's pool of 5
-    they queue for a connection. 20 + SQLAlchemy's default overflow of 10 = 30.
+    WEB_THREADS (8) handlers, the feedback sender and the summary cards' refreshes each
+    hold at most one connection: 20 (+ SQLAlchemy's overflow of 10) leaves room.
     """
     from wa_monitor.environments import guard
 
@@ -64,7 +65,7 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
     import uvicorn
 
     from wa_monitor.web.app import create_app
-    from wa_monitor.web.queries import SummaryCache
+    from wa_monitor.web.changes import ChangeFeed
 
     settings = app.settings
     setup_logging(settings)
@@ -76,8 +77,11 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
             "end when the server stops; do not expose this server",
             markup=True,
         )
-    web = create_app(settings, config, store, dev=dev)
-    web.state.summary_cache = SummaryCache(SUMMARY_SECONDS)
+    # PostgreSQL says when answers change; SQLite cannot, so there every request reads.
+    changes = ChangeFeed(store.engine) if store.dialect == "postgresql" else None
+    web = create_app(
+        settings, config, store, dev=dev, changes=changes, summary_seconds=SUMMARY_SECONDS
+    )
     log.info("🌐 Dashboard on http://%s:%d/wa-monitor (database %s)", host, port, store.masked_url)
     try:
         uvicorn.run(web, host=host, port=port, log_level="warning", proxy_headers=True)

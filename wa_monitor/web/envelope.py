@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from http import HTTPStatus
 from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -100,6 +102,22 @@ def ok(data: Any, message: str | None = None, *, status: int = 200, **extra: Any
     for key, value in extra.items():
         body[key] = value
     return JSONResponse(body, status_code=status)
+
+
+_dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def encode(data: Any) -> str:
+    """`data` as the JSON an envelope carries (to keep an answer encoded in memory)."""
+    return _dumps(data)
+
+
+def ok_encoded(data_json: str, **extra: Any) -> Response:
+    """ok() for data already encoded by `encode`: only the rest is encoded per request."""
+    head = {"meta": extra.pop("meta", None) or meta().model_dump(mode="json"), **extra}
+    rest = "".join(f",{_dumps(k)}:{_dumps(v)}" for k, v in head.items())
+    body = f'{{"success":true,"data":{data_json}{rest}}}'
+    return Response(body.encode(), media_type="application/json")
 
 
 def error_response(err: ApiError) -> JSONResponse:

@@ -36,7 +36,7 @@ def _safe_next(target: str | None) -> str:
 
 def _caller(request: Request) -> Caller | None:
     try:
-        return identify(request, request.app.state.store, request.app.state.sessions)
+        return identify(request)
     except ApiError:
         return None
 

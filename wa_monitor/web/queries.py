@@ -19,6 +19,7 @@ from wa_monitor.feedback import FAILED, PENDING, SENDING, SENT
 from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
+from wa_monitor.web.changes import REVIEWS, ChangeFeed, Version
 
 log = logging.getLogger("wa_monitor.web")
 LOCK_SECONDS = 300
@@ -146,20 +147,27 @@ def _attach_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 class SummaryCache:
-    """The summary cards per filter set, reused for `ttl` seconds (0: never reused).
+    """The summary cards per filter set, reused while current (ttl 0: never reused).
 
     The summary aggregates every matching review (the whole table without filters), too
     dear for each request of a polling dashboard. The first request for a filter set
-    computes it; afterwards an entry older than `ttl` is recomputed in a background
-    thread while requests keep answering the previous value, so no request waits for a
-    refresh. `clear()` after this process's own writes (the next request computes
-    afresh); other processes' writes (the monitor) show within `ttl` plus a refresh.
+    computes it; afterwards a stale entry is recomputed in a background thread while
+    requests keep answering the previous value, so no request waits for a refresh. An
+    entry is stale once PostgreSQL's change feed says the reviews changed, or, without a
+    listening feed (SQLite), once it is `ttl` seconds old. `clear()` after this process's
+    own writes (the next request computes afresh); other processes' writes (the monitor)
+    show after one refresh.
     """
 
-    def __init__(self, ttl: float, *, max_entries: int = 256) -> None:
+    def __init__(
+        self, ttl: float, *, feed: ChangeFeed | None = None, max_entries: int = 256
+    ) -> None:
         self.ttl = ttl
+        self.feed = feed
         self.max_entries = max_entries
-        self._entries: dict[tuple[DropFilter, str], tuple[float, dict[str, Any]]] = {}
+        self._entries: dict[
+            tuple[DropFilter, str], tuple[float, Version | None, dict[str, Any]]
+        ] = {}
         self._refreshing: set[tuple[DropFilter, str]] = set()
         self._lock = threading.Lock()
         self._generation = 0
@@ -168,11 +176,16 @@ class SummaryCache:
         if self.ttl <= 0 or f.id is not None:
             return summary(store, f, zone)
         key = (f, str(zone))
+        version = self.feed.version(REVIEWS) if self.feed is not None else None
         with self._lock:
             cached = self._entries.get(key)
             generation = self._generation
             if cached is not None:
-                if _monotonic() - cached[0] >= self.ttl and key not in self._refreshing:
+                if version is not None:
+                    stale = cached[1] != version
+                else:
+                    stale = _monotonic() - cached[0] >= self.ttl
+                if stale and key not in self._refreshing:
                     self._refreshing.add(key)
                     threading.Thread(
                         target=self._refresh,
@@ -180,7 +193,7 @@ class SummaryCache:
                         name="summary-refresh",
                         daemon=True,
                     ).start()
-                return cached[1]
+                return cached[2]
         return self._compute(store, f, zone, key, generation)
 
     def _refresh(
@@ -208,12 +221,13 @@ class SummaryCache:
         generation: int,
     ) -> dict[str, Any]:
         started = _monotonic()
+        version = self.feed.version(REVIEWS) if self.feed is not None else None
         value = summary(store, f, zone)
         with self._lock:
             if generation == self._generation:  # not computed across a clear()
                 if len(self._entries) >= self.max_entries and key not in self._entries:
                     self._entries.pop(next(iter(self._entries)))
-                self._entries[key] = (started, value)
+                self._entries[key] = (started, version, value)
         return value
 
     def clear(self) -> None:

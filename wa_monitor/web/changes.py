@@ -1,0 +1,182 @@
+"""Answers kept in memory until PostgreSQL says they are stale (LISTEN wa_monitor_changes).
+
+Migration 0005 has PostgreSQL send a notification naming the table whenever a
+committed statement changed one the dashboard reads (reviews, feedback outbox, users,
+API tokens), whoever wrote it. `ChangeFeed` listens on a connection of its own and
+counts the notifications per table; `AnswerCache` keeps an answer with the counts it
+was read under and serves it while they are unchanged.
+
+A request reads the counts *before* it reads the database, so a change that commits
+during the read makes the stored answer stale at once. While the feed is not
+listening (starting, or its connection lost) it reports no counts and nothing is
+cached; once it listens again every count moves on, so nothing from before is served.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from wa_monitor.settings import mask_url
+
+log = logging.getLogger("wa_monitor.web")
+CHANNEL = "wa_monitor_changes"
+REVIEWS = ("qa_photo_reviews", "feedback_outbox")
+ACCOUNTS = ("users", "api_tokens")
+Version = tuple[int, ...]
+T = TypeVar("T")
+
+
+class ChangeFeed:
+    """Counts PostgreSQL's change notifications per table, in a thread of its own."""
+
+    def __init__(self, engine: Engine, *, retry_seconds: float = 1.0) -> None:
+        self._engine = engine
+        self._retry = retry_seconds
+        self._counts: dict[str, int] = {}
+        self._epoch = 0  # moves on whenever the feed starts listening again
+        self._live = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.listening = threading.Event()  # set while notifications are being received
+
+    def version(self, tables: tuple[str, ...]) -> Version | None:
+        """The counts of `tables` now, or None when the feed is not listening."""
+        with self._lock:
+            if not self._live:
+                return None
+            return (self._epoch, *(self._counts.get(t, 0) for t in tables))
+
+    def touch(self) -> None:
+        """This process wrote: every answer read before now is stale.
+
+        Its own notification is on the way, but the writer's next request may come first.
+        """
+        with self._lock:
+            self._epoch += 1
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="change-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        cargs, cparams = self._engine.dialect.create_connect_args(self._engine.url)
+        conn: psycopg.Connection[Any] = psycopg.connect(
+            *cargs, **{**cparams, "autocommit": True, "connect_timeout": 10}
+        )
+        return conn
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    with self._lock:
+                        self._epoch += 1  # whatever happened while deaf is stale now
+                        self._live = True
+                    self.listening.set()
+                    if failing:
+                        log.info("🔔 dashboard change feed listening again")
+                    failing = False
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            with self._lock:
+                                self._counts[note.payload] = self._counts.get(note.payload, 0) + 1
+            except psycopg.Error as exc:
+                if not failing:
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
+                    log.warning(
+                        "⚠️ dashboard change feed lost (%s); answers are read from the "
+                        "database until it is back",
+                        mask_url(str(reason)),
+                    )
+                failing = True
+            finally:
+                with self._lock:
+                    self._live = False
+                self.listening.clear()
+            self._stop.wait(self._retry)
+
+
+class StaleAfterWrites:
+    """ASGI middleware: a request that may write (not GET/HEAD/OPTIONS) touches the feed
+    before its response starts, so the client's next read never meets an older answer."""
+
+    def __init__(self, app: ASGIApp, feed: ChangeFeed) -> None:
+        self.app = app
+        self.feed = feed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_touch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.feed.touch()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_touch)
+        finally:
+            self.feed.touch()  # also when it failed before answering
+
+
+class AnswerCache(Generic[T]):
+    """Answers by key, each valid while the feed's counts of its tables are unchanged.
+
+    At most `max_entries` answers (the least recently used go first), none older than
+    `max_age` seconds. None is never kept (an unknown token must not take a place).
+    """
+
+    def __init__(
+        self,
+        feed: ChangeFeed | None,
+        tables: tuple[str, ...],
+        *,
+        max_entries: int = 512,
+        max_age: float = 3600.0,
+    ) -> None:
+        self.feed = feed
+        self.tables = tables
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self._entries: OrderedDict[Hashable, tuple[Version, float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The answer for `key`: from memory if still valid, else `compute()`d (and kept)."""
+        version = self.feed.version(self.tables) if self.feed is not None else None
+        if version is None:
+            return compute()
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == version and now - entry[1] < self.max_age:
+                self._entries.move_to_end(key)
+                return entry[2]
+        answer = compute()
+        if answer is None:
+            return answer
+        with self._lock:
+            self._entries[key] = (version, now, answer)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return answer
