@@ -7,9 +7,12 @@ counts the notifications per table; `AnswerCache` keeps an answer with the count
 was read under and serves it while they are unchanged.
 
 A request reads the counts *before* it reads the database, so a change that commits
-during the read makes the stored answer stale at once. While the feed is not
-listening (starting, or its connection lost) it reports no counts and nothing is
-cached; once it listens again every count moves on, so nothing from before is served.
+during the read makes the stored answer stale at once. Another process's change shows
+as soon as its notification arrives (milliseconds); this process's own writes make
+every kept answer stale before their response leaves (`StaleAfterWrites`), so a
+reviewer's next read always shows their edit. While the feed is not listening
+(starting, or its connection lost) it reports no counts and nothing is cached; once it
+listens again every count moves on, so nothing from before is served.
 """
 
 from __future__ import annotations
