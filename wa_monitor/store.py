@@ -206,16 +206,35 @@ _PG = _BatchSQL(
     encode=_pg_encode,
 )
 
-# On PostgreSQL a batch's writes take two statements, using data-modifying CTEs: the
-# cursors ride with the submissions log, the resubmission updates with the new reviews.
-# With BEGIN, the select of existing reviews and COMMIT, a batch is five round trips.
-_PG_LOG_AND_CURSORS = sa.text(
-    "WITH saved_cursors AS (INSERT INTO scan_cursors (chat_jid, last_rowid, anchor, updated_at) "
+# On PostgreSQL a batch's writes are one statement of data-modifying CTEs: the cursors,
+# the submissions log, and the reviews, which are written only if every submission was
+# new to the log (`complete`). With BEGIN, the select of existing reviews and COMMIT, a
+# batch is four round trips. A batch with a re-delivered message (a submission already
+# logged) leaves its reviews to a second statement, planned again without it: five.
+_PG_SAVE_CURSORS = (
+    "INSERT INTO scan_cursors (chat_jid, last_rowid, anchor, updated_at) "
     "SELECT chat_jid, last_rowid, anchor, updated_at "
     "FROM json_to_recordset(CAST(:cursors AS json)) "
     "AS c(chat_jid text, last_rowid bigint, anchor text, updated_at timestamptz) "
     "ON CONFLICT (chat_jid) DO UPDATE SET last_rowid = excluded.last_rowid, "
-    "anchor = excluded.anchor, updated_at = excluded.updated_at) " + _PG.log_submissions.text
+    "anchor = excluded.anchor, updated_at = excluded.updated_at"
+)
+_PG_INSERT_REVIEWS = "INSERT INTO qa_photo_reviews ({}) {}".format(
+    ", ".join(_REVIEW_COLUMNS), _PG.new_reviews.text.replace(":rows", ":inserts")
+)
+_PG_UPDATE_REVIEWS = _PG.update_reviews.text.replace(":rows", ":updates")
+_ONLY_IF_COMPLETE = "(SELECT ok FROM complete)"
+_PG_RECORD = sa.text(
+    " ".join(
+        (
+            f"WITH saved_cursors AS ({_PG_SAVE_CURSORS}),",
+            f"logged AS ({_PG.log_submissions.text}),",
+            "complete AS (SELECT count(*) = CAST(:expected AS integer) AS ok FROM logged),",
+            f"updated AS ({_PG_UPDATE_REVIEWS} AND {_ONLY_IF_COMPLETE}),",
+            f"inserted AS ({_PG_INSERT_REVIEWS} WHERE {_ONLY_IF_COMPLETE})",
+            "SELECT chat_jid, message_id, drop_number FROM logged",
+        )
+    )
 )
 _PG_WRITE_REVIEWS = sa.text(
     f"WITH updated AS ({_PG.update_reviews.text.replace(':rows', ':updates')}) "
@@ -448,15 +467,22 @@ class ReviewStore:
             {"chat_jid": jid, "last_rowid": c.last_rowid, "anchor": c.anchor, "updated_at": now}
             for jid, c in cursors.items()
         ]
-        cursors_saved = False
+        cursors_saved = reviews_saved = False
         if posts:
             existing = self._existing(conn, {p.key for p in posts})
             plan = plan_batch(posts, existing, zone, now)
             if on_pg and cursor_rows:
-                params = {**sql.rows(plan.submissions), "cursors": sql.dumps(cursor_rows)}
-                result = conn.execute(_PG_LOG_AND_CURSORS, params)
+                params = {
+                    **sql.rows(plan.submissions),
+                    "cursors": sql.dumps(cursor_rows),
+                    "expected": len(plan.submissions),
+                    "inserts": sql.dumps(plan.inserts),
+                    "updates": sql.dumps(plan.updates),
+                }
+                result = conn.execute(_PG_RECORD, params)
                 logged = {(r[0], r[1], r[2]) for r in result.all()}
                 cursors_saved = True
+                reviews_saved = len(logged) == len(plan.submissions)  # `complete` in SQL
             else:
                 logged = self._log_submissions(conn, plan.submissions)
             if len(logged) != len(plan.submissions):
@@ -464,7 +490,9 @@ class ReviewStore:
                 if any(p.key not in existing for p in posts if p.log_key not in logged):
                     raise ConcurrentWriter
                 plan = plan_batch(fresh, existing, zone, now)
-            if on_pg and (plan.inserts or plan.updates):
+            if reviews_saved:
+                pass
+            elif on_pg and (plan.inserts or plan.updates):
                 params = {"inserts": sql.dumps(plan.inserts), "updates": sql.dumps(plan.updates)}
                 conn.execute(_PG_WRITE_REVIEWS, params)
             else:
