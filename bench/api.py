@@ -14,9 +14,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,8 @@ import sqlalchemy as sa
 from bench.data import config, fixture
 from bench.dbs import fresh_database, pg_url
 from bench.measure import rss_mb
+from wa_monitor.config import ProjectsConfig
+from wa_monitor.reviews import Post
 from wa_monitor.store import ReviewStore
 
 Row = tuple[str, str, str, str]
@@ -74,6 +79,42 @@ def _wrk(url: str, token: str, seconds: int) -> dict[str, float]:
         "p99_ms": lat.get("99", float("nan")),
         "errors": float(non2xx.group(1)) if non2xx else 0.0,
     }
+
+
+@contextmanager
+def _monitor_writing(url: str, cfg: ProjectsConfig, every: float) -> Iterator[list[int]]:
+    """Record a new drop of today every `every` s as the monitor does (0: nothing): each
+    one makes the server's kept answers stale (PostgreSQL's change notifications)."""
+    written = [0]
+    if not every:
+        yield written
+        return
+    stop = threading.Event()
+    store = ReviewStore(url, pre_ping=False)
+    project = cfg.enabled[0]
+
+    def write() -> None:
+        while not stop.wait(every):
+            n = written[0] = written[0] + 1
+            post = Post(
+                chat_jid=project.group_jid,
+                message_id=f"BENCH{n:015d}",
+                drop_number=f"DR9{n:07d}",
+                project=project.name,
+                sender="27820000000",
+                sender_name="Bench Installer",
+                time=datetime.now(UTC),
+            )
+            store.record_batch([post], {}, cfg.zone)
+
+    thread = threading.Thread(target=write, name="bench-monitor", daemon=True)
+    thread.start()
+    try:
+        yield written
+    finally:
+        stop.set()
+        thread.join()
+        store.dispose()
 
 
 def run_api(work: Path, _worker: Callable[[str, dict[str, Any]], dict[str, Any]]) -> list[Row]:
@@ -130,16 +171,26 @@ def run_api(work: Path, _worker: Callable[[str, dict[str, Any]], dict[str, Any]]
                             f"serve did not start; see {work / 'serve.log'}"
                         ) from None
                     time.sleep(0.3)
-            for label, path in (
-                ("GET /api/wa-monitor-daily-drops", "/wa-monitor-daily-drops"),
-                ("GET /api/wa-monitor-drops (first page, 50)", "/wa-monitor-drops"),
-            ):
-                _wrk(base + path, token, 3)  # warm-up
-                r = _wrk(base + path, token, 10)
+            cases = [
+                ("GET /api/wa-monitor-daily-drops", "/wa-monitor-daily-drops", 0.0),
+                ("GET /api/wa-monitor-drops (first page, 50)", "/wa-monitor-drops", 0.0),
+                ("GET /api/wa-monitor-daily-drops", "/wa-monitor-daily-drops", 1.0),
+                ("GET /api/wa-monitor-drops (first page, 50)", "/wa-monitor-drops", 1.0),
+            ]
+            for label, path, every in cases:
+                with _monitor_writing(url, cfg, every) as written:
+                    _wrk(base + path, token, 3)  # warm-up
+                    r = _wrk(base + path, token, 10)
                 ok = r["p99_ms"] <= 50 and r["rps"] >= 1000
+                load = (
+                    f", while the monitor records a new drop every {every:g} s "
+                    f"({written[0]} recorded)"
+                    if every
+                    else ""
+                )
                 rows.append(
                     (
-                        f"{label}, {N_REVIEWS:,} reviews (wrk -t2 -c32 -d10s, same 2 CPUs)",
+                        f"{label}, {N_REVIEWS:,} reviews (wrk -t2 -c32 -d10s, same 2 CPUs){load}",
                         f"{r['rps']:,.0f} req/s, p50 {r['p50_ms']:.1f} ms, "
                         f"p99 {r['p99_ms']:.1f} ms, {r['errors']:.0f} non-2xx, "
                         f"{r['timeouts']:.0f} timed out (> 10 s)",

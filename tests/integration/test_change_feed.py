@@ -32,8 +32,15 @@ from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
 from wa_monitor.users import list_tokens, revoke_token, set_disabled
 from wa_monitor.web.app import create_app
+from wa_monitor.web.changes import (
+    ACCOUNTS,
+    APPLICATION_NAME,
+    REVIEWS,
+    AnswerCache,
+    ChangeFeed,
+    Version,
+)
 from wa_monitor.web.commands import SUMMARY_SECONDS
-from wa_monitor.web.changes import ACCOUNTS, REVIEWS, AnswerCache, ChangeFeed, Version
 
 
 @dataclass
@@ -198,8 +205,9 @@ def _listener_pids(store: ReviewStore) -> list[int]:
         rows = conn.execute(
             sa.text(
                 "SELECT pid FROM pg_stat_activity "
-                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            )
+                "WHERE datname = current_database() AND application_name = :name"
+            ),
+            {"name": APPLICATION_NAME},
         ).all()
     return [int(r[0]) for r in rows]
 
@@ -259,3 +267,38 @@ def test_the_cache_is_bounded_and_never_keeps_a_missing_answer() -> None:
     assert cache.get("nobody", compute(None)) is None
     assert calls == [0, 1, 2, 3, 4, 10, None, None]
     engine.dispose()
+
+
+class _DeafFeed(ChangeFeed):
+    """A feed whose connection never hears its channel, like one through a connection
+    pooler in transaction mode."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(engine, probe_timeout=0.3)
+        self._listen_to = "wa_monitor_elsewhere"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_feed_that_cannot_hear_itself_never_keeps_an_answer(
+    store: ReviewStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "wa_monitor.web")
+    people = add_people(store)
+    feed = _DeafFeed(store.engine)
+    app = create_app(settings_for(store.url), projects_config(), store, run_sender=False,
+                     changes=feed, summary_seconds=SUMMARY_SECONDS)  # fmt: skip
+    other = ReviewStore(store.url)
+    try:
+        with TestClient(app) as client:
+            wait_until(lambda: any("probe" in r.getMessage() for r in caplog.records))
+            assert feed.version(REVIEWS) is None
+            headers = people.bearer("viewer")
+            first = client.get(DAILY, headers=headers).json()["data"]["total"]
+            record(other, post("DR63000001", minutes_ago(1)))  # heard by no one
+            after = client.get(DAILY, headers=headers).json()["data"]["total"]
+            assert (first, after) == (0, 1)
+    finally:
+        other.dispose()
+    [lost] = [r for r in caplog.records if "change feed lost" in r.getMessage()]
+    assert "pooler in transaction mode" in lost.getMessage()
+    assert not feed.listening.is_set()

@@ -18,6 +18,7 @@ listens again every count moves on, so nothing from before is served.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -32,18 +33,40 @@ from wa_monitor.settings import mask_url
 
 log = logging.getLogger("wa_monitor.web")
 CHANNEL = "wa_monitor_changes"
+APPLICATION_NAME = "wa-monitor change feed"
 REVIEWS = ("qa_photo_reviews", "feedback_outbox")
 ACCOUNTS = ("users", "api_tokens")
 Version = tuple[int, ...]
 T = TypeVar("T")
 
 
-class ChangeFeed:
-    """Counts PostgreSQL's change notifications per table, in a thread of its own."""
+class FeedDeaf(Exception):
+    """The feed's own probe notification did not come back."""
 
-    def __init__(self, engine: Engine, *, retry_seconds: float = 1.0) -> None:
+
+class ChangeFeed:
+    """Counts PostgreSQL's change notifications per table, in a thread of its own.
+
+    The feed trusts its connection only while it hears itself: on connecting and then
+    every `probe_every` seconds it notifies its own channel and waits for the echo. A
+    connection pooler in transaction mode (which cannot deliver notifications) or a
+    connection that died without a word fails the probe, and answers are read from the
+    database until a new connection hears its probe.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retry_seconds: float = 1.0,
+        probe_every: float = 30.0,
+        probe_timeout: float = 5.0,
+    ) -> None:
         self._engine = engine
         self._retry = retry_seconds
+        self._probe_every = probe_every
+        self._probe_timeout = probe_timeout
+        self._listen_to = CHANNEL
         self._counts: dict[str, int] = {}
         self._epoch = 0  # moves on whenever the feed starts listening again
         self._live = False
@@ -75,21 +98,49 @@ class ChangeFeed:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self._probe_timeout + 10)
 
     def _connect(self) -> psycopg.Connection[Any]:
         cargs, cparams = self._engine.dialect.create_connect_args(self._engine.url)
         conn: psycopg.Connection[Any] = psycopg.connect(
-            *cargs, **{**cparams, "autocommit": True, "connect_timeout": 10}
+            *cargs,
+            **{
+                **cparams,
+                "autocommit": True,
+                "connect_timeout": 10,
+                "application_name": APPLICATION_NAME,  # as pg_stat_activity shows it
+            },
         )
         return conn
+
+    def _count(self, table: str) -> None:
+        with self._lock:
+            self._counts[table] = self._counts.get(table, 0) + 1
+
+    def _probe(self, conn: psycopg.Connection[Any]) -> None:
+        """Notify our own channel and wait for the echo (counting what else arrives)."""
+        token = f"probe:{secrets.token_hex(8)}"
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, token))
+        deadline = time.monotonic() + self._probe_timeout
+        while (left := deadline - time.monotonic()) > 0:
+            for note in conn.notifies(timeout=left):
+                if note.payload == token:
+                    return
+                self._count(note.payload)
+        raise FeedDeaf(
+            f"its probe did not come back within {self._probe_timeout:g} s; a connection "
+            "pooler in transaction mode cannot deliver notifications: give `serve` a "
+            "direct DATABASE_URL"
+        )
 
     def _run(self) -> None:
         failing = False
         while not self._stop.is_set():
+            wait = self._retry
             try:
                 with self._connect() as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {self._listen_to}")
+                    self._probe(conn)
                     with self._lock:
                         self._epoch += 1  # whatever happened while deaf is stale now
                         self._live = True
@@ -97,24 +148,30 @@ class ChangeFeed:
                     if failing:
                         log.info("🔔 dashboard change feed listening again")
                     failing = False
+                    next_probe = time.monotonic() + self._probe_every
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            with self._lock:
-                                self._counts[note.payload] = self._counts.get(note.payload, 0) + 1
-            except psycopg.Error as exc:
+                            self._count(note.payload)
+                        if time.monotonic() >= next_probe:
+                            self._probe(conn)
+                            next_probe = time.monotonic() + self._probe_every
+            except (psycopg.Error, FeedDeaf) as exc:
+                if isinstance(exc, FeedDeaf):
+                    wait = max(self._retry, self._probe_every)
                 if not failing:
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
+                    text = str(exc).strip()
+                    reason = text.splitlines()[0] if text else type(exc).__name__
                     log.warning(
                         "⚠️ dashboard change feed lost (%s); answers are read from the "
                         "database until it is back",
-                        mask_url(str(reason)),
+                        mask_url(reason),
                     )
                 failing = True
             finally:
                 with self._lock:
                     self._live = False
                 self.listening.clear()
-            self._stop.wait(self._retry)
+            self._stop.wait(wait)
 
 
 class StaleAfterWrites:
