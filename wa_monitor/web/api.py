@@ -143,7 +143,7 @@ def daily_drops(
     )
 
 
-def drop_filter(
+async def drop_filter(
     id: Annotated[uuid.UUID | None, Query(description="One drop by its id")] = None,
     status: Annotated[Literal["complete", "incomplete"] | None, Query()] = None,
     project: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
