@@ -33,6 +33,8 @@ from wa_monitor.schema import review_edits
 from wa_monitor.store import ReviewStore
 from wa_monitor.users import create_token
 from wa_monitor.web.app import create_app
+from wa_monitor.web.changes import feed_for
+from wa_monitor.web.commands import SUMMARY_SECONDS
 
 pytestmark = pytest.mark.browser
 
@@ -64,6 +66,8 @@ def site(store: ReviewStore, chromium: Browser) -> Iterator[Site]:
             bridge=BridgeClient(bridge.url, timeout=2),
             sender_interval=0.2,
             poll_seconds=0.5,
+            changes=feed_for(store.engine),  # as `wa-monitor serve`: answers kept on PostgreSQL
+            summary_seconds=SUMMARY_SECONDS,
         )
         server = LiveServer(app).start()
         try:

@@ -38,8 +38,8 @@ _CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
 # Handlers run in threads that share one interpreter lock: past a few, more threads only
-# add switching (bench/: with 32 clients, 8 threads answer ~20 % more requests than
-# anyio's default of 40 at a third of its p99). Each holds at most one database connection.
+# add switching (daily drops, 32 clients, 2 CPUs: 8 threads answered ~20 % more requests
+# than anyio's default of 40, at a fifth of its p99). Each holds at most one connection.
 WEB_THREADS = 8
 _SECURITY_HEADERS = (
     ("Content-Security-Policy", _CSP),

@@ -40,6 +40,12 @@ Version = tuple[int, ...]
 T = TypeVar("T")
 
 
+def feed_for(engine: Engine) -> ChangeFeed | None:
+    """The change feed of a review database: PostgreSQL has one; SQLite cannot notify, so
+    there the dashboard reads on every request."""
+    return ChangeFeed(engine) if engine.dialect.name == "postgresql" else None
+
+
 class FeedDeaf(Exception):
     """The feed's own probe notification did not come back."""
 

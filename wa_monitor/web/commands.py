@@ -65,7 +65,7 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
     import uvicorn
 
     from wa_monitor.web.app import create_app
-    from wa_monitor.web.changes import ChangeFeed
+    from wa_monitor.web.changes import feed_for
 
     settings = app.settings
     setup_logging(settings)
@@ -77,10 +77,13 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
             "end when the server stops; do not expose this server",
             markup=True,
         )
-    # PostgreSQL says when answers change; SQLite cannot, so there every request reads.
-    changes = ChangeFeed(store.engine) if store.dialect == "postgresql" else None
     web = create_app(
-        settings, config, store, dev=dev, changes=changes, summary_seconds=SUMMARY_SECONDS
+        settings,
+        config,
+        store,
+        dev=dev,
+        changes=feed_for(store.engine),
+        summary_seconds=SUMMARY_SECONDS,
     )
     log.info("🌐 Dashboard on http://%s:%d/wa-monitor (database %s)", host, port, store.masked_url)
     try:
