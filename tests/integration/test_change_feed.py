@@ -7,6 +7,7 @@ On PostgreSQL `serve` keeps the dashboard's answers until PostgreSQL's change fe
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -302,3 +303,49 @@ def test_a_feed_that_cannot_hear_itself_never_keeps_an_answer(
     [lost] = [r for r in caplog.records if "change feed lost" in r.getMessage()]
     assert "pooler in transaction mode" in lost.getMessage()
     assert not feed.listening.is_set()
+
+
+def test_requests_for_a_stale_answer_wait_for_one_reading() -> None:
+    engine = sa.create_engine("sqlite://")
+    reading, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+    results: list[str] = []
+    arrived = threading.Semaphore(0)
+
+    def read(fail: bool = False) -> str:
+        calls.append("read")
+        reading.set()
+        assert release.wait(10)
+        if fail:
+            raise RuntimeError("the database went away")
+        return "page"
+
+    def request(fail: bool = False) -> None:
+        arrived.release()
+        try:
+            results.append(cache.get("first page", lambda: read(fail)))
+        except RuntimeError as exc:
+            results.append(str(exc))
+
+    for leader_fails in (False, True):
+        for event_ in (reading, release):
+            event_.clear()
+        calls.clear()
+        results.clear()
+        cache: AnswerCache[str] = AnswerCache(_AlwaysListening(engine), REVIEWS)
+        leader = threading.Thread(target=request, args=(leader_fails,))
+        leader.start()
+        assert reading.wait(10) and arrived.acquire(timeout=10)
+        followers = [threading.Thread(target=request) for _ in range(4)]
+        for t in followers:
+            t.start()
+        for _ in followers:
+            assert arrived.acquire(timeout=10)
+        release.set()
+        for t in (leader, *followers):
+            t.join(10)
+        if leader_fails:  # the followers read for themselves
+            assert sorted(results) == ["page"] * 4 + ["the database went away"]
+        else:
+            assert (calls, results) == (["read"], ["page"] * 5)
+    engine.dispose()

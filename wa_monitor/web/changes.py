@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import psycopg
 from sqlalchemy.engine import Engine
@@ -37,6 +37,7 @@ APPLICATION_NAME = "wa-monitor change feed"
 REVIEWS = ("qa_photo_reviews", "feedback_outbox")
 ACCOUNTS = ("users", "api_tokens")
 Version = tuple[int, ...]
+_FLIGHT_WAIT = 30.0  # seconds a request waits for another's reading of the same answer
 T = TypeVar("T")
 
 
@@ -204,11 +205,23 @@ class StaleAfterWrites:
             self.feed.touch()  # also when it failed before answering
 
 
+class _Flight(Generic[T]):
+    """One computation of an answer that requests for the same key wait for."""
+
+    def __init__(self, version: Version) -> None:
+        self.version = version
+        self.done = threading.Event()
+        self.answer: T | None = None
+        self.ok = False
+
+
 class AnswerCache(Generic[T]):
     """Answers by key, each valid while the feed's counts of its tables are unchanged.
 
     At most `max_entries` answers (the least recently used go first), none older than
     `max_age` seconds. None is never kept (an unknown token must not take a place).
+    When a change makes an answer stale, the requests that arrive while it is read
+    again wait for that one reading instead of each reading it too.
     """
 
     def __init__(
@@ -224,6 +237,7 @@ class AnswerCache(Generic[T]):
         self.max_entries = max_entries
         self.max_age = max_age
         self._entries: OrderedDict[Hashable, tuple[Version, float, T]] = OrderedDict()
+        self._flights: dict[Hashable, _Flight[T]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
@@ -237,7 +251,22 @@ class AnswerCache(Generic[T]):
             if entry is not None and entry[0] == version and now - entry[1] < self.max_age:
                 self._entries.move_to_end(key)
                 return entry[2]
-        answer = compute()
+            flight = self._flights.get(key)
+            leading = flight is None or flight.version != version
+            if flight is None or leading:
+                flight = self._flights[key] = _Flight(version)
+        if not leading:
+            if flight.done.wait(_FLIGHT_WAIT) and flight.ok:
+                return cast(T, flight.answer)  # set by the leader
+            return compute()  # the leader failed or is stuck: read for ourselves
+        try:
+            answer = compute()
+            flight.answer, flight.ok = answer, True
+        finally:
+            flight.done.set()
+            with self._lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
         if answer is None:
             return answer
         with self._lock:
