@@ -1,9 +1,12 @@
-"""Test helpers: a bridge store written message by message, and a monitor over it."""
+"""Test helpers: a bridge store written message by message, a monitor over it, and a wait
+for a condition."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -155,3 +158,12 @@ def review_state(store: ReviewStore) -> dict[tuple[str, str], dict[str, object]]
         (r["project"], r["drop_number"]): {k: v for k, v in r.items() if k not in skip}
         for r in store.reviews()
     }
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition another thread or process makes true (a deadline, not a fixed
+    sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)

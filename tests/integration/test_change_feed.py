@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from tests.helpers import wait_until
 from tests.integration.test_api_support import (
     People,
     TestClient,
@@ -81,14 +81,6 @@ class Served:
         write()
         if self.feed is not None:
             wait_until(lambda: self.feed is not None and self.feed.version(tables) != before)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll a condition another thread makes true (a deadline, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 @contextmanager

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from tests.fakebridge import (
     running_bridge,
     slow,
 )
+from tests.helpers import wait_until
 from tests.integration.test_api_support import (
     LAWLEY_JID,
     People,
@@ -82,14 +82,6 @@ def make_world(
 @pytest.fixture
 def world(store: ReviewStore, bridge: FakeBridge) -> Iterator[World]:
     yield from make_world(store, bridge)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll a condition the background sender makes true (a deadline, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def test_feedback_is_posted_to_the_projects_group_and_marks_the_drop(world: World) -> None:
