@@ -253,8 +253,9 @@ class AnswerCache(Generic[T]):
                 return entry[2]
             flight = self._flights.get(key)
             leading = flight is None or flight.version != version
-            if flight is None or leading:
+            if leading:
                 flight = self._flights[key] = _Flight(version)
+        assert flight is not None
         if not leading:
             if flight.done.wait(_FLIGHT_WAIT) and flight.ok:
                 return cast(T, flight.answer)  # set by the leader
