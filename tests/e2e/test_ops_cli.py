@@ -141,7 +141,7 @@ def test_run_under_systemd_with_a_project_added_by_name_without_restart(
             assert f"group 'velo test' is {VELO}" in added.stdout
             written = time.monotonic()
             until(lambda: len(store.reviews()) == 2, process, 60)
-            # The goal, without a restart: monitored within 30 s of the command
+            # The goal, without a restart: monitored within 30 s of the command
             # (the rest is the command's own start-up on a busy machine).
             assert time.monotonic() - written < 30, time.monotonic() - started
             # systemd hears the new count with the reload, not at the next watchdog ping.
