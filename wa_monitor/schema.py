@@ -13,7 +13,7 @@ from wa_monitor.steps import STEP_COLUMNS
 
 # The Alembic revision this code is written against; `scan`, `run` and `serve` refuse
 # any other (see store.ReviewStore.check_schema).
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -114,6 +114,8 @@ users = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime, nullable=False, server_default=sa.func.now()),
     sa.Column("last_login_at", UTCDateTime),
+    # 0006: a session cookie is valid only while it carries the user's current version
+    sa.Column("session_version", sa.Integer, nullable=False, server_default="0"),
 )
 
 api_tokens = sa.Table(
