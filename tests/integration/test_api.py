@@ -276,6 +276,42 @@ def test_csv_export_holds_the_filtered_drops(api: Api) -> None:
     assert rows[0]["userName"] == "'=HYPERLINK(evil)"  # no formula for spreadsheets
 
 
+# How a cell can start so that Excel, LibreOffice or Google Sheets runs it as a formula.
+FORMULA_STARTS = ["=", "+", "-", "@", "\t=", "\r=", "\n=", " =", "\u00a0=", "\uff1d", "\uff0b"]
+
+
+def formula_like(cell: str) -> bool:
+    first = cell.lstrip(" \t\r\n\u00a0\u3000")[:1]
+    return cell[:1] in ("\t", "\r", "\n") or (first != "" and first in "=+-@＝＋－＠")
+
+
+def test_csv_export_cells_never_start_a_formula(api: Api) -> None:
+    payload = 'HYPERLINK("http://evil.example","x")'
+    for i, start in enumerate(FORMULA_STARTS):
+        drop = f"DR4100{i:04d}"
+        record(api.store, post(drop, minutes_ago(30 - i), name=f"{start}{payload}", sender=start))
+        saved = api.call(
+            "PATCH",
+            f"/api/wa-monitor-drops/{drop_id(api, drop)}",
+            json={"comment": f"{start}cmd|' /C calc'!A0"},
+        )
+        assert saved.status_code == 200, saved.text
+    response = api.get("/api/wa-monitor-drops.csv")
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.text, newline="")))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert len(rows) == 1 + len(FORMULA_STARTS)
+    dangerous = [cell for cell in cells if formula_like(cell)]
+    print(
+        f"injected {len(FORMULA_STARTS)} formula starts into names, phones and comments; "
+        f"checked {len(cells)} cells: {len(dangerous)} would run"
+    )
+    assert not dangerous
+    # Defused, not dropped: the text is still all there after the quote.
+    names = {row[rows[0].index("userName")] for row in rows[1:]}
+    assert names == {f"'{start}{payload}" for start in FORMULA_STARTS}
+
+
 # -- reviewing ----------------------------------------------------------------------------
 
 

@@ -247,11 +247,20 @@ def export_drops(request: Request, _caller: Viewer, f: Filters) -> Response:
     )
 
 
+# What makes a spreadsheet read a cell as a formula: = + - @ first (their full-width
+# forms too, which some locales accept), also after leading blanks or a tab, CR or LF.
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+
+
 def _csv_cell(value: Any) -> Any:
-    # Spreadsheets run cells starting with = + - @ as formulas: defuse them.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return "" if value is None else value
+    """A cell that no spreadsheet runs: formula-like text is prefixed with `'`."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value:
+        stripped = value.lstrip(" \t\r\n\u00a0\u3000")
+        if value[0] in "\t\r\n" or stripped[:1] in _FORMULA_START:
+            return "'" + value
+    return value
 
 
 @router.get(

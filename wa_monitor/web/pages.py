@@ -11,25 +11,57 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
+from markupsafe import Markup
 
 from wa_monitor import __version__
 from wa_monitor.config import ProjectsConfig
 from wa_monitor.steps import STEP_COLUMNS
-from wa_monitor.users import authenticate
 from wa_monitor.web import queries as q
-from wa_monitor.web.auth import Caller, LoginThrottle, Sessions, identify, same
+from wa_monitor.web.auth import Caller, Sessions, identify, same, sign_in
 from wa_monitor.web.envelope import ApiError
 
 log = logging.getLogger("wa_monitor.web")
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 POLL_MS = 5000
+# Characters that mean something to the HTML parser: `<!--<script>` keeps a script
+# element open past its `</script>`, `&` starts a character reference, `'` ends a
+# single-quoted attribute.
+_HTML_JSON_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    ord("'"): "\\u0027",
+}
+
+
+def html_json(value: Any) -> Markup:
+    """`value` as JSON that stays inert anywhere in an HTML page, inside `<script>` too.
+
+    Every JSON a template embeds goes through this (the templates' `tojson` filter). The
+    characters above occur only inside JSON strings, where their escapes mean the same;
+    ASCII output also escapes U+2028 and U+2029 (line ends to older JavaScript parsers)
+    and lone surrogates (which UTF-8 cannot encode).
+    """
+    return Markup(json.dumps(value, ensure_ascii=True).translate(_HTML_JSON_ESCAPES))
+
+
+templates.env.filters["tojson"] = html_json
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only same-site paths: never an open redirect.
+
+    Browsers drop tabs and line breaks from URLs (`/<TAB>/evil.example` is
+    `//evil.example`) and read `\\` as `/`, so neither may appear anywhere.
+    """
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(c.isspace() or not c.isprintable() for c in target)
+    ):
         return "/wa-monitor"
     return target
 
@@ -77,7 +109,6 @@ async def login(
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     sessions: Sessions = request.app.state.sessions
-    throttle: LoginThrottle = request.app.state.throttle
     if not same(csrf, sessions.login_cookie_token(request)):
         return _login_page(
             request,
@@ -85,29 +116,21 @@ async def login(
             status=403,
             next_url=next,
         )
-    client = request.client.host if request.client else "unknown"
-    keys = (f"ip:{client}", f"user:{username.lower()}")
-    wait = throttle.retry_after(*keys)
-    if wait:
-        log.warning("🔒 Sign-in refused for %r from %s: too many failures", username, client)
-        minutes = max(1, round(wait / 60))
-        page = _login_page(
-            request,
-            error=f"Too many failed sign-ins. Try again in about {minutes} minute(s).",
-            status=429,
-            next_url=next,
+    result = await sign_in(request, username, password)
+    if result.retry_after:
+        minutes = max(1, round(result.retry_after / 60))
+        error = (
+            "Too many sign-ins at once. Try again in a few seconds."
+            if result.busy
+            else f"Too many failed sign-ins. Try again in about {minutes} minute(s)."
         )
-        page.headers["Retry-After"] = str(wait)
+        page = _login_page(request, error=error, status=429, next_url=next)
+        page.headers["Retry-After"] = str(result.retry_after)
         return page
-    user = await run_in_threadpool(authenticate, request.app.state.store, username, password)
-    if user is None:
-        throttle.failed(*keys)
-        log.warning("🔑 Failed sign-in for %r from %s", username, client)
+    if result.user is None:
         return _login_page(request, error="Wrong user name or password.", status=401, next_url=next)
-    throttle.succeeded(*keys)
-    log.info("🔑 %s (%s) signed in from %s", user.username, user.role, client)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    sessions.start(request, response, user)
+    sessions.start(request, response, result.user)
     return response
 
 
@@ -118,7 +141,7 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
     if session is not None and not same(csrf, session.csrf):
         raise ApiError(403, "Missing or wrong CSRF token; reload the page")
     response = RedirectResponse("/login", status_code=303)
-    sessions.end(response)
+    sessions.end(request, response)
     return response
 
 
@@ -149,7 +172,7 @@ def dashboard(request: Request) -> Response:
         {
             "user": caller.user,
             "csrf": caller.csrf,
-            "boot": json.dumps(boot).replace("</", "<\\/"),
+            "boot": boot,
             "projects": [p.name for p in config.projects],
             "counts": counts,
             "total": sum(n for _, n in counts),
@@ -204,7 +227,7 @@ def projects_page(request: Request) -> Response:
         {
             "user": caller.user,
             "csrf": caller.csrf,
-            "boot": json.dumps(boot).replace("</", "<\\/"),
+            "boot": boot,
             "path": str(config.path),
             "version": __version__,
         },

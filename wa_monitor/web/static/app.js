@@ -109,7 +109,7 @@
     }
     $("#drops").replaceChildren(...items);
     if (focusedId) {
-      const again = document.querySelector(`#drops li[data-id="${focusedId}"] button`);
+      const again = document.querySelector(`#drops li[data-id="${CSS.escape(focusedId)}"] button`);
       if (again) again.focus();
     }
     $("#list-count").textContent = pagination ? `(${pagination.total})` : "";
@@ -450,7 +450,7 @@
     editor.hidden = true;
     editor.replaceChildren();
     document.body.classList.remove("editing");
-    const li = document.querySelector(`#drops .drop[data-id="${id}"] button`);
+    const li = id ? document.querySelector(`#drops .drop[data-id="${CSS.escape(id)}"] button`) : null;
     if (li) li.focus();
     for (const el of document.querySelectorAll("#drops .drop.open")) el.classList.remove("open");
   }

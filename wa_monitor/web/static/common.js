@@ -5,14 +5,32 @@ window.WaMonitor = (() => {
   const boot = JSON.parse(document.getElementById("boot").textContent);
   const $ = (sel, root = document) => root.querySelector(sel);
 
+  // Attributes a browser follows or loads: only web addresses go there, never a
+  // `javascript:` or `data:` URL made of text that came from WhatsApp or a user.
+  const URL_ATTRS = new Set(["href", "src", "action", "formaction", "poster", "xlink:href"]);
+
+  function safeUrl(value) {
+    try {
+      const url = new URL(String(value), window.location.href);
+      if (url.protocol === "http:" || url.protocol === "https:") return url.href;
+    } catch (_e) {
+      // not a URL at all
+    }
+    return "about:blank";
+  }
+
+  // Text only ever becomes text nodes or attribute values: no markup is parsed here.
   function h(tag, attrs = {}, ...children) {
     const el = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
       if (v === null || v === undefined || v === false) continue;
       if (k === "class") el.className = v;
       else if (k === "text") el.textContent = v;
-      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-      else if (v === true) el.setAttribute(k, "");
+      else if (k.startsWith("on")) {
+        if (typeof v !== "function") throw new TypeError(`${k} must be a function`);
+        el.addEventListener(k.slice(2), v);
+      } else if (v === true) el.setAttribute(k, "");
+      else if (URL_ATTRS.has(k.toLowerCase())) el.setAttribute(k, safeUrl(v));
       else el.setAttribute(k, v);
     }
     for (const c of children.flat()) {
@@ -59,5 +77,5 @@ window.WaMonitor = (() => {
     return { status: res.status, body: data };
   }
 
-  return { boot, $, h, api, ApiFailure };
+  return { boot, $, h, api, ApiFailure, safeUrl };
 })();

@@ -173,7 +173,8 @@
     const list = error.details
       .filter((d) => d.message)
       .map((d) => h("li", { text: `${String(d.field || "").replace(/^body\./, "")}: ${d.message}` }));
-    errorBox.replaceChildren(h("p", { text: error.message }), list.length ? h("ul", {}, list) : null);
+    // replaceChildren() would show a null as the text "null".
+    errorBox.replaceChildren(h("p", { text: error.message }), ...(list.length ? [h("ul", {}, list)] : []));
     errorBox.hidden = false;
     const fields = fieldsFor(error);
     for (const f of fields) $(FIELD_INPUT[f]).setAttribute("aria-invalid", "true");
