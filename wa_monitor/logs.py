@@ -1,10 +1,17 @@
-"""Logging for operators: the classic line format, rotation, optional JSON, secrets masked."""
+"""Logging for operators: the classic line format, rotation, optional JSON, secrets masked.
+
+Whatever a record holds (a user name typed into the sign-in form, a project name, a drop
+number from a request, an exception's message), it stays one record: no logged text can
+start a line of its own, rewrite the line on a terminal, or reorder it.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import logging.handlers
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +19,34 @@ from pathlib import Path
 from wa_monitor.settings import Settings, mask_url
 
 TEXT_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
+# What ends a line for a file reader or `str.splitlines` (LF, CR, VT, FF, FS-RS, NEL,
+# U+2028/9), rewrites one on a terminal (ESC, CSI, BS, DEL…), or reorders its text
+# (bidirectional overrides and isolates). Tab stays.
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+# A traceback's lines follow its record indented: none of them can pass for a record.
+CONTINUATION = "    "
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that could break, rewrite or reorder a line escaped."""
+    return _UNSAFE.sub(_escape, text)
+
+
+class LineFormatter(logging.Formatter):
+    """The text format, one line per record plus its traceback's lines, indented."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        flat = copy.copy(record)
+        flat.msg, flat.args = one_line(record.getMessage()), None
+        first, *rest = super().format(flat).split("\n")
+        return "\n".join([first, *(CONTINUATION + one_line(line) for line in rest)])
 
 
 class MaskSecrets(logging.Filter):
@@ -42,11 +77,15 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": one_line(record.getMessage()),  # the same text as a text line
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        # json escapes what is below U+0020; the rest of _UNSAFE can only be inside a
+        # string here, where \uXXXX reads back as the same text.
+        return _UNSAFE.sub(
+            lambda m: f"\\u{ord(m.group()):04x}", json.dumps(entry, ensure_ascii=False)
+        )
 
 
 class SafeRotatingFileHandler(logging.handlers.RotatingFileHandler):
@@ -96,7 +135,7 @@ def setup_logging(settings: Settings, *, stream: bool = True) -> list[str]:
             handler.close()  # a reconfiguration must not leak the old log file
     root.setLevel(settings.log_level)
     formatter: logging.Formatter = (
-        JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        JsonFormatter() if settings.log_format == "json" else LineFormatter(TEXT_FORMAT)
     )
     handlers: list[logging.Handler] = []
     if stream:

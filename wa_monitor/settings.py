@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -79,6 +80,14 @@ SETTINGS: tuple[Setting, ...] = (
         "`always` or `never`.",
     ),
     Setting("LOG_ROTATE", "size", "size (at LOG_MAX_BYTES) or daily (at midnight)."),
+    Setting(
+        "TRUSTED_PROXIES",
+        None,
+        "Reverse proxies in front of `serve`, comma-separated addresses or networks "
+        "(e.g. 127.0.0.1,10.0.0.0/8): only their X-Forwarded-For and X-Forwarded-Proto are "
+        "believed. Unset: none, the connecting address is the client's (behind a proxy, "
+        "set it, or every sign-in counts against the proxy's address).",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -117,6 +126,7 @@ class Settings:
     bridge_stale_after: float = 3600.0
     working_hours: str = "Mon-Sat 07:00-19:00"
     log_rotate: str = "size"
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def masked_database_url(self) -> str:
@@ -262,4 +272,27 @@ def _operations(
         "bridge_stale_after": number("BRIDGE_STALE_AFTER", 1),
         "working_hours": hours,
         "log_rotate": rotate,
+        "trusted_proxies": _trusted_proxies(get("TRUSTED_PROXIES") or "", problems),
     }
+
+
+def _trusted_proxies(text: str, problems: list[str]) -> tuple[str, ...]:
+    """The proxies' networks, normalised (an address is its /32 or /128)."""
+    networks: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            problems.append(
+                "TRUSTED_PROXIES=* would let any client choose the address its sign-ins "
+                "count against; list the proxies' addresses or networks (e.g. 10.0.0.0/8)"
+            )
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            problems.append(
+                f"TRUSTED_PROXIES: {item!r} is not an IP address or network "
+                "(e.g. 127.0.0.1, ::1 or 10.0.0.0/8)"
+            )
+    return tuple(dict.fromkeys(networks))

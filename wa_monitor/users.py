@@ -48,6 +48,8 @@ class User:
     disabled: bool
     created_at: datetime | None = None
     last_login_at: datetime | None = None
+    # A session cookie is valid only while it carries this number (see web/auth.py).
+    session_version: int = 0
 
     def can(self, role: str) -> bool:
         """Whether this user has at least `role`."""
@@ -85,6 +87,7 @@ def _user(row: sa.Row[tuple[object, ...]] | sa.RowMapping) -> User:
         disabled=bool(m["disabled"]),
         created_at=m["created_at"],
         last_login_at=m["last_login_at"],
+        session_version=int(m["session_version"]),
     )
 
 
@@ -95,7 +98,10 @@ _USER_COLUMNS = (
     users.c.disabled,
     users.c.created_at,
     users.c.last_login_at,
+    users.c.session_version,
 )
+# Ends every session of the user the statement updates, in every process.
+_NEXT_SESSION_VERSION = users.c.session_version + 1
 
 
 def add_user(store: ReviewStore, username: str, password: str, role: str) -> User:
@@ -150,15 +156,46 @@ def _update_user(store: ReviewStore, username: str, **values: object) -> User:
 
 
 def set_role(store: ReviewStore, username: str, role: str) -> User:
-    return _update_user(store, username, role=check_role(role))
+    """Change the role; a different role ends the user's sessions (they sign in again)."""
+    check_role(role)
+    return _update_user(
+        store,
+        username,
+        role=role,
+        session_version=sa.case(
+            (users.c.role != role, _NEXT_SESSION_VERSION), else_=users.c.session_version
+        ),
+    )
 
 
 def set_disabled(store: ReviewStore, username: str, disabled: bool = True) -> User:
-    return _update_user(store, username, disabled=disabled)
+    """Disable (ending the user's sessions) or enable a user; enabling revives no session."""
+    if not disabled:
+        return _update_user(store, username, disabled=False)
+    return _update_user(store, username, disabled=True, session_version=_NEXT_SESSION_VERSION)
 
 
 def set_password(store: ReviewStore, username: str, password: str) -> User:
-    return _update_user(store, username, password_hash=hash_password(password))
+    """Set the password and end the user's sessions: a copied cookie stops working."""
+    return _update_user(
+        store,
+        username,
+        password_hash=hash_password(password),
+        session_version=_NEXT_SESSION_VERSION,
+    )
+
+
+def end_sessions(store: ReviewStore, user_id: int, version: int) -> str | None:
+    """End every session of a user still at `version` (signing out); their name, or None
+    when that version was no longer current (nothing to end)."""
+    with store.begin() as conn:
+        name = conn.execute(
+            sa.update(users)
+            .where(users.c.id == user_id, users.c.session_version == version)
+            .values(session_version=_NEXT_SESSION_VERSION)
+            .returning(users.c.username)
+        ).scalar()
+    return str(name) if name is not None else None
 
 
 def authenticate(store: ReviewStore, username: str, password: str) -> User | None:
@@ -180,7 +217,15 @@ def authenticate(store: ReviewStore, username: str, password: str) -> User | Non
         values["password_hash"] = _hasher.hash(password)
     with store.begin() as conn:
         conn.execute(sa.update(users).where(users.c.id == row.id).values(**values))
-    return User(int(row.id), str(row.username), str(row.role), False, row.created_at, now)
+    return User(
+        int(row.id),
+        str(row.username),
+        str(row.role),
+        False,
+        row.created_at,
+        now,
+        int(row.session_version),
+    )
 
 
 # -- API tokens -------------------------------------------------------------------------

@@ -86,8 +86,23 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
         summary_seconds=SUMMARY_SECONDS,
     )
     log.info("🌐 Dashboard on http://%s:%d/wa-monitor (database %s)", host, port, store.masked_url)
+    proxies = list(settings.trusted_proxies)
+    if proxies:
+        log.info("🌐 X-Forwarded-For and X-Forwarded-Proto believed from %s", ", ".join(proxies))
     try:
-        uvicorn.run(web, host=host, port=port, log_level="warning", proxy_headers=True)
+        uvicorn.run(
+            web,
+            host=host,
+            port=port,
+            log_level="warning",
+            # Forwarded headers say who the client is only when a proxy of ours set them:
+            # believed from anyone, they let a client pick the address its failed
+            # sign-ins count against (uvicorn's default trusts 127.0.0.1).
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies,
+            # uvicorn's lines go through our handlers (format, masking, one line each).
+            log_config=None,
+        )
     finally:
         store.dispose()
 
