@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from itsdangerous import URLSafeTimedSerializer
 
+from tests.helpers import wait_until
 from tests.integration.test_api_support import (
     PASSWORD,
     TestClient,
@@ -37,7 +43,8 @@ from wa_monitor.users import (
     user_for_token,
 )
 from wa_monitor.web.app import create_app
-from wa_monitor.web.auth import LoginThrottle
+from wa_monitor.web.auth import SESSION_COOKIE, LoginThrottle
+from wa_monitor.web.changes import ACCOUNTS, feed_for
 
 
 def test_users_are_stored_with_argon2_hashes_and_roles(store: ReviewStore) -> None:
@@ -267,3 +274,123 @@ def test_users_and_tokens_commands(db_url: str, monkeypatch: pytest.MonkeyPatch)
     assert duplicate.exit_code == 1 and "already exists" in duplicate.output
     bad_role = run("users", "set-role", "sipho", "owner")
     assert bad_role.exit_code == 2
+
+
+# -- sessions end with the account's changes (copied cookies included) ------------------------
+
+CHANGES = ("sign-out", "password by the CLI", "role", "disable", "role by an admin")
+
+
+def _other_process_writes(store: ReviewStore, change: str) -> None:
+    """What `wa-monitor users …` does, on a connection of its own (not the server's)."""
+    if change == "password by the CLI":
+        env = {**os.environ, "DATABASE_URL": store.url}
+        done = subprocess.run(
+            [sys.executable, "-m", "wa_monitor", "users", "set-password", "reviewer",
+             "--password", NEW_PASSWORD],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return
+    other = ReviewStore(store.url)
+    try:
+        if change == "role":
+            set_role(other, "reviewer", "viewer")
+        else:
+            set_disabled(other, "reviewer")
+    finally:
+        other.dispose()
+
+
+NEW_PASSWORD = "a-new-pass-phrase-42"
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_copied_session_cookie_ends_with_sign_out_and_account_changes(
+    store: ReviewStore, change: str
+) -> None:
+    people = add_people(store, ("reviewer", "admin"))
+    feed = feed_for(store.engine)
+    app = create_app(
+        settings_for(store.url), projects_config(), store, run_sender=False, changes=feed
+    )
+    with (
+        TestClient(app, base_url="https://testserver") as browser,
+        TestClient(app, base_url="https://testserver") as thief,
+    ):
+        if feed is not None:
+            assert feed.listening.wait(30), "the change feed did not start"
+        assert sign_in(browser, "reviewer").status_code == 303
+        # Someone copied the cookie (a shared machine, a proxy log, malware).
+        thief.cookies.set(SESSION_COOKIE, browser.cookies[SESSION_COOKIE])
+        assert thief.get("/api/wa-monitor-me").status_code == 200
+        # The server's answers about accounts are cached now (on PostgreSQL).
+        assert thief.get("/api/wa-monitor-me").status_code == 200
+        before = feed.version(ACCOUNTS) if feed is not None else None
+        waited = 0.0
+        if change == "sign-out":
+            out = browser.post("/logout", data={"csrf": page_csrf(browser)}, follow_redirects=False)
+            assert out.status_code == 303
+        elif change == "role by an admin":
+            admin = people.bearer("admin")
+            patched = thief.patch("/api/wa-monitor-users/reviewer", json={"role": "viewer"},
+                                  headers=admin)  # fmt: skip
+            assert patched.status_code == 200, patched.text
+        else:
+            _other_process_writes(store, change)
+            if feed is not None:
+                # Another process's change reaches this one as a notification.
+                committed = time.monotonic()
+                wait_until(lambda: feed.version(ACCOUNTS) not in (None, before))
+                waited = time.monotonic() - committed
+        # The very next request with either copy of the cookie is refused.
+        for client in (thief, browser):
+            refused = client.get("/api/wa-monitor-me")
+            assert refused.status_code == 401, (change, refused.text)
+        # The user's API tokens are machines' credentials: only disabling stops them.
+        token = people.bearer("reviewer")
+        assert thief.get("/api/wa-monitor-me", headers=token).status_code == (
+            401 if change == "disable" else 200
+        )
+        if change == "disable":
+            _enable(store)
+            # (on PostgreSQL the enabling reaches the server as a notification)
+            wait_until(lambda: thief.get("/api/wa-monitor-me", headers=token).status_code == 200)
+            assert thief.get("/api/wa-monitor-me").status_code == 401  # no session revives
+        # Signing in again works (with the new password after a change of password).
+        password = NEW_PASSWORD if change == "password by the CLI" else PASSWORD
+        if change == "password by the CLI":
+            assert sign_in(thief, "reviewer", PASSWORD).status_code == 401
+        assert sign_in(thief, "reviewer", password).status_code == 303
+        assert thief.get("/api/wa-monitor-me").status_code == 200
+    print(
+        f"{store.dialect}: {change}: a copied cookie refused on its next request"
+        + (
+            f" (the server knew {waited * 1000:.0f} ms after the commit returned)"
+            if waited or (feed and change in ("password by the CLI", "role", "disable"))
+            else ""
+        )
+    )
+
+
+def _enable(store: ReviewStore) -> None:
+    other = ReviewStore(store.url)
+    try:
+        set_disabled(other, "reviewer", False)
+    finally:
+        other.dispose()
+
+
+def test_a_cookie_signed_before_session_versions_is_refused(store: ReviewStore) -> None:
+    add_people(store, ("reviewer",))
+    app = create_app(settings_for(store.url), projects_config(), store, run_sender=False)
+    with TestClient(app) as client:
+        with store.engine.connect() as conn:
+            user_id = conn.execute(
+                sa.select(users.c.id).where(users.c.username == "reviewer")
+            ).scalar_one()
+        old = URLSafeTimedSerializer("test-secret-key-0123456789", salt="wa-monitor-session")
+        client.cookies.set(SESSION_COOKIE, old.dumps({"u": user_id, "c": "x"}))
+        assert client.get("/api/wa-monitor-me").status_code == 401
+        client.cookies.set(SESSION_COOKIE, old.dumps({"u": user_id, "c": "x", "v": 0}))
+        assert client.get("/api/wa-monitor-me").status_code == 200
