@@ -1,13 +1,18 @@
 """A real HTTP server on 127.0.0.1 playing the WhatsApp bridge's `POST /api/send`.
 
 Answers are scripted (a queue; the default answer when it is empty) and every request it
-received is recorded, so tests assert what the bridge was actually sent.
+received is recorded, so tests assert what the bridge was actually sent. An answer may be
+held until the test releases it (a bridge slower than anyone's timeout, without a sleep
+in the test), or be a connection reset after the request was read.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,11 +26,24 @@ class Answer:
     body: str
     content_type: str = "application/json"
     delay: float = 0.0  # seconds to wait before answering (a slow bridge)
+    hold: bool = False  # wait until the test calls release() (or the bridge stops)
+    reset: bool = False  # read the request, then reset the connection without answering
 
 
 OK = Answer(200, json.dumps({"success": True, "message": "Message sent to recipient"}))
 NOT_CONNECTED = Answer(500, json.dumps({"success": False, "message": "Not connected to WhatsApp"}))
 BAD_REQUEST = Answer(400, "Invalid request format", "text/plain; charset=utf-8")
+
+
+# The bridge sends, but answers only when the test says so.
+HELD = Answer(OK.status, OK.body, OK.content_type, hold=True)
+# The bridge read the request (and may have sent it), then the connection broke.
+RESET = Answer(0, "", reset=True)
+# A reverse proxy in front of the bridge, after the request went through it.
+PROXY_BAD_GATEWAY = Answer(
+    502, "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>", "text/html"
+)
+PROXY_TIMEOUT = Answer(504, "<html><body><h1>504 Gateway Time-out</h1></body></html>", "text/html")
 
 
 def slow(seconds: float) -> Answer:
@@ -38,7 +56,10 @@ class FakeBridge:
         self.script: list[Answer] = []
         self.default = OK
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self.holding = 0  # requests waiting for release()
         self._release = threading.Event()  # ends slow answers early at shutdown
+        self._held = threading.Event()  # release(): held answers go out
         bridge = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,8 +73,23 @@ class FakeBridge:
                     except ValueError:
                         payload = {"_raw": raw.decode("utf-8", "replace")}
                     bridge.requests.append({"path": self.path, "json": payload})
+                    bridge.holding += answer.hold
+                    bridge._changed.notify_all()
                 if self.path != "/api/send":
                     answer = Answer(404, "404 page not found", "text/plain")
+                if answer.reset:
+                    # RST instead of FIN: the client sees "connection reset", no answer.
+                    linger = struct.pack("ii", 1, 0)
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if answer.hold:
+                    while not (bridge._held.is_set() or bridge._release.is_set()):
+                        bridge._held.wait(0.1)
+                    with bridge._lock:
+                        bridge.holding -= 1
+                        bridge._changed.notify_all()
                 if answer.delay:
                     bridge._release.wait(answer.delay)
                 data = answer.body.encode()
@@ -88,6 +124,23 @@ class FakeBridge:
     def answer(self, *answers: Answer) -> None:
         with self._lock:
             self.script.extend(answers)
+
+    def wait_for(self, requests: int = 0, holding: int = 0, timeout: float = 10.0) -> None:
+        """Until the bridge has received `requests` in all and holds `holding` of them."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.requests) < requests or self.holding < holding:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"the bridge got {len(self.requests)} request(s), holds "
+                        f"{self.holding}; expected {requests} and {holding}"
+                    )
+                self._changed.wait(left)
+
+    def release(self) -> None:
+        """Let held answers go out (and every later held one at once)."""
+        self._held.set()
 
     def start(self) -> FakeBridge:
         self.thread.start()

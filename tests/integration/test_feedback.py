@@ -11,12 +11,13 @@ import pytest
 
 from tests.fakebridge import (
     BAD_REQUEST,
+    HELD,
     NOT_CONNECTED,
+    RESET,
     Answer,
     FakeBridge,
     closed_port_url,
     running_bridge,
-    slow,
 )
 from tests.helpers import wait_until
 from tests.integration.test_api_support import (
@@ -32,8 +33,9 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.feedback import BridgeClient, FeedbackSender, entries_for
+from wa_monitor.feedback import CLAIM_SECONDS, BridgeClient, FeedbackSender, enqueue, entries_for
 from wa_monitor.store import ReviewStore
+from wa_monitor.users import create_token
 from wa_monitor.web.app import create_app
 
 MESSAGE = "DR80000001\nNEEDS CORRECTION\n\nMissing items:\n• 3. Cable entry outside"
@@ -62,10 +64,19 @@ def bridge() -> Iterator[FakeBridge]:
 
 
 def make_world(
-    store: ReviewStore, bridge: FakeBridge, bridge_url: str | None = None, **app_options: Any
+    store: ReviewStore,
+    bridge: FakeBridge,
+    bridge_url: str | None = None,
+    *,
+    add: bool = True,
+    **app_options: Any,
 ) -> Iterator[World]:
-    people = add_people(store)
-    record(store, post("DR80000001", minutes_ago(10)))
+    if add:
+        people = add_people(store)
+        record(store, post("DR80000001", minutes_ago(10)))
+    else:  # a second dashboard over the same database
+        roles = ("viewer", "reviewer", "admin")
+        people = People({role: create_token(store, role, "again")[1] for role in roles})
     options: dict[str, Any] = {"run_sender": False, **app_options}
     url = bridge_url or bridge.url
     app = create_app(
@@ -166,12 +177,148 @@ def test_a_bad_request_fails_at_once_with_the_bridges_reason(world: World) -> No
     assert missing.status_code == 404
 
 
-def test_a_slow_bridge_times_out_and_stays_pending(world: World) -> None:
-    world.bridge.answer(slow(3.0))
+def test_a_bridge_answering_after_the_timeout_gets_the_message_once(world: World) -> None:
+    # The bridge sends the message but answers after the client gave up waiting.
+    world.bridge.answer(HELD)
     response = world.send("key-slow")
-    assert response.status_code == 202
-    assert "did not answer within 0.5s" in response.json()["data"]["lastError"]
+    assert response.status_code == 202, response.text
+    data = response.json()["data"]
+    assert data["status"] == "unconfirmed" and data["sentAt"] is None
+    assert "did not answer within 0.5s" in data["lastError"]
+    assert response.json()["message"].startswith("Delivery unconfirmed")
+    assert "check the group" in response.json()["message"]
+    world.bridge.release()
+    world.bridge.wait_for(requests=1, holding=0)
+    # Nothing sends it again by itself: not the sender however late, not the browser
+    # retrying its request, not the retry of failed feedback.
+    sender = FeedbackSender(world.store, BridgeClient(world.bridge.url), backoff=(0,))
+    assert sender.deliver_due(now() + timedelta(days=1)) == 0
+    assert world.send("key-slow").json()["data"]["status"] == "unconfirmed"
+    retried = world.client.post(
+        f"/api/wa-monitor-feedback-outbox/{data['outboxId']}/retry",
+        headers=world.people.bearer("reviewer"),
+    )
+    assert retried.status_code == 404
+    assert len(world.bridge.sent) == 1
     assert review(world.store, "DR80000001")["feedback_sent"] is None
+    detail = world.client.get(
+        f"/api/wa-monitor-drops/{world.drop_id}", headers=world.people.bearer("viewer")
+    ).json()["data"]
+    assert detail["drop"]["feedback"]["status"] == "unconfirmed"
+    assert detail["edits"][0]["action"] == "feedback_unconfirmed"
+
+
+def _unconfirmed(world: World, key: str, message: str = MESSAGE) -> int:
+    world.bridge.answer(RESET)
+    response = world.send(key, message)
+    assert response.json()["data"]["status"] == "unconfirmed", response.text
+    return int(response.json()["data"]["outboxId"])
+
+
+def test_send_again_and_mark_as_sent_are_a_reviewers_recorded_decisions(world: World) -> None:
+    first = _unconfirmed(world, "key-unconfirmed-1")
+    assert "connection to the bridge broke" in entries_for(world.store, _rid(world))[0].last_error
+    outbox = "/api/wa-monitor-feedback-outbox"
+    for action in ("send-again", "mark-sent"):
+        viewer = world.client.post(
+            f"{outbox}/{first}/{action}", headers=world.people.bearer("viewer")
+        )
+        assert viewer.status_code == 403
+        assert world.client.post(f"{outbox}/{first}/{action}").status_code == 401
+    again = world.client.post(
+        f"{outbox}/{first}/send-again", headers=world.people.bearer("reviewer")
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["status"] == "sent"
+    assert len(world.bridge.sent) == 2  # the reviewer's explicit decision
+    # Only an unconfirmed entry can be sent again or marked: not a sent one.
+    for action in ("send-again", "mark-sent"):
+        settled = world.client.post(
+            f"{outbox}/{first}/{action}", headers=world.people.bearer("reviewer")
+        )
+        assert settled.status_code == 404
+    # The reviewer saw the second one in the group: marked, nothing posted.
+    second = _unconfirmed(world, "key-unconfirmed-2", MESSAGE + "\n(second)")
+    marked = world.client.post(
+        f"{outbox}/{second}/mark-sent", headers=world.people.bearer("reviewer")
+    )
+    assert marked.status_code == 200 and marked.json()["data"]["status"] == "sent"
+    assert len(world.bridge.sent) == 3  # the reset attempt, not a fourth
+    stored = review(world.store, "DR80000001")
+    assert stored["feedback_sent"] is not None and stored["feedback_count"] == 2
+    edits = world.client.get(
+        f"/api/wa-monitor-drops/{world.drop_id}", headers=world.people.bearer("viewer")
+    ).json()["data"]["edits"]
+    decisions = [(e["action"], e["actor"]) for e in edits if e["action"].startswith("feedback_")]
+    assert ("feedback_send_again", "reviewer") in decisions
+    assert ("feedback_marked_sent", "reviewer") in decisions
+    assert [e for e in decisions if e[0] == "feedback_unconfirmed"] == [
+        ("feedback_unconfirmed", "reviewer")
+    ] * 2
+
+
+def _rid(world: World) -> Any:
+    return review(world.store, "DR80000001")["id"]
+
+
+def test_a_send_cut_short_by_a_stopped_dashboard_is_unconfirmed_never_resent(
+    store: ReviewStore, bridge: FakeBridge
+) -> None:
+    # A dashboard claimed the entry, posted it, and died before recording the answer.
+    for world in make_world(store, bridge):
+        entry = enqueue(
+            store,
+            review_id=_rid(world),
+            drop_number="DR80000001",
+            project="Lawley",
+            recipient=LAWLEY_JID,
+            message=MESSAGE,
+            request_key="key-crashed",
+            requested_by="reviewer",
+        )[0]
+        claimed = world.client.app.state.sender._claim(entry.id, now())  # type: ignore[attr-defined]
+        assert claimed is not None and claimed.status == "sending"
+    record(store, post("DR80000002", minutes_ago(5)))
+    # The next dashboard, with its background sender running.
+    for world in make_world(store, bridge, run_sender=True, sender_interval=0.05, add=False):
+        crashed = next(e for e in entries_for(store, _rid(world)) if e.id == entry.id)
+        assert crashed.status == "unconfirmed"
+        assert "stopped before the bridge answered" in (crashed.last_error or "")
+        # A pending entry queued after it is delivered by the sender: it made passes,
+        # and left the unconfirmed one alone.
+        other = review(store, "DR80000002")["id"]
+        enqueue(
+            store,
+            review_id=other,
+            drop_number="DR80000002",
+            project="Lawley",
+            recipient=LAWLEY_JID,
+            message="DR80000002\nAll items complete! ✅",
+            request_key="key-after-crash",
+            requested_by="reviewer",
+        )
+        wait_until(lambda: review(store, "DR80000002")["feedback_sent"] is not None)
+        assert [m["message"] for m in bridge.sent] == ["DR80000002\nAll items complete! ✅"]
+        assert entries_for(store, _rid(world))[0].status == "unconfirmed"
+
+
+def test_an_abandoned_claim_becomes_unconfirmed_after_its_lease(world: World) -> None:
+    entry = enqueue(
+        world.store,
+        review_id=_rid(world),
+        drop_number="DR80000001",
+        project="Lawley",
+        recipient=LAWLEY_JID,
+        message=MESSAGE,
+        request_key="key-lease",
+        requested_by="reviewer",
+    )[0]
+    sender = FeedbackSender(world.store, BridgeClient(world.bridge.url))
+    assert sender._claim(entry.id, now()) is not None
+    assert sender.recover() == 0  # still within its lease: someone may be sending it
+    assert sender.deliver_due(now() + timedelta(seconds=CLAIM_SECONDS + 1)) == 0
+    assert entries_for(world.store, _rid(world))[0].status == "unconfirmed"
+    assert world.bridge.sent == []
 
 
 def test_retries_give_up_after_the_backoff_and_report_failed(world: World) -> None:

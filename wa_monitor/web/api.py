@@ -8,7 +8,8 @@ import io
 import math
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -400,9 +401,17 @@ def feedback_draft(request: Request, _caller: Viewer, drop_id: uuid.UUID) -> JSO
     response_model=Envelope[FeedbackSent],
     status_code=200,
     responses={
-        202: {"model": Envelope[FeedbackSent], "description": "Queued: the bridge will be retried"},
+        202: {
+            "model": Envelope[FeedbackSent],
+            "description": "Queued (the bridge will be retried), or delivery unconfirmed "
+            "(status `unconfirmed`: check the group, then send again or mark as sent)",
+        },
         400: {"model": ErrorEnvelope, "description": "Drop number or project mismatch"},
-        409: {"model": ErrorEnvelope, "description": "Request key reused for another feedback"},
+        409: {
+            "model": ErrorEnvelope,
+            "description": "Request key reused for another feedback, or the same message was "
+            "sent or queued moments ago (details: that outbox entry; send `resend: true`)",
+        },
         502: {"model": ErrorEnvelope, "description": "The bridge refused the message"},
         **_not_found,
     },
@@ -415,7 +424,11 @@ async def send_feedback(
         str | None, Header(alias="Idempotency-Key", min_length=8, max_length=100)
     ] = None,
 ) -> JSONResponse:
-    """Post the feedback to the project's group through the bridge (outbox, retried)."""
+    """Post the feedback to the project's group through the bridge (outbox, retried).
+
+    The bridge is awaited without holding a handler thread: a slow bridge delays this
+    answer, never anyone else's.
+    """
     store, config = _store(request), _config(request)
     row = await run_in_threadpool(_drop_or_404, store, body.dropId)
     if body.dropNumber.replace(" ", "").upper() != row["drop_number"]:
@@ -443,14 +456,20 @@ async def send_feedback(
                 message=body.message,
                 request_key=key,
                 requested_by=caller.user.username,
+                resend=body.resend,
             )
         )
     except fb.KeyReused:
         raise ApiError(409, "This request key was already used for a different feedback") from None
+    except fb.DuplicateFeedback as exc:
+        raise ApiError(
+            409,
+            _duplicate_message(exc.entry, config.zone),
+            details=_sent_data(exc.entry, project.description, config.zone),
+        ) from None
     sender = _sender(request)
     if entry.status == fb.PENDING:
-        delivered = await run_in_threadpool(sender.deliver, entry.id)
-        entry = delivered or entry
+        entry = await sender.deliver_async(entry.id) or entry
     # The background sender (or a twin of this request) may hold it: answer with the
     # outcome of that attempt rather than "queued" while it is still under way.
     deadline = time.monotonic() + sender.client.timeout + 2
@@ -459,17 +478,7 @@ async def send_feedback(
         latest = await run_in_threadpool(partial(fb.get_entry, store, entry_id=entry.id))
         entry = latest or entry
     _changed(request)
-    data = {
-        "dropNumber": entry.drop_number,
-        "project": entry.project,
-        "group": project.description,
-        "recipient": entry.recipient,
-        "sentAt": entry.sent_at.astimezone(config.zone).isoformat() if entry.sent_at else None,
-        "status": entry.status,
-        "outboxId": entry.id,
-        "attempts": entry.attempts,
-        "lastError": entry.last_error,
-    }
+    data = _sent_data(entry, project.description, config.zone)
     if entry.status == fb.SENT:
         return ok(data, "Feedback sent to the project's WhatsApp group")
     if entry.status == fb.FAILED:
@@ -478,11 +487,46 @@ async def send_feedback(
             f"The bridge refused the feedback: {entry.last_error}",
             details=data,
         )
+    if entry.status == fb.UNCONFIRMED:
+        return ok(data, _UNCONFIRMED_MESSAGE.format(reason=entry.last_error), status=202)
     return ok(
         data,
         f"The bridge did not take the feedback ({entry.last_error or 'busy'}); "
         "it is queued and will be retried",
         status=202,
+    )
+
+
+_UNCONFIRMED_MESSAGE = (
+    "Delivery unconfirmed: {reason}. The message may be in the group: check the group, "
+    "then send it again or mark it as sent"
+)
+
+
+def _sent_data(entry: fb.OutboxEntry, group: str | None, zone: tzinfo) -> dict[str, Any]:
+    """The contract's `{dropNumber, project, group, recipient, sentAt}` and the outbox state."""
+    return {
+        "dropNumber": entry.drop_number,
+        "project": entry.project,
+        "group": group,
+        "recipient": entry.recipient,
+        "sentAt": entry.sent_at.astimezone(zone).isoformat() if entry.sent_at else None,
+        "status": entry.status,
+        "outboxId": entry.id,
+        "attempts": entry.attempts,
+        "lastError": entry.last_error,
+    }
+
+
+def _duplicate_message(entry: fb.OutboxEntry, zone: tzinfo) -> str:
+    when = local_text(entry.sent_at or entry.created_at, zone)
+    done = {
+        fb.SENT: f"was sent to the group at {when}",
+        fb.UNCONFIRMED: f"was sent at {when} without confirmation (check the group)",
+    }.get(entry.status, f"is queued since {when}")
+    return (
+        f"The same feedback for {entry.drop_number} {done} by {entry.requested_by or '?'} "
+        f"(outbox #{entry.id}); send it with resend: true to post it again"
     )
 
 
@@ -503,21 +547,78 @@ def outbox(
     )
 
 
+OutboxId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+async def _outbox_action(
+    request: Request,
+    change: Callable[[], fb.OutboxEntry | None],
+    missing: str,
+    message: str,
+    *,
+    deliver: bool,
+) -> JSONResponse:
+    entry = await run_in_threadpool(change)
+    if entry is None:
+        raise ApiError(404, missing)
+    if deliver:
+        entry = await _sender(request).deliver_async(entry.id) or entry
+    _changed(request)
+    state = feedback_state(entry.__dict__, _config(request).zone)
+    return ok(FeedbackState.model_validate(state).model_dump(mode="json"), message)
+
+
 @router.post(
     "/wa-monitor-feedback-outbox/{entry_id}/retry",
     response_model=Envelope[FeedbackState],
     responses=_not_found,
 )
-def retry_feedback(
-    request: Request, caller: Reviewer, entry_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
-) -> JSONResponse:
+async def retry_feedback(request: Request, caller: Reviewer, entry_id: OutboxId) -> JSONResponse:
     """Queue a failed feedback again."""
-    entry = fb.retry(_store(request), entry_id, caller.user.username)
-    if entry is None:
-        raise ApiError(404, f"No failed feedback #{entry_id}")
-    delivered = _sender(request).deliver(entry.id) or entry
-    state = feedback_state(delivered.__dict__, _config(request).zone)
-    return ok(FeedbackState.model_validate(state).model_dump(mode="json"), "Feedback queued")
+    return await _outbox_action(
+        request,
+        partial(fb.retry, _store(request), entry_id, caller.user.username),
+        f"No failed feedback #{entry_id}",
+        "Feedback queued",
+        deliver=True,
+    )
+
+
+@router.post(
+    "/wa-monitor-feedback-outbox/{entry_id}/send-again",
+    response_model=Envelope[FeedbackState],
+    responses=_not_found,
+)
+async def send_feedback_again(
+    request: Request, caller: Reviewer, entry_id: OutboxId
+) -> JSONResponse:
+    """Send an unconfirmed feedback again, at the caller's word (recorded): the group may
+    get it twice if the first attempt did arrive."""
+    return await _outbox_action(
+        request,
+        partial(fb.send_again, _store(request), entry_id, caller.user.username),
+        f"No unconfirmed feedback #{entry_id}",
+        "Feedback sent again",
+        deliver=True,
+    )
+
+
+@router.post(
+    "/wa-monitor-feedback-outbox/{entry_id}/mark-sent",
+    response_model=Envelope[FeedbackState],
+    responses=_not_found,
+)
+async def mark_feedback_sent(
+    request: Request, caller: Reviewer, entry_id: OutboxId
+) -> JSONResponse:
+    """Record that an unconfirmed (or failed) feedback is in the group (recorded, by whom)."""
+    return await _outbox_action(
+        request,
+        partial(fb.mark_sent, _store(request), entry_id, caller.user.username),
+        f"No unconfirmed or failed feedback #{entry_id}",
+        "Feedback marked as sent",
+        deliver=False,
+    )
 
 
 @router.get("/wa-monitor-project-stats", response_model=Envelope[ProjectStats])

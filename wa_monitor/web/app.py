@@ -7,6 +7,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from wa_monitor.users import LAST_USED_RESOLUTION, User
 from wa_monitor.web import api, pages
 from wa_monitor.web.auth import LoginThrottle, Sessions
 from wa_monitor.web.changes import ACCOUNTS, REVIEWS, AnswerCache, ChangeFeed, StaleAfterWrites
+from wa_monitor.web.config_follow import ProjectsFollower
 from wa_monitor.web.envelope import install_handlers
 from wa_monitor.web.queries import SummaryCache
 
@@ -64,6 +66,7 @@ def create_app(
     changes: ChangeFeed | None = None,
     threads: int = WEB_THREADS,
     summary_seconds: float = 0.0,
+    follow_seconds: float = 0.5,
 ) -> FastAPI:
     """The dashboard and API over `store`.
 
@@ -83,6 +86,8 @@ def create_app(
         threads: how many handlers run at once (the rest wait for a thread).
         summary_seconds: keep the drop list's summary cards per filter set until `changes`
             says the reviews changed, or this long without it (0: computed per request).
+        follow_seconds: how often the projects file (`config.path`) is checked for changes
+            made elsewhere, as `wa-monitor run` does (0: never).
     """
     secret = settings.secret_key
     if not secret:
@@ -106,13 +111,34 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         stop = threading.Event()
-        thread = None
+        workers: list[threading.Thread] = []
+        # A send claimed by a dashboard that stopped before the bridge answered may be in
+        # the group: it becomes unconfirmed, never pending again.
+        await anyio.to_thread.run_sync(partial(sender.recover, every_claim=True))
         if changes is not None:
             changes.start()
         if run_sender:
-            thread = threading.Thread(
-                target=sender.run, args=(stop, sender_interval), name="feedback-sender", daemon=True
+            workers.append(
+                threading.Thread(
+                    target=sender.run,
+                    args=(stop, sender_interval),
+                    name="feedback-sender",
+                    daemon=True,
+                )
             )
+        if follow_seconds > 0:
+            follower = ProjectsFollower(
+                config.path,
+                config,
+                partial(setattr, app.state, "config"),
+                interval=follow_seconds,
+            )
+            workers.append(
+                threading.Thread(
+                    target=follower.run, args=(stop,), name="projects-file", daemon=True
+                )
+            )
+        for thread in workers:
             thread.start()
         try:
             yield
@@ -120,8 +146,9 @@ def create_app(
             stop.set()
             if changes is not None:
                 changes.stop()
-            if thread is not None:
+            for thread in workers:
                 thread.join(timeout=30)
+            await client.aclose()
 
     app = FastAPI(
         title="WA Monitor",

@@ -30,7 +30,7 @@ assert tuple(StepName.__args__) == STEP_COLUMNS  # type: ignore[attr-defined]
 
 class FeedbackState(BaseModel):
     id: int
-    status: Literal["pending", "sending", "sent", "failed"]
+    status: Literal["pending", "sending", "sent", "failed", "unconfirmed"]
     attempts: int
     lastError: str | None
     nextAttemptAt: datetime | None
@@ -185,6 +185,11 @@ class SendFeedback(_Strict):
         description="Idempotency key (or the Idempotency-Key header): a retried request "
         "with the same key never sends twice",
     )
+    resend: bool = Field(
+        default=False,
+        description="Post it even though the same message for this drop was sent or queued "
+        "moments ago (otherwise 409 with that outbox entry)",
+    )
 
 
 class NewUser(_Strict):
@@ -265,7 +270,7 @@ class FeedbackSent(BaseModel):
     group: str | None
     recipient: str
     sentAt: datetime | None
-    status: Literal["pending", "sending", "sent", "failed"]
+    status: Literal["pending", "sending", "sent", "failed", "unconfirmed"]
     outboxId: int
     attempts: int
     lastError: str | None
