@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -13,6 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from wa_monitor.errors import BridgeBusyError, BridgeStoreError
+
+log = logging.getLogger("wa_monitor")
 
 # The columns WA Monitor reads; a file without them is not a bridge store.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -23,7 +28,25 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 # LIKE and GLOB stop at a NUL character, so text after one would never match: such
 # (rare) rows always go to Python's regex. instr() compares the whole value.
 _HAS_NUL = "instr(content, char(0)) > 0"
+# LIKE, GLOB and IN never match a BLOB, which a fork or a repair tool may have written.
+# A BLOB sorts above every number and text, so `>= x''` is true exactly for BLOBs, and
+# costs less than typeof(): such rows go to Python, which decodes them.
+_BLOB_CONTENT = "content >= x''"
+_BLOB_CHAT = "chat_jid >= x''"
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+_EPOCH = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?")
+# Magnitude limits of epoch seconds, milliseconds, microseconds and nanoseconds: a
+# millisecond count passes 1e11 in 1973, while seconds reach it only in the year 5138.
+_EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
+# Instants whose local time is a valid datetime in every zone (offsets are under 24 h):
+# beyond them, converting to the business zone or to UTC for storage would overflow.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)
+# SQLite hands out random rowids once a table holds this one: a rowid cursor is blind then.
+MAX_ROWID = 2**63 - 1
+# The cursor's anchor column is varchar(250); rows looked at, at most, to find an anchor.
+_ANCHOR_MAX = 250
+_ANCHOR_TRIES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +58,7 @@ class RawMessage:
     id: str
     sender: str
     content: str | None
-    timestamp: str | None
+    timestamp: str | float | None  # text as written; a number is an epoch time
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +95,65 @@ class ScanRange:
     counts: dict[str, int]
 
 
-def parse_timestamp(text: str | None, default_zone: tzinfo = UTC) -> datetime | None:
-    """The bridge's timestamp text as an aware datetime, None when it is not a timestamp.
+def as_text(value: object) -> str | None:
+    """Any SQLite value as text: a BLOB decoded as UTF-8 (with replacement), a number written out.
+
+    SQLite lets any column hold any storage class, whatever the bridge's schema says.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def parse_timestamp(value: object, default_zone: tzinfo = UTC) -> datetime | None:
+    """A bridge timestamp as an aware datetime; None when it is not a usable time.
 
     go-sqlite3 writes `2025-11-09 19:15:30+02:00`, sometimes with nanoseconds; a value
-    without an offset is read in `default_zone`.
+    without an offset is read in `default_zone`. A number (or numeric text) is an epoch
+    time in seconds, milliseconds, microseconds or nanoseconds. Times too near the ends
+    of the calendar to convert to any zone are None as well.
     """
-    if not text:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _in_range(_from_epoch(float(value)))
+    if not isinstance(value, str) or not value:
         return None
-    cleaned = _FRACTION.sub(r"\1", text.strip().replace("Z", "+00:00"))
+    text = value.strip()
+    cleaned = _FRACTION.sub(r"\1", text.replace("Z", "+00:00"))
     # go-sqlite3 may append " +0200 SAST"-style zone names; keep the part fromisoformat reads.
     if " " in cleaned[11:]:
         cleaned = cleaned[:11] + cleaned[11:].split(" ", 1)[0]
     try:
-        value = datetime.fromisoformat(cleaned)
+        parsed = datetime.fromisoformat(cleaned)
     except ValueError:
+        # Numeric text (SQLite keeps "1731172530" as text in a TEXT column): epoch time.
+        return _in_range(_from_epoch(float(text))) if _EPOCH.fullmatch(text) else None
+    return _in_range(parsed if parsed.tzinfo else parsed.replace(tzinfo=default_zone))
+
+
+def _from_epoch(number: float) -> datetime | None:
+    if not math.isfinite(number):
         return None
-    return value if value.tzinfo else value.replace(tzinfo=default_zone)
+    for limit, per_second in _EPOCH_UNITS:
+        if abs(number) < limit:
+            try:
+                return datetime.fromtimestamp(number / per_second, UTC)
+            except (OverflowError, OSError, ValueError):
+                return None
+    return None
+
+
+def _in_range(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    try:
+        instant = when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    return when if _EARLIEST <= instant <= _LATEST else None
 
 
 def sender_user(sender: str | None) -> str:
@@ -117,7 +182,7 @@ class BridgeStore:
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
-        self._contacts: sqlite3.Connection | None = None
+        self.contacts = ContactBook(whatsapp_db)
         self._lid_cache: dict[str, str] = {}
         self._name_cache: dict[str, str] = {}
 
@@ -163,11 +228,10 @@ class BridgeStore:
         self._name_cache.clear()
 
     def close(self) -> None:
-        for conn in (self._conn, self._contacts):
-            if conn is not None:
-                conn.close()
+        if self._conn is not None:
+            self._conn.close()
         self._conn = None
-        self._contacts = None
+        self.contacts.close()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -195,13 +259,40 @@ class BridgeStore:
     def max_rowid(self) -> int:
         return int(self._query_one("SELECT coalesce(max(rowid), 0) FROM messages")[0] or 0)
 
-    def anchor(self, high: int) -> str | None:
-        """Identify the last row at or below `high`: "rowid chat_jid id"."""
+    def next_rowid(self, after: int) -> int | None:
+        """The first rowid above `after` (one seek, whatever the gap)."""
         row = self._query_one_or_none(
-            "SELECT rowid, chat_jid, id FROM messages WHERE rowid <= ? ORDER BY rowid DESC LIMIT 1",
-            (high,),
+            "SELECT rowid FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 1", (after,)
         )
-        return None if row is None else f"{row[0]} {row[1]} {row[2]}"
+        return None if row is None else int(row[0])
+
+    def anchor(self, high: int) -> str | None:
+        """Identify the last row at or below `high`: "rowid chat_jid id".
+
+        Only a row that can be found again by its text and stored as a cursor qualifies
+        (text chat and id, valid UTF-8, no space in the chat, printable, 250 characters
+        at most): a foreign-made row must not make the store look re-created at every
+        scan, nor stop the cursor from being saved.
+        """
+        try:
+            rows = self.conn.execute(
+                "SELECT rowid, chat_jid, id FROM messages WHERE rowid <= ? "
+                "AND typeof(chat_jid) = 'text' AND typeof(id) = 'text' "
+                "ORDER BY rowid DESC LIMIT ?",
+                (high, _ANCHOR_TRIES),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _translate(exc, self.messages_db) from None
+        for rowid, chat_jid, message_id in rows:
+            anchor = f"{rowid} {chat_jid} {message_id}"
+            if (
+                len(anchor) <= _ANCHOR_MAX
+                and " " not in chat_jid
+                and "\ufffd" not in anchor
+                and anchor.isprintable()
+            ):
+                return anchor
+        return None
 
     def anchor_moved_back(self, anchor: str) -> bool:
         """True when the anchored message is gone or sits at a LOWER rowid than recorded.
@@ -240,31 +331,49 @@ class BridgeStore:
             if literal is None:
                 clauses.append(f"(chat_jid IN ({marks}) AND content IS NOT NULL)")
             elif isinstance(literal, Prefilter) and literal.case_sensitive:
-                clauses.append(f"(chat_jid IN ({marks}) AND (content GLOB ? OR {_HAS_NUL}))")
+                clauses.append(
+                    f"(chat_jid IN ({marks}) AND (content GLOB ? OR {_HAS_NUL} OR {_BLOB_CONTENT}))"
+                )
                 params.append(f"*{_glob_escape(literal.text)}*")
             else:
                 text = literal.text if isinstance(literal, Prefilter) else literal
-                clauses.append(f"(chat_jid IN ({marks}) AND (content LIKE ? OR {_HAS_NUL}))")
+                clauses.append(
+                    f"(chat_jid IN ({marks}) AND (content LIKE ? OR {_HAS_NUL} OR {_BLOB_CONTENT}))"
+                )
                 params.append(f"%{text}%")
         # Only "?" placeholders are formatted in; values are always parameters.
+        columns = "SELECT rowid, chat_jid, id, sender, content, timestamp FROM messages "
         rows_sql = (
-            "SELECT rowid, chat_jid, id, sender, content, timestamp FROM messages "  # noqa: S608
-            f"WHERE rowid > ? AND rowid <= ? AND ({' OR '.join(clauses)}) ORDER BY rowid"
+            f"{columns}WHERE rowid > ? AND rowid <= ? AND ({' OR '.join(clauses)}) ORDER BY rowid"
         )
         marks = ",".join("?" * len(groups))
+        # Rows whose chat is a BLOB are counted under their bytes: that tells, for free,
+        # whether a third statement must fetch those of a monitored group.
         count_sql = (
             "SELECT chat_jid, count(*) FROM messages "  # noqa: S608
-            f"WHERE rowid > ? AND rowid <= ? AND chat_jid IN ({marks}) GROUP BY chat_jid"
+            f"WHERE rowid > ? AND rowid <= ? AND (chat_jid IN ({marks}) OR {_BLOB_CHAT}) "
+            "GROUP BY chat_jid"
         )
+        wanted = set(groups)
         conn = self.conn
-        # Two statements, each its own read transaction: the bridge's writes wait for
-        # one of them at most, never for both (the counts need no consistent snapshot).
+        # Separate statements, each its own read transaction: the bridge's writes wait for
+        # one of them at most, never for all (the counts need no consistent snapshot).
         try:
-            rows = [
-                RawMessage(r[0], r[1], r[2] or "", r[3] or "", r[4], r[5])
-                for r in conn.execute(rows_sql, params)
-            ]
-            counts = dict(conn.execute(count_sql, [low, high, *groups]).fetchall())
+            rows = [_raw(r) for r in conn.execute(rows_sql, params)]
+            counts: dict[str, int] = {}
+            blob_chats = False
+            for jid, count in conn.execute(count_sql, [low, high, *groups]):
+                key = as_text(jid) or ""
+                if key in wanted:
+                    counts[key] = counts.get(key, 0) + int(count)
+                    blob_chats = blob_chats or isinstance(jid, bytes)
+            if blob_chats:
+                blob_sql = (
+                    f"{columns}WHERE rowid > ? AND rowid <= ? AND {_BLOB_CHAT} "
+                    f"AND CAST(chat_jid AS TEXT) IN ({marks}) ORDER BY rowid"
+                )
+                extra = [_raw(r) for r in conn.execute(blob_sql, [low, high, *groups])]
+                rows = sorted(rows + extra, key=lambda r: r.rowid)
         except sqlite3.DatabaseError as exc:
             raise _translate(exc, self.messages_db) from None
         finally:
@@ -295,92 +404,41 @@ class BridgeStore:
             raise _translate(exc, self.messages_db) from None
         finally:
             _end(conn)
-        names = {jid: name for jid, name, _ in chats}
-        last = {jid: parse_timestamp(t) for jid, _, t in chats}
+        # Any column may hold any storage class: keys and names are made text first.
+        names = {as_text(jid) or "": as_text(name) for jid, name, _ in chats}
+        last = {as_text(jid) or "": parse_timestamp(t) for jid, _, t in chats}
+        total: dict[str, int] = {}
+        for jid, count in counts.items():
+            total[as_text(jid) or ""] = total.get(as_text(jid) or "", 0) + int(count)
+        newest = {as_text(jid) or "": parse_timestamp(t) for jid, t in latest.items()}
         result = []
-        for jid in sorted(set(names) | set(counts)):
-            when = last.get(jid) or parse_timestamp(latest.get(jid))
-            result.append(GroupInfo(jid, names.get(jid), int(counts.get(jid, 0)), when))
+        for jid in sorted(set(names) | set(total)):
+            when = last.get(jid) or newest.get(jid)
+            result.append(GroupInfo(jid, names.get(jid), total.get(jid, 0), when))
         return result
 
     # -- senders ----------------------------------------------------------------------
+
+    @property
+    def contacts_problem(self) -> str:
+        """Why whatsapp.db cannot be read now ("" when it can, or when none is configured)."""
+        return self.contacts.problem
 
     def resolve_senders(self, senders: Iterable[str]) -> dict[str, Sender]:
         """Map raw sender values to phone number and display name, using whatsapp.db."""
         users = {raw: sender_user(raw) for raw in set(senders)}
         unknown = {u for u in users.values() if u and u not in self._lid_cache}
         if unknown:
-            self._lid_cache.update(self._lookup_lids(unknown))
+            self._lid_cache.update(self.contacts.lids(unknown))
         phones = {u: self._lid_cache.get(u, u) for u in users.values()}
         unnamed = {p for p in phones.values() if p and p not in self._name_cache}
         if unnamed:
-            self._name_cache.update(self._lookup_names(unnamed, phones))
+            self._name_cache.update(self.contacts.names(unnamed, phones))
         result = {}
         for raw, user in users.items():
             phone = phones.get(user, user)
             result[raw] = Sender(phone=phone, name=self._name_cache.get(phone) or phone)
         return result
-
-    def _contacts_conn(self) -> sqlite3.Connection | None:
-        if self._contacts is not None:
-            return self._contacts
-        if self.whatsapp_db is None or not self.whatsapp_db.is_file():
-            return None
-        try:
-            conn = sqlite3.connect(
-                _ro_uri(self.whatsapp_db),
-                uri=True,
-                timeout=self.busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.text_factory = _text
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError:
-            return None
-        self._contacts = conn
-        self._contact_tables = tables
-        return conn
-
-    def _lookup_lids(self, users: set[str]) -> dict[str, str]:
-        conn = self._contacts_conn()
-        if conn is None or "whatsmeow_lid_map" not in self._contact_tables:
-            return {}
-        found: dict[str, str] = {}
-        for chunk in _chunks(sorted(users), 500):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT lid, pn FROM whatsmeow_lid_map WHERE lid IN ({marks})"  # noqa: S608
-            try:
-                for lid, pn in conn.execute(sql, chunk):
-                    found[sender_user(lid)] = sender_user(pn)
-            except sqlite3.DatabaseError:
-                return found
-        return found
-
-    def _lookup_names(self, phones: set[str], by_user: Mapping[str, str]) -> dict[str, str]:
-        conn = self._contacts_conn()
-        if conn is None or "whatsmeow_contacts" not in self._contact_tables:
-            return {}
-        # A contact may be stored under the phone JID or under the LID JID.
-        jids: dict[str, str] = {f"{p}@s.whatsapp.net": p for p in phones}
-        for user, phone in by_user.items():
-            if phone in phones and user != phone:
-                jids[f"{user}@lid"] = phone
-        names: dict[str, str] = {}
-        for chunk in _chunks(sorted(jids), 500):
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "SELECT their_jid, full_name, push_name, first_name "  # noqa: S608
-                f"FROM whatsmeow_contacts WHERE their_jid IN ({marks})"
-            )
-            try:
-                for jid, full, push, first in conn.execute(sql, chunk):
-                    name = next((n.strip() for n in (full, push, first) if n and n.strip()), None)
-                    if name and jids[jid] not in names:
-                        names[jids[jid]] = name
-            except sqlite3.DatabaseError:
-                return names
-        return names
 
     def _query_one(self, sql: str) -> tuple[Any, ...]:
         row = self._query_one_or_none(sql)
@@ -394,6 +452,152 @@ class BridgeStore:
         except sqlite3.DatabaseError as exc:
             raise _translate(exc, self.messages_db) from None
         return None if row is None else tuple(row)
+
+
+class ContactBook:
+    """whatsapp.db, read-only: LIDs to phone numbers, and contact names.
+
+    Missing, unreadable, of another schema or locked, it costs no drop and no time:
+    senders keep their phone number (a LID sender its LID) and have no name, one
+    WARNING tells each change of state, and a file that failed is tried again only
+    every RETRY seconds, with a busy timeout far below a scan interval.
+    """
+
+    BUSY_TIMEOUT = 0.1
+    RETRY = 5.0
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.problem = ""
+        self._conn: sqlite3.Connection | None = None
+        self._inode: tuple[int, int] | None = None
+        self._tables: set[str] = set()
+        self._retry_at = float("-inf")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+        self._inode = None
+
+    def lids(self, users: set[str]) -> dict[str, str]:
+        """Phone number (user part) of each LID user part found in whatsmeow_lid_map."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(users), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT lid, pn FROM whatsmeow_lid_map WHERE lid IN ({marks})"  # noqa: S608
+            rows = self._query("whatsmeow_lid_map", sql, chunk)
+            if rows is None:
+                break
+            for lid, pn in rows:
+                phone = sender_user(as_text(pn))
+                if phone:
+                    found[sender_user(as_text(lid))] = phone
+        return found
+
+    def names(self, phones: set[str], by_user: Mapping[str, str]) -> dict[str, str]:
+        """Contact name of each phone number, stored under its phone JID or its LID JID."""
+        jids: dict[str, str] = {f"{p}@s.whatsapp.net": p for p in phones}
+        for user, phone in by_user.items():
+            if phone in phones and user != phone:
+                jids[f"{user}@lid"] = phone
+        names: dict[str, str] = {}
+        for chunk in _chunks(sorted(jids), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT their_jid, full_name, push_name, first_name "  # noqa: S608
+                f"FROM whatsmeow_contacts WHERE their_jid IN ({marks})"
+            )
+            rows = self._query("whatsmeow_contacts", sql, chunk)
+            if rows is None:
+                break
+            for jid, *candidates in rows:
+                texts = (as_text(n) for n in candidates)
+                name = next((n.strip() for n in texts if n and n.strip()), None)
+                owner = jids.get(as_text(jid) or "")
+                if name and owner is not None and owner not in names:
+                    names[owner] = name
+        return names
+
+    def _query(self, table: str, sql: str, params: Sequence[str]) -> list[tuple[Any, ...]] | None:
+        """The rows of `sql`, [] when `table` is absent (older bridges), None when unreadable."""
+        conn = self._connection()
+        if conn is None:
+            return None
+        if table not in self._tables:
+            return []
+        try:
+            rows = conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if not _is_busy(exc):
+                self.close()
+            self._failed(_describe(exc))
+            return None
+        self._readable()
+        return rows
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self.path is None or (self.problem and time.monotonic() < self._retry_at):
+            return None
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self.close()
+            self._failed("not found")
+            return None
+        except OSError as exc:
+            self.close()
+            self._failed(f"cannot read it ({exc.strerror})")
+            return None
+        if self._conn is not None and (st.st_dev, st.st_ino) == self._inode:
+            return self._conn
+        self.close()  # not opened yet, or replaced (re-pairing writes a new one)
+        if not os.access(self.path, os.R_OK):
+            self._failed("not readable by this user")
+            return None
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(
+                _ro_uri(self.path),
+                uri=True,
+                timeout=self.BUSY_TIMEOUT,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.text_factory = _text
+            tables = {
+                as_text(r[0]) or ""
+                for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            self._failed(_describe(exc))
+            return None
+        if "whatsmeow_contacts" not in tables:
+            conn.close()
+            self._failed("not the bridge's whatsapp.db (it has no whatsmeow_contacts table)")
+            return None
+        self._conn, self._inode, self._tables = conn, (st.st_dev, st.st_ino), tables
+        return conn
+
+    def _failed(self, problem: str) -> None:
+        if problem != self.problem:
+            log.warning(
+                "⚠️ whatsapp.db %s: %s; senders are recorded by phone number (LID senders by "
+                "their LID) and without names until it can be read",
+                self.path,
+                problem,
+            )
+        self.problem = problem
+        self._retry_at = time.monotonic() + self.RETRY
+
+    def _readable(self) -> None:
+        if self.problem:
+            log.info(
+                "✅ whatsapp.db %s readable again: senders' numbers and names resolved", self.path
+            )
+        self.problem = ""
 
 
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
@@ -414,9 +618,33 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
 
 def _translate(exc: sqlite3.DatabaseError, path: Path) -> BridgeStoreError:
     text = str(exc)
-    if "locked" in text or "busy" in text:
+    if _is_busy(exc):
         return BridgeBusyError(f"{path}: the bridge holds a lock on messages.db; will retry")
     return BridgeStoreError(f"{path}: cannot read messages.db: {text}")
+
+
+def _raw(row: tuple[Any, ...]) -> RawMessage:
+    """A messages row, whatever storage class each column holds."""
+    rowid, chat_jid, message_id, sender, content, timestamp = row
+    return RawMessage(
+        rowid,
+        as_text(chat_jid) or "",
+        as_text(message_id) or "",
+        as_text(sender) or "",
+        as_text(content),
+        timestamp if isinstance(timestamp, int | float) else as_text(timestamp),
+    )
+
+
+def _is_busy(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _describe(exc: sqlite3.DatabaseError) -> str:
+    if _is_busy(exc):
+        return "locked by the bridge (still busy after the short wait)"
+    return f"not a readable SQLite database ({exc})"
 
 
 def _text(value: bytes) -> str:

@@ -38,6 +38,18 @@ class MonitorMetrics:
             ["project", "kind"],
             registry=r,
         )
+        self.rows_skipped = Counter(
+            f"{PREFIX}_rows_skipped",
+            "Rows of monitored groups skipped because they could not be used, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.unreadable_times = Counter(
+            f"{PREFIX}_rows_unreadable_time",
+            "Messages naming a drop whose timestamp could not be read (recorded with the "
+            "time they were first read).",
+            registry=r,
+        )
         self.scan_duration = Histogram(
             f"{PREFIX}_scan_duration_seconds",
             "Duration of a scan of the bridge store.",
@@ -95,6 +107,10 @@ class MonitorMetrics:
             self.drops.labels(project, "new").inc(count)
         for project, count in summary.resubmitted.items():
             self.drops.labels(project, "resubmitted").inc(count)
+        for reason, count in summary.skipped.items():
+            self.rows_skipped.labels(reason).inc(count)
+        if summary.unreadable_times:
+            self.unreadable_times.inc(summary.unreadable_times)
         self.scan_duration.observe(duration)
         self.last_scan.set(at.timestamp())
 
@@ -152,6 +168,16 @@ class DatabaseCollector(Collector):
             "Errors of each monitor since it started.",
             labels=["monitor", "kind"],
         )
+        skipped = CounterMetricFamily(
+            f"{PREFIX}_rows_skipped",
+            "Rows of monitored groups each monitor skipped since it started, by reason.",
+            labels=["monitor", "reason"],
+        )
+        untimed = CounterMetricFamily(
+            f"{PREFIX}_rows_unreadable_time",
+            "Messages naming a drop with an unreadable timestamp, by monitor since it started.",
+            labels=["monitor"],
+        )
         age = GaugeMetricFamily(
             f"{PREFIX}_newest_message_age_seconds",
             "Age of the newest message of each monitored group, as each monitor saw it.",
@@ -171,6 +197,9 @@ class DatabaseCollector(Collector):
                     drops.add_metric([instance, project, kind], float(count))
             for kind, count in (counters.get("errors") or {}).items():
                 errors.add_metric([instance, kind], float(count))
+            for reason, count in (counters.get("rows_skipped") or {}).items():
+                skipped.add_metric([instance, reason], float(count))
+            untimed.add_metric([instance], float(counters.get("rows_unreadable_time", 0)))
             for group in status.get("groups") or []:
                 if group.get("newest_at"):
                     newest = datetime.fromisoformat(group["newest_at"])
@@ -178,7 +207,7 @@ class DatabaseCollector(Collector):
                         [instance, group["project"], group["jid"]],
                         (now - newest).total_seconds(),
                     )
-        yield from (beat_age, last_scan, messages, drops, errors, age)
+        yield from (beat_age, last_scan, messages, drops, errors, skipped, untimed, age)
 
 
 def database_registry(store: ReviewStore) -> CollectorRegistry:

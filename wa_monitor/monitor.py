@@ -11,9 +11,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
-from wa_monitor.bridge import BridgeStore, Prefilter, RawMessage, ScanRange, parse_timestamp
+from wa_monitor.bridge import (
+    MAX_ROWID,
+    BridgeStore,
+    Prefilter,
+    RawMessage,
+    ScanRange,
+    Sender,
+    parse_timestamp,
+)
 from wa_monitor.config import Project, ProjectsConfig
 from wa_monitor.detect import DropPattern
 from wa_monitor.errors import BridgeStoreError, ReviewDatabaseError
@@ -40,6 +48,9 @@ class ScanSummary:
     resubmitted: Counter[str] = field(default_factory=Counter)
     messages_by_group: Counter[str] = field(default_factory=Counter)
     rescanned: list[str] = field(default_factory=list)
+    # Rows of monitored groups not used, by reason; drops recorded at the time first read.
+    skipped: Counter[str] = field(default_factory=Counter)
+    unreadable_times: int = 0
 
     @property
     def drops(self) -> int:
@@ -62,6 +73,19 @@ class _Read:
     active: dict[str, Project]
     scanned: ScanRange
     anchor: str | None
+    read_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OddRow:
+    """A row of a monitored group that could not be read as written, and what was done."""
+
+    rowid: int
+    chat_jid: str
+    project: str
+    problem: str  # what is wrong with it, for the log
+    reason: str = ""  # why it was skipped (a counter label); "" when its drops were kept
+    drops: tuple[str, ...] = ()
 
 
 def clean_text(value: str, limit: int) -> str:
@@ -105,6 +129,7 @@ class Monitor:
         self.store = store
         self.chunk = chunk
         self._cursors: dict[str, Cursor] | None = None
+        self._rowids_exhausted = False
 
     def set_config(self, config: ProjectsConfig) -> None:
         """Use a new projects file from the next scan on (new groups start from rowid 0)."""
@@ -130,35 +155,52 @@ class Monitor:
         if not projects:
             return summary
         high = self.bridge.max_rowid()
+        self._check_rowids(high)
         cursors = self._checked_cursors(projects, high, summary)
         low = min(cursors[jid].last_rowid for jid in projects)
         start = low
-        ranges = [(b, min(b + self.chunk, high)) for b in range(low, high, self.chunk)]
         # A backlog: read the next range from messages.db (SQLite works without the GIL)
         # while this one is recorded. The groups a range reads depend only on the
         # cursors the scan started from, so reading ahead reads exactly the same rows.
-        reader = ThreadPoolExecutor(1, "wa-monitor-read") if len(ranges) > 1 else None
-        ahead: Future[_Read] | None = None
+        reader = ThreadPoolExecutor(1, "wa-monitor-read") if high - low > self.chunk else None
+        ahead: Future[_Read | None] | None = None
         try:
-            for index, (first, upper) in enumerate(ranges):
+            read = self._read(projects, dict(cursors), low, high)
+            while read is not None:
+                if stop is not None and stop.is_set():
+                    break
+                if reader is not None and read.high < high:
+                    ahead = reader.submit(self._read, projects, dict(cursors), read.high, high)
+                candidates, plan, odd = self._record_range(cursors, read)
+                self._summarise(read.scanned, candidates, plan, odd, summary)
+                if progress is not None:
+                    progress(read.high - start, high - start)
                 if stop is not None and stop.is_set():
                     break
                 if ahead is not None:
-                    read = ahead.result()
+                    read, ahead = ahead.result(), None
+                elif read.high < high:
+                    read = self._read(projects, dict(cursors), read.high, high)
                 else:
-                    read = self._read(projects, dict(cursors), first, upper)
-                ahead = None
-                if reader is not None and index + 1 < len(ranges):
-                    following = ranges[index + 1]
-                    ahead = reader.submit(self._read, projects, dict(cursors), *following)
-                candidates, plan = self._record_range(cursors, read)
-                self._summarise(read.scanned, candidates, plan, summary)
-                if progress is not None:
-                    progress(upper - start, high - start)
+                    read = None
         finally:
             if reader is not None:
                 reader.shutdown(wait=True, cancel_futures=True)
         return summary
+
+    def _check_rowids(self, high: int) -> None:
+        """Say once when messages.db has used up its rowids (and when that is over)."""
+        exhausted = high >= MAX_ROWID
+        if exhausted and not self._rowids_exhausted:
+            log.error(
+                "❌ messages.db holds a row at the largest rowid (%d): SQLite now stores new "
+                "messages at random rowids, below what was read, so new drops are not seen; "
+                "rebuild messages.db with its rows renumbered, or re-pair the bridge",
+                high,
+            )
+        elif self._rowids_exhausted and not exhausted:
+            log.info("✅ messages.db no longer holds the largest rowid; scanning as usual")
+        self._rowids_exhausted = exhausted
 
     def _checked_cursors(
         self, projects: dict[str, Project], high: int, summary: ScanSummary
@@ -190,67 +232,114 @@ class Monitor:
         return cursors
 
     def _read(
-        self, projects: dict[str, Project], cursors: dict[str, Cursor], low: int, high: int
-    ) -> _Read:
-        """Read a range of messages.db (the only bridge access of a batch)."""
+        self, projects: dict[str, Project], cursors: dict[str, Cursor], low: int, limit: int
+    ) -> _Read | None:
+        """Read the next range above `low` of messages.db (the only bridge access of a batch).
+
+        The range starts at the next row present, so a gap in the rowids (a row written
+        at rowid 10^12) costs one seek, not a walk over empty ranges. None: no row is left
+        up to `limit`.
+        """
+        following = self.bridge.next_rowid(low)
+        if following is None or following > limit:
+            return None
+        low = max(low, following - 1)
+        high = min(low + self.chunk, limit)
         active = {jid: p for jid, p in projects.items() if cursors[jid].last_rowid < high}
         filters: dict[str | Prefilter | None, list[str]] = {}
         for jid, project in active.items():
             filters.setdefault(prefilter(project.pattern), []).append(jid)
+        read_at = datetime.now(UTC)
         scanned = self.bridge.read_range(low, high, filters)
-        return _Read(high, active, scanned, self.bridge.anchor(high))
+        return _Read(high, active, scanned, self.bridge.anchor(high), read_at)
 
-    def _record_range(self, cursors: dict[str, Cursor], read: _Read) -> tuple[int, Plan]:
+    def _record_range(
+        self, cursors: dict[str, Cursor], read: _Read
+    ) -> tuple[int, Plan, list[OddRow]]:
         """Record a range's posts and advance its groups' cursors (one transaction)."""
         active, scanned = read.active, read.scanned
-        rows = [r for r in scanned.rows if r.rowid > cursors[r.chat_jid].last_rowid]
-        posts = self._posts(rows, active)
+        rows = [
+            r
+            for r in scanned.rows
+            if r.chat_jid in active and r.rowid > cursors[r.chat_jid].last_rowid
+        ]
+        posts, odd = self._posts(rows, active, read.read_at)
         advanced = {jid: Cursor(read.high, read.anchor) for jid in active}
         plan = self.store.record_batch(posts, advanced, self.config.zone)
         cursors.update(advanced)
         self.cursors().update(advanced)
-        return len(rows), plan
+        return len(rows), plan, odd
 
     def _summarise(
-        self, scanned: ScanRange, candidates: int, plan: Plan, summary: ScanSummary
+        self,
+        scanned: ScanRange,
+        candidates: int,
+        plan: Plan,
+        odd: list[OddRow],
+        summary: ScanSummary,
     ) -> None:
         summary.messages += sum(scanned.counts.values())
         summary.messages_by_group.update(scanned.counts)
         summary.candidates += candidates
         summary.add(plan)
         self._log_plan(plan)
+        # Told once the batch is committed: a retried batch does not repeat them.
+        for row in odd:
+            if row.reason:
+                summary.skipped[row.reason] += 1
+                log.warning(
+                    "⚠️ row %d of %s (%s) skipped: %s",
+                    row.rowid,
+                    row.chat_jid,
+                    row.project,
+                    row.problem,
+                )
+            else:
+                summary.unreadable_times += 1
+                log.warning(
+                    "⚠️ row %d of %s (%s): %s; %s recorded with the time it was first read",
+                    row.rowid,
+                    row.chat_jid,
+                    row.project,
+                    row.problem,
+                    ", ".join(row.drops),
+                )
 
-    def _posts(self, rows: Iterable[RawMessage], projects: dict[str, Project]) -> list[Post]:
+    def _posts(
+        self, rows: Iterable[RawMessage], projects: dict[str, Project], read_at: datetime
+    ) -> tuple[list[Post], list[OddRow]]:
+        """The drop posts of `rows`, and the rows that could not be read as written.
+
+        Whatever a row holds, it costs at most itself: one that cannot be used is
+        skipped and reported, never allowed to fail the batch, which would stop the
+        cursor at it for good.
+        """
         matched: list[tuple[RawMessage, Project, list[str]]] = []
+        odd: list[OddRow] = []
         for row in rows:
             project = projects[row.chat_jid]
-            drops = project.pattern.find(row.content)
+            try:
+                drops = project.pattern.find(row.content)
+            except Exception as exc:  # a row must never stop the scan
+                odd.append(_unusable(row, project, exc))
+                continue
             if drops:
                 matched.append((row, project, drops))
         if not matched:
-            return []
+            return [], odd
         senders = self.bridge.resolve_senders(r.sender for r, _, _ in matched)
         zone = self.config.zone
         posts: list[Post] = []
         for row, project, drops in matched:
-            when = parse_timestamp(row.timestamp, zone)
-            if when is None:
-                when = datetime.now(UTC)
-                log.warning(
-                    "⚠️ message %s in %s has an unreadable timestamp %r; using the scan time",
-                    row.id,
-                    project.name,
-                    (row.timestamp or "")[:40],
-                )
-            if project.since is not None and when < project.since:
+            try:
+                row_posts, note = _row_posts(row, project, drops, senders, zone, read_at)
+            except Exception as exc:  # a row must never stop the scan
+                odd.append(_unusable(row, project, exc))
                 continue
-            sender = senders[row.sender]
-            phone = clean_text(sender.phone, 50) or "unknown"
-            name = clean_text(sender.name, 100) or phone
-            key = message_key(row.id)
-            for drop in drops:
-                posts.append(Post(row.chat_jid, key, drop, project.name, phone, name, when))
-        return posts
+            posts.extend(row_posts)
+            if note is not None:
+                odd.append(note)
+        return posts, odd
 
     def _log_plan(self, plan: Plan) -> None:
         for event in plan.events:
@@ -311,3 +400,40 @@ class Monitor:
                     last_error = str(exc)
                 # Back off up to the scan interval; a fault never becomes a busy loop.
                 stop.wait(min(interval, poll * 2 ** min(failures, 10)))
+
+
+def _row_posts(
+    row: RawMessage,
+    project: Project,
+    drops: list[str],
+    senders: dict[str, Sender],
+    zone: tzinfo,
+    read_at: datetime,
+) -> tuple[list[Post], OddRow | None]:
+    """The posts of one message naming `drops`, and a note when its time was unreadable."""
+    note = None
+    when = parse_timestamp(row.timestamp, zone)
+    if when is None:
+        when = read_at
+        shown = row.timestamp if isinstance(row.timestamp, str) else repr(row.timestamp)
+        note = OddRow(
+            row.rowid,
+            row.chat_jid,
+            project.name,
+            f"unreadable timestamp {clean_text(str(shown), 40)!r}",
+            drops=tuple(drops),
+        )
+    if project.since is not None and when < project.since:
+        return [], None
+    sender = senders[row.sender]
+    phone = clean_text(sender.phone, 50) or "unknown"
+    name = clean_text(sender.name, 100) or phone
+    key = message_key(row.id)
+    return [Post(row.chat_jid, key, drop, project.name, phone, name, when) for drop in drops], note
+
+
+def _unusable(row: RawMessage, project: Project, exc: Exception) -> OddRow:
+    reason = type(exc).__name__
+    return OddRow(
+        row.rowid, row.chat_jid, project.name, f"{reason}: {clean_text(str(exc), 120)}", reason
+    )

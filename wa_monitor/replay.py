@@ -143,12 +143,16 @@ def replay(
         filters.setdefault(prefilter(project.pattern), []).append(jid)
     high = bridge.max_rowid()
     low = 0
-    while low < high:
+    read_at = datetime.now(UTC)
+    # Each range starts at the next row present: a gap in the rowids costs one seek.
+    while (following := bridge.next_rowid(low)) is not None and following <= high:
+        low = max(low, following - 1)
         upper = min(low + chunk, high)
         scanned = bridge.read_range(low, upper, filters)
         for jid, count in scanned.counts.items():
             result.messages[by_group[jid].name] += count
-        for post in reader._posts(scanned.rows, by_group):
+        posts, _ = reader._posts(scanned.rows, by_group, read_at)
+        for post in posts:
             if post.time >= since and (until is None or post.time < until):
                 result.detected.append(post)
         low = upper

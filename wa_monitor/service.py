@@ -207,6 +207,8 @@ class Counters:
     errors: Counter[str] = field(default_factory=Counter)
     reloads: int = 0
     rejected_reloads: int = 0
+    rows_skipped: Counter[str] = field(default_factory=Counter)
+    rows_unreadable_time: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -217,6 +219,8 @@ class Counters:
             "errors": dict(self.errors),
             "reloads": self.reloads,
             "rejected_reloads": self.rejected_reloads,
+            "rows_skipped": dict(self.rows_skipped),
+            "rows_unreadable_time": self.rows_unreadable_time,
         }
 
 
@@ -411,6 +415,8 @@ class Service:
         c.messages += summary.messages
         c.new.update(summary.new)
         c.resubmitted.update(summary.resubmitted)
+        c.rows_skipped.update(summary.skipped)
+        c.rows_unreadable_time += summary.unreadable_times
         self.last_scan_at = now
         self.last_scan_ok = time.monotonic()
         self.last_error = ""
@@ -561,6 +567,7 @@ class Service:
                 "stale": self.bridge_stale,
                 "readable": not self.bridge_error,
                 "error": self.bridge_error,
+                "contacts_error": self.monitor.bridge.contacts_problem,
             },
             "groups": self.group_status,
             "outbox_pending": self._outbox(),
