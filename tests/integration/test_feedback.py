@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from click.testing import CliRunner
 
 from tests.fakebridge import (
     BAD_REQUEST,
@@ -22,6 +28,9 @@ from tests.fakebridge import (
 from tests.helpers import wait_until
 from tests.integration.test_api_support import (
     LAWLEY_JID,
+    MOHADIN_JID,
+    PROJECTS_YAML,
+    LiveServer,
     People,
     TestClient,
     add_people,
@@ -33,6 +42,8 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
+from wa_monitor.cli import main
+from wa_monitor.config import load_config
 from wa_monitor.feedback import CLAIM_SECONDS, BridgeClient, FeedbackSender, enqueue, entries_for
 from wa_monitor.store import ReviewStore
 from wa_monitor.users import create_token
@@ -421,3 +432,123 @@ def test_a_200_without_success_is_not_taken_as_sent(world: World) -> None:
     assert response.status_code == 202
     assert response.json()["data"]["lastError"] == "Failed to send"
     assert review(world.store, "DR80000001")["feedback_sent"] is None
+
+
+def test_identical_sends_without_a_key_reach_the_group_once(
+    store: ReviewStore, bridge: FakeBridge
+) -> None:
+    """8 reviewers' tabs (or the company front end, which sends no key) at the same instant."""
+    people = add_people(store)
+    record(store, post("DR80000001", minutes_ago(10)))
+    drop = str(review(store, "DR80000001")["id"])
+    app = create_app(
+        settings_for(store.url, bridge.url),
+        projects_config(),
+        store,
+        bridge=BridgeClient(bridge.url, timeout=5),
+        run_sender=False,
+    )
+    server = LiveServer(app).start()
+    payload = {"dropId": drop, "dropNumber": "DR80000001", "message": MESSAGE}
+    start = threading.Barrier(8)
+
+    def send(_: int) -> httpx.Response:
+        with httpx.Client(base_url=server.url, headers=people.bearer("reviewer")) as c:
+            start.wait()
+            return c.post("/api/wa-monitor-send-feedback", json=payload, timeout=30)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, range(8)))
+        assert sorted(a.status_code for a in answers) == [200] + [409] * 7, [
+            a.text for a in answers
+        ]
+        assert len(bridge.sent) == 1
+        sent = next(a for a in answers if a.status_code == 200).json()["data"]
+        for refused in (a.json() for a in answers if a.status_code == 409):
+            assert refused["error"]["code"] == "CONFLICT"
+            assert "resend" in refused["error"]["message"]
+            assert refused["error"]["details"]["outboxId"] == sent["outboxId"]
+        # A reviewer's own new key changes nothing: the same text moments later is refused.
+        keyed = httpx.post(
+            f"{server.url}/api/wa-monitor-send-feedback",
+            json=payload,
+            headers={**people.bearer("reviewer"), "Idempotency-Key": "key-new-tab-1"},
+        )
+        assert keyed.status_code == 409
+        assert "was sent to the group at" in keyed.json()["error"]["message"]
+        # Asked for, it is posted again.
+        again = httpx.post(
+            f"{server.url}/api/wa-monitor-send-feedback",
+            json={**payload, "resend": True},
+            headers=people.bearer("reviewer"),
+        )
+        assert again.status_code == 200 and again.json()["data"]["outboxId"] != sent["outboxId"]
+        assert len(bridge.sent) == 2
+        assert review(store, "DR80000001")["feedback_count"] == 2
+    finally:
+        server.stop()
+
+
+def test_a_failed_feedback_does_not_block_sending_the_same_text(world: World) -> None:
+    world.bridge.answer(BAD_REQUEST)
+    assert world.send("key-refused-1").status_code == 502
+    assert world.send("key-refused-2").status_code == 200
+    assert len(world.bridge.sent) == 2
+
+
+def test_the_dashboard_follows_projects_added_while_it_runs(
+    store: ReviewStore, bridge: FakeBridge, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`wa-monitor projects add` while `serve` runs: feedback reaches the new group."""
+    path = tmp_path / "projects.yaml"
+    path.write_text(PROJECTS_YAML.split("  - name: Mohadin")[0])
+    people = add_people(store)
+    record(store, post("DR80000009", minutes_ago(5), project="Mohadin"))
+    drop = str(review(store, "DR80000009", "Mohadin")["id"])
+    body = {"dropId": drop, "dropNumber": "DR80000009", "message": "DR80000009\nAll items ok"}
+    app = create_app(
+        settings_for(store.url, bridge.url),
+        load_config(path),
+        store,
+        bridge=BridgeClient(bridge.url, timeout=5),
+        run_sender=False,
+    )
+    caplog.set_level(logging.INFO, "wa_monitor")
+    with TestClient(app) as client:
+
+        def send(key: str) -> Any:
+            headers = {**people.bearer("reviewer"), "Idempotency-Key": key}
+            body["message"] += "."
+            return client.post("/api/wa-monitor-send-feedback", json=body, headers=headers)
+
+        def recipient() -> Any:
+            draft = client.get(
+                f"/api/wa-monitor-drops/{drop}/feedback", headers=people.bearer("viewer")
+            )
+            return draft.json()["data"]["recipient"]
+
+        refused = send("key-before-add")
+        assert refused.status_code == 400 and "No WhatsApp group" in refused.text
+        added = CliRunner().invoke(
+            main,
+            [
+                *("--config", str(path), "projects", "add", "--name", "Mohadin"),
+                *("--group-jid", MOHADIN_JID, "--description", "Mohadin Activations group"),
+            ],
+            env={"DATABASE_URL": store.url, "WA_MONITOR_CONFIG": None},
+            catch_exceptions=False,
+        )
+        assert added.exit_code == 0, added.output
+        wait_until(lambda: recipient() == MOHADIN_JID)
+        sent = send("key-after-add")
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["data"]["group"] == "Mohadin Activations group"
+        assert bridge.sent[-1]["recipient"] == MOHADIN_JID
+        # A bad edit is refused with one line; the last good config keeps serving.
+        path.write_text(path.read_text() + "  - name: [broken\n")
+        wait_until(lambda: "rejected" in caplog.text)
+        assert recipient() == MOHADIN_JID
+        assert send("key-after-bad-edit").status_code == 200
+        assert len(bridge.sent) == 2
+    assert "reloaded by the dashboard: 2 project(s), added Mohadin" in caplog.text
