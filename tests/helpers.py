@@ -152,8 +152,9 @@ def make_monitor(
 
 
 def review_state(store: ReviewStore) -> dict[tuple[str, str], dict[str, object]]:
-    """The reviews by (project, drop), without the columns that name when a row was written."""
-    skip = {"id", "created_at", "updated_at"}
+    """The reviews by (project, drop), without the columns that name when a row was written
+    (or after how many writes: how batches fell decides the versions, not what they held)."""
+    skip = {"id", "created_at", "updated_at", "version", "comment_version", "steps_version"}
     return {
         (r["project"], r["drop_number"]): {k: v for k, v in r.items() if k not in skip}
         for r in store.reviews()

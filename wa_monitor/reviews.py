@@ -68,9 +68,13 @@ def local_date(when: datetime, zone: tzinfo) -> date:
     return when.astimezone(zone).date()
 
 
+# How the comment line of a resubmission starts (reviewers' edits keep these lines).
+RESUBMISSION_MARK = "🔄 Resubmitted "
+
+
 def resubmission_line(post: Post, zone: tzinfo) -> str:
     local = post.time.astimezone(zone)
-    return f"🔄 Resubmitted {local:%Y-%m-%d %H:%M} {local.tzname()} by {post.sender_name}"
+    return f"{RESUBMISSION_MARK}{local:%Y-%m-%d %H:%M} {local.tzname()} by {post.sender_name}"
 
 
 def plan_batch(

@@ -13,7 +13,7 @@ from wa_monitor.steps import STEP_COLUMNS
 
 # The Alembic revision this code is written against; `scan`, `run` and `serve` refuse
 # any other (see store.ReviewStore.check_schema).
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -73,6 +73,11 @@ qa_photo_reviews = sa.Table(
     sa.Column("incorrect_steps", JSONType),
     sa.Column("incorrect_comments", JSONType),
     sa.Column("feedback_count", sa.Integer, nullable=False, server_default="0"),
+    # 0007: how many writes the review has had, and the one at which its comment and its
+    # review of the steps last changed; a trigger keeps them, whoever writes the row.
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("comment_version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("steps_version", sa.Integer, nullable=False, server_default="1"),
     sa.UniqueConstraint("project", "drop_number", name="uq_qa_photo_reviews_project_drop"),
 )
 
