@@ -33,3 +33,9 @@ class ReviewDatabaseError(WaMonitorError):
 
 class SchemaVersionError(ReviewDatabaseError):
     """The review database schema is not the one this version of WA Monitor knows."""
+
+
+class ForeignSchemaError(SchemaVersionError):
+    """The review database's schema record is not one any WA Monitor wrote."""
+
+    exit_code = 2

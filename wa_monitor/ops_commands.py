@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wa_monitor.console import err, handle_errors, out
-from wa_monitor.errors import ConfigError, WaMonitorError
+from wa_monitor.errors import ConfigError, ForeignSchemaError, WaMonitorError
 from wa_monitor.health import Check, Report
 
 if TYPE_CHECKING:
@@ -92,6 +92,12 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
     store = ReviewStore(settings.database_url)
     beat: dict[str, Any] | None = None
     try:
+        try:
+            store.check_schema()
+        except ForeignSchemaError:
+            raise  # not a state the monitor can be in: say what it is, exit 2
+        except WaMonitorError:
+            pass  # unreachable or behind: reported as checks below
         checks.extend(check_database(store))
         if checks[0].ok:
             beat_check, beat = check_heartbeat(
@@ -145,6 +151,15 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
                 f"{sum((c.get('resubmitted') or {}).values())} resubmissions, "
                 f"{sum((c.get('errors') or {}).values())} errors"
             )
+            skipped = c.get("rows_skipped") or {}
+            if skipped or c.get("rows_unreadable_time"):
+                reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+                out.print(
+                    f"odd bridge rows: {sum(skipped.values())} skipped"
+                    f"{f' ({reasons})' if reasons else ''}, "
+                    f"{c.get('rows_unreadable_time', 0)} with an unreadable timestamp "
+                    "(recorded at the time first read); see the log's ⚠️ row lines"
+                )
     sys.exit(0 if report.healthy else 1)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
-from wa_monitor.errors import ReviewDatabaseError, SchemaVersionError
+from wa_monitor.errors import ForeignSchemaError, ReviewDatabaseError, SchemaVersionError
 from wa_monitor.reviews import ExistingReview, Key, Plan, Post, plan_batch
 from wa_monitor.schema import SCHEMA_HEAD, drop_submissions, qa_photo_reviews, scan_cursors
 from wa_monitor.settings import mask_url
@@ -68,7 +68,9 @@ def create_review_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True)
     """
     parsed = engine_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+        engine = sa.create_engine(
+            parsed, connect_args={"timeout": 30}, json_deserializer=_json_loads
+        )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -79,12 +81,43 @@ def create_review_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True)
         # No server-side prepared statements: preparing costs a round trip of its own,
         # and a batch's statements are cheap to parse (their rows travel as one JSON).
         connect_args={"connect_timeout": 10, "prepare_threshold": None},
+        json_deserializer=_json_loads,
     )
+
+
+def _json_loads(text: str | bytes) -> Any:
+    """JSON from a review row, with any lone surrogate in it replaced by U+FFFD.
+
+    JSON may spell one (`\\udfff`) and SQLite keeps it, but no answer can carry it: a
+    row written so (by an older version, by another tool) must not break every read.
+    (PostgreSQL's jsonb refuses them; it hands over bytes, never escaped surrogates.)
+    """
+    value = json.loads(text)
+    if isinstance(text, str) and ("\\ud" in text or "\\uD" in text):
+        value = _valid_unicode(value)
+    return value
+
+
+def _valid_unicode(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, list):
+        return [_valid_unicode(v) for v in value]
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    return value
+
+
+def _sqlite_text(data: bytes) -> str:
+    # Text another tool stored as bytes that are not UTF-8 is read with replacement
+    # characters rather than failing the whole query.
+    return data.decode("utf-8", "replace")
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the driver, decide when transactions begin (see _sqlite_begin).
     dbapi_conn.isolation_level = None
+    dbapi_conn.text_factory = _sqlite_text
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -354,6 +387,16 @@ class ReviewStore:
         with self.begin() as conn:
             conn.execute(sa.text("SELECT 1"))
 
+    def check_writable(self) -> None:
+        """Raise ReviewDatabaseError unless the database would take a write now.
+
+        An UPDATE of no row: refused like any write by a read-only transaction
+        (default_transaction_read_only, a hot standby), a missing privilege or a read-only
+        SQLite file, yet it changes nothing and writes no WAL.
+        """
+        with self.begin() as conn:
+            conn.execute(sa.update(qa_photo_reviews).where(sa.false()).values(comment=None))
+
     # -- schema -----------------------------------------------------------------------
 
     def _alembic(self) -> AlembicConfig:
@@ -364,10 +407,51 @@ class ReviewStore:
         return cfg
 
     def schema_revision(self) -> str | None:
+        """The Alembic revision recorded in the database (None: no schema yet).
+
+        Raises ForeignSchemaError when `alembic_version` is not the one-column, one-row
+        table WA Monitor's migrations keep (another application's, or edited by hand).
+        """
         with self.begin() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
+            inspector = sa.inspect(conn)
+            if not inspector.has_table("alembic_version"):
                 return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            columns = [c["name"] for c in inspector.get_columns("alembic_version")]
+            if columns != ["version_num"]:
+                raise ForeignSchemaError(
+                    f"the review database {self.masked_url} has a table alembic_version with "
+                    f"the columns ({', '.join(columns)}), not Alembic's (version_num): it "
+                    "belongs to another application. Point DATABASE_URL at WA Monitor's own "
+                    "database (or an empty one, then run `wa-monitor db upgrade`)"
+                )
+            rows = [
+                str(r)
+                for r in conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+            ]
+        if len(rows) > 1:
+            raise ForeignSchemaError(
+                f"the review database {self.masked_url} records {len(rows)} schema revisions "
+                f"({', '.join(sorted(rows))}) in alembic_version; WA Monitor's migrations keep "
+                "exactly one. Another Alembic-managed application shares this database, or "
+                "the table was edited: give WA Monitor its own database (DATABASE_URL), or "
+                "leave only WA Monitor's revision in alembic_version"
+            )
+        return rows[0] if rows else None
+
+    def _known_revisions(self) -> set[str]:
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self._alembic())
+        return {rev.revision for rev in script.walk_revisions()}
+
+    def _refuse_unknown(self, current: str) -> None:
+        if current not in self._known_revisions():
+            raise ForeignSchemaError(
+                f"the review database {self.masked_url} is at schema revision {current!r}, "
+                f"which this version of WA Monitor does not know (it needs {SCHEMA_HEAD}): "
+                "either a newer WA Monitor upgraded it (upgrade this installation) or "
+                "another application's migrations wrote it (check DATABASE_URL)"
+            )
 
     def check_schema(self) -> None:
         """Refuse a schema this version does not know, saying what to run."""
@@ -379,20 +463,10 @@ class ReviewStore:
                 f"the review database {self.masked_url} has no WA Monitor schema; "
                 "run `wa-monitor db upgrade` first"
             )
-        from alembic.script import ScriptDirectory
-
-        known = {
-            rev.revision for rev in ScriptDirectory.from_config(self._alembic()).walk_revisions()
-        }
-        if current in known:
-            raise SchemaVersionError(
-                f"the review database {self.masked_url} is at schema revision {current}, "
-                f"this version of WA Monitor needs {SCHEMA_HEAD}: run `wa-monitor db upgrade`"
-            )
+        self._refuse_unknown(current)
         raise SchemaVersionError(
-            f"the review database {self.masked_url} is at schema revision {current}, which "
-            f"this version of WA Monitor does not know (it needs {SCHEMA_HEAD}); a newer "
-            "WA Monitor upgraded it: upgrade this installation, or check DATABASE_URL"
+            f"the review database {self.masked_url} is at schema revision {current}, "
+            f"this version of WA Monitor needs {SCHEMA_HEAD}: run `wa-monitor db upgrade`"
         )
 
     def upgrade(self) -> tuple[str | None, str]:
@@ -400,14 +474,23 @@ class ReviewStore:
         if self.dialect == "sqlite":
             self._ensure_sqlite_dir()
         before = self.schema_revision()
+        if before is not None:
+            self._refuse_unknown(before)  # before Alembic, whose own error is a traceback
         cfg = self._alembic()
         with self.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_UPGRADE_LOCK})
             cfg.attributes["connection"] = conn
             from alembic import command
+            from alembic.util import CommandError
 
-            command.upgrade(cfg, "head")
+            try:
+                command.upgrade(cfg, "head")
+            except CommandError as exc:  # its revision records changed under us
+                raise ForeignSchemaError(
+                    f"the review database {self.masked_url}: Alembic refused the upgrade "
+                    f"({exc}); check what alembic_version holds"
+                ) from None
         return before, SCHEMA_HEAD
 
     def _ensure_sqlite_dir(self) -> None:

@@ -9,7 +9,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -25,11 +25,20 @@ from wa_monitor.store import ReviewStore
 from wa_monitor.web import queries as q
 from wa_monitor.web.auth import Caller, require
 from wa_monitor.web.changes import AnswerCache
-from wa_monitor.web.envelope import ApiError, Envelope, ErrorEnvelope, encode, ok, ok_encoded
+from wa_monitor.web.envelope import (
+    ApiError,
+    Envelope,
+    ErrorEnvelope,
+    encode,
+    ok,
+    ok_encoded,
+    utf8,
+)
 from wa_monitor.web.models import (
     USERNAME_PATTERN,
     DailyDrops,
     DropDetail,
+    Day,
     DropPatchModel,
     DropsEnvelope,
     FeedbackDraft,
@@ -51,6 +60,8 @@ from wa_monitor.web.models import Drop as DropModel
 
 NO_NUL = r"^[^\x00]*$"
 Viewer = Annotated[Caller, Depends(require("viewer"))]
+# Printable ASCII, as HTTP's structured-field strings are: stored as sent, shown as stored.
+IDEMPOTENCY_KEY = r"^[\x21-\x7e]+$"
 Reviewer = Annotated[Caller, Depends(require("reviewer"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
 
@@ -124,7 +135,7 @@ def daily_drops(
     request: Request,
     _caller: Viewer,
     day: Annotated[
-        date | None, Query(alias="date", description="YYYY-MM-DD; default: today locally")
+        Day | None, Query(alias="date", description="YYYY-MM-DD; default: today locally")
     ] = None,
 ) -> JSONResponse:
     """Distinct drops per project whose WhatsApp message fell on the day (business zone)."""
@@ -149,8 +160,8 @@ async def drop_filter(
     status: Annotated[Literal["complete", "incomplete"] | None, Query()] = None,
     project: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     resubmitted: Annotated[bool | None, Query()] = None,
-    dateFrom: Annotated[date | None, Query(description="First local day (inclusive)")] = None,
-    dateTo: Annotated[date | None, Query(description="Last local day (inclusive)")] = None,
+    dateFrom: Annotated[Day | None, Query(description="First local day (inclusive)")] = None,
+    dateTo: Annotated[Day | None, Query(description="Last local day (inclusive)")] = None,
     search: Annotated[
         str | None, Query(max_length=50, pattern=NO_NUL, description="Part of a drop number")
     ] = None,
@@ -242,7 +253,7 @@ def export_drops(request: Request, _caller: Viewer, f: Filters) -> Response:
         writer.writerow([_csv_cell(d[c]) for c in _CSV_COLUMNS])
     stamp = q.today(zone).isoformat()
     return Response(
-        buffer.getvalue(),
+        utf8(buffer.getvalue()),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="wa-monitor-drops-{stamp}.csv"'},
     )
@@ -421,7 +432,8 @@ async def send_feedback(
     caller: Reviewer,
     body: SendFeedback,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=8, max_length=100)
+        str | None,
+        Header(alias="Idempotency-Key", min_length=8, max_length=100, pattern=IDEMPOTENCY_KEY),
     ] = None,
 ) -> JSONResponse:
     """Post the feedback to the project's group through the bridge (outbox, retried).
@@ -636,8 +648,8 @@ def project_stats(
 def projects_summary(
     request: Request,
     _caller: Viewer,
-    startDate: Annotated[date | None, Query(description="default: 30 days ago")] = None,
-    endDate: Annotated[date | None, Query(description="default: today")] = None,
+    startDate: Annotated[Day | None, Query(description="default: 30 days ago")] = None,
+    endDate: Annotated[Day | None, Query(description="default: today")] = None,
 ) -> JSONResponse:
     """Totals, per project and agent, resubmission and first-time pass rates, failures."""
     config = _config(request)

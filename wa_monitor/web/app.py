@@ -15,6 +15,8 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import wa_monitor.web.health
@@ -30,7 +32,8 @@ from wa_monitor.web import api, pages
 from wa_monitor.web.auth import LoginThrottle, Sessions
 from wa_monitor.web.changes import ACCOUNTS, REVIEWS, AnswerCache, ChangeFeed, StaleAfterWrites
 from wa_monitor.web.config_follow import ProjectsFollower
-from wa_monitor.web.envelope import install_handlers
+from wa_monitor.web.envelope import install_handlers, internal_error
+from wa_monitor.web.inputs import InputGuard
 from wa_monitor.web.queries import SummaryCache
 
 log = logging.getLogger("wa_monitor.web")
@@ -177,11 +180,76 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(wa_monitor.web.health.router)
     app.include_router(wa_monitor.web.projects.router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", Static(directory=STATIC), name="static")
+    # The last added runs first: headers on every answer, a 500 in the envelope for any
+    # unexpected error, HEAD as GET, then the input checks before any route.
     if changes is not None:
         app.add_middleware(StaleAfterWrites, feed=changes)
+    app.add_middleware(InputGuard)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(InternalErrors)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+class Static(StaticFiles):
+    """The page's files; a name the file system cannot even look up is simply not there."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except (OSError, ValueError):  # NUL in the name, a name too long, …
+            raise HTTPException(404) from None
+
+
+class HeadAsGet:
+    """HEAD is answered as GET without the body, on every route that answers GET."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+class InternalErrors:
+    """An unexpected error is logged once and answered with the envelope's 500.
+
+    Starlette's own handler for it sits outside every middleware (no security headers)
+    and raises the error on to the server, which closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # part of the answer is on its way: only closing can tell the client
+            await internal_error()(scope, receive, send)
 
 
 class SecurityHeaders:

@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import Scope
 
 from wa_monitor.errors import ReviewDatabaseError
 
@@ -28,6 +30,8 @@ CODES = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
     429: "TOO_MANY_REQUESTS",
     500: "INTERNAL_ERROR",
@@ -89,8 +93,32 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def scrub(text: str) -> str:
+    """`text` with each lone surrogate (which UTF-8 cannot carry) replaced by U+FFFD."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def utf8(text: str) -> bytes:
+    """`text` as UTF-8, whatever it holds: an answer is never lost to one bad character."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return scrub(text).encode()
+
+
+class SafeJSONResponse(JSONResponse):
+    """A JSON answer that a lone surrogate in the data (an old row, an echoed input)
+    cannot turn into a 500: it is sent as U+FFFD."""
+
+    def render(self, content: Any) -> bytes:
+        return utf8(_dumps(content))
+
+
 def meta() -> Meta:
     return Meta(timestamp=datetime.now(UTC))
+
+
+_dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def ok(data: Any, message: str | None = None, *, status: int = 200, **extra: Any) -> JSONResponse:
@@ -101,10 +129,7 @@ def ok(data: Any, message: str | None = None, *, status: int = 200, **extra: Any
     body["meta"] = meta().model_dump(mode="json")
     for key, value in extra.items():
         body[key] = value
-    return JSONResponse(body, status_code=status)
-
-
-_dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return SafeJSONResponse(body, status_code=status)
 
 
 def encode(data: Any) -> str:
@@ -117,7 +142,7 @@ def ok_encoded(data_json: str, **extra: Any) -> Response:
     head = {"meta": extra.pop("meta", None) or meta().model_dump(mode="json"), **extra}
     rest = "".join(f",{_dumps(k)}:{_dumps(v)}" for k, v in head.items())
     body = f'{{"success":true,"data":{data_json}{rest}}}'
-    return Response(body.encode(), media_type="application/json")
+    return Response(utf8(body), media_type="application/json")
 
 
 def error_response(err: ApiError) -> JSONResponse:
@@ -125,7 +150,11 @@ def error_response(err: ApiError) -> JSONResponse:
         error=ErrorBody(code=err.code, message=err.message, details=err.details), meta=meta()
     ).model_dump(mode="json", exclude_none=True)
     body["meta"] = meta().model_dump(mode="json")
-    return JSONResponse(body, status_code=err.status, headers=err.headers)
+    return SafeJSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+def internal_error() -> JSONResponse:
+    return error_response(ApiError(500, "Internal error"))
 
 
 _READABLE = {
@@ -134,12 +163,33 @@ _READABLE = {
 }
 
 
+# Enough to fix a request; a 100,000-item body would otherwise cost seconds to describe.
+MAX_DETAILS = 20
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     details = []
-    for e in exc.errors():
+    for e in exc.errors()[:MAX_DETAILS]:
         loc = [str(p) for p in e.get("loc", ())]
         details.append({"field": ".".join(loc), "message": e.get("msg", ""), "type": e.get("type")})
     return details
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route answers at this request's path (the `Allow` of a 405)."""
+    methods: set[str] = set()
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            methods.update(("GET", "HEAD"))  # static files
+        else:
+            methods.update(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")  # answered as GET without the body (see web/app.py)
+    return sorted(methods, key=lambda m: (*_METHOD_ORDER, m).index(m))
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -148,9 +198,13 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else _READABLE.get(exc.status_code, "")
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route at the path, not of all.
+            allow = ", ".join(allowed_methods(app.routes, request.scope))
+            headers = {**(headers or {}), "Allow": allow}
         return error_response(ApiError(exc.status_code, message or "Error", headers=headers))
 
     @app.exception_handler(RequestValidationError)
@@ -161,6 +215,9 @@ def install_handlers(app: FastAPI) -> None:
                 ApiError(400, "The request body is not valid JSON", details=details)
             )
         fields = ", ".join(sorted({d["field"] for d in details}))
+        more = len(exc.errors()) - len(details)
+        if more > 0:
+            fields += f" (and {more} more problems)"
         return error_response(ApiError(422, f"Invalid input: {fields}", details=details))
 
     @app.exception_handler(ReviewDatabaseError)
@@ -169,8 +226,3 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(
             ApiError(500, "The review database is unavailable", code="DATABASE_ERROR")
         )
-
-    @app.exception_handler(Exception)
-    async def internal(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return error_response(ApiError(500, "Internal error"))

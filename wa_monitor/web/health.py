@@ -1,7 +1,9 @@
 """Operational endpoints: /healthz (liveness), /readyz (readiness) and /metrics.
 
-They need no sign-in (probes and Prometheus call them) and reveal no review data.
-The app's `state.store` and `state.settings` are the dashboard's own.
+They need no sign-in (probes and Prometheus call them) and reveal no review data;
+/readyz tells anonymous callers only which checks failed, not what they found (file
+paths, the database's address). The app's `state.store` and `state.settings` are the
+dashboard's own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from wa_monitor.errors import ReviewDatabaseError
 from wa_monitor.health import (
     Check,
     Report,
@@ -25,13 +28,32 @@ from wa_monitor.health import (
 from wa_monitor.metrics import database_registry
 from wa_monitor.settings import Settings
 from wa_monitor.store import ReviewStore
+from wa_monitor.web.auth import identify
+from wa_monitor.web.envelope import ApiError
 
 router = APIRouter(tags=["operations"])
 
 
+def check_writes(store: ReviewStore) -> Check:
+    """Reviewers' edits need a database that takes writes, not only one that answers."""
+    try:
+        store.check_writable()
+    except ReviewDatabaseError as exc:
+        return Check(
+            "database writes",
+            "fail",
+            f"the review database refuses writes: {exc}",
+            "point DATABASE_URL at the primary, not a replica or hot standby; check "
+            "default_transaction_read_only, the role's privileges and that the file is writable",
+        )
+    return Check("database writes", "pass", "accepts writes")
+
+
 def readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Report:
-    """Database reachable and at the schema head, heartbeat fresh, bridge store readable."""
+    """Database reachable, writable and at the schema head, heartbeat fresh, bridge readable."""
     checks: list[Check] = list(check_database(store))
+    if all(c.ok for c in checks):
+        checks.append(check_writes(store))
     if all(c.ok for c in checks):
         beat_check, beat = check_heartbeat(store, settings.heartbeat_stale_after)
         checks.append(beat_check)
@@ -88,7 +110,17 @@ def readyz(request: Request) -> JSONResponse:
     config = getattr(state, "config", None)
     zone = config.zone if config is not None else UTC
     report = readiness(state.settings, state.store, zone)
-    return JSONResponse(report.as_dict(), status_code=200 if report.healthy else 503)
+    body = report.as_dict()
+    if not _signed_in(request):
+        body["checks"] = [{"name": c.name, "status": c.status} for c in report.checks]
+    return JSONResponse(body, status_code=200 if report.healthy else 503)
+
+
+def _signed_in(request: Request) -> bool:
+    try:
+        return identify(request) is not None
+    except ApiError:  # a bad token: a probe is answered all the same, as anyone
+        return False
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -6,10 +6,11 @@ import uuid
 from datetime import date, datetime, tzinfo
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.web.envelope import Envelope, Meta, PagedMeta
+from wa_monitor.web.inputs import text_problem
 
 StepName = Literal[
     "step_01_house_photo",
@@ -144,27 +145,59 @@ def drop_out(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
 # -- requests ---------------------------------------------------------------------------
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL: refuse it here as invalid input, not a database error.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+def _valid_text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded in any answer:
+    # refuse both as invalid input (web/inputs.py refuses them first, for every route).
+    reason = text_problem(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+def _at_most(items: int) -> BeforeValidator:
+    # Checked before the items are: refusing 100,000 keys must not validate each of them.
+    def check(value: Any) -> Any:
+        if isinstance(value, dict | list) and len(value) > items:
+            raise ValueError(f"must have at most {items} items, not {len(value)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Text = Annotated[str, AfterValidator(_valid_text)]
 USERNAME_PATTERN = r"^[A-Za-z0-9._@\-]{1,100}$"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+# Dates the dashboard filters and counts by: WhatsApp has no older messages, and the
+# business zone's midnights of every day in range are instants both databases can hold.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
+def _in_range(day: date) -> date:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"must be a day from {FIRST_DAY} to {LAST_DAY}")
+    return day
+
+
+Day = Annotated[date, AfterValidator(_in_range)]
 
 
 class DropPatch(_Strict):
     comment: Text | None = Field(default=None, max_length=5000)
     completed: bool | None = None
     incomplete: bool | None = None
-    incorrectSteps: list[StepName] | None = None
-    incorrectComments: dict[StepName, Annotated[Text, Field(max_length=1000)]] | None = None
+    incorrectSteps: Annotated[list[StepName], _at_most(len(STEP_COLUMNS))] | None = Field(
+        default=None, max_length=len(STEP_COLUMNS)
+    )
+    incorrectComments: (
+        Annotated[
+            dict[StepName, Annotated[Text, Field(max_length=1000)]], _at_most(len(STEP_COLUMNS))
+        ]
+        | None
+    ) = Field(default=None, description="A comment per incorrect step (at most 12)")
     # The twelve step columns are added below (snake_case, as in the contract).
 
 

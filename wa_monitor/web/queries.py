@@ -51,10 +51,25 @@ class EditRejected(ValueError):
 
 
 def local_day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
-    """The UTC instants [start, end) of a calendar day in the business zone."""
-    start = datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
-    return start, end
+    """The UTC instants [start, end) of a calendar day in the business zone.
+
+    At the ends of the calendar (0001-01-01, 9999-12-31) they are clamped to the first and
+    last instants Python has rather than overflowing.
+    """
+    end = _midnight(day + timedelta(days=1), zone) if day < date.max else _LAST_INSTANT
+    return _midnight(day, zone), end
+
+
+_FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
+
+
+def _midnight(day: date, zone: tzinfo) -> datetime:
+    local = datetime.combine(day, time(), tzinfo=zone)
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:
+        return _FIRST_INSTANT if day.year == 1 else _LAST_INSTANT
 
 
 def today(zone: tzinfo, now: datetime | None = None) -> date:
