@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from tests.fakebridge import running_bridge
 from tests.integration.test_api_support import (
     People,
     TestClient,
@@ -25,6 +26,7 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
+from wa_monitor.feedback import BridgeClient
 from wa_monitor.schema import qa_photo_reviews, review_edits
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
@@ -433,6 +435,191 @@ def test_edit_locks_keep_two_reviewers_from_overwriting_each_other(api: Api) -> 
     assert review(api.store, "DR60000001")["locked_by"] is None
     missing = api.call("POST", f"/api/wa-monitor-drops/{uuid.uuid4()}/lock")
     assert_error(missing, 404, "NOT_FOUND")
+
+
+# -- edits made on an older version -------------------------------------------------------
+
+
+def versions(store: ReviewStore, drop: str) -> tuple[int, int, int]:
+    r = review(store, drop)
+    return (r["version"], r["comment_version"], r["steps_version"])
+
+
+def opened(api: Api, rid: str, role: str = "reviewer") -> tuple[dict[str, Any], str]:
+    """What a reviewer's page reads when it opens a drop: the drop and its ETag."""
+    got = api.get(f"/api/wa-monitor-drops/{rid}", role=role)
+    assert got.status_code == 200, got.text
+    drop = got.json()["data"]["drop"]
+    assert got.headers["etag"] == f'"{drop["version"]}"'
+    return drop, got.headers["etag"]
+
+
+def test_every_writer_of_a_review_counts_its_version(api: Api) -> None:
+    record(api.store, post("DR61000001", minutes_ago(30)))
+    rid = drop_id(api, "DR61000001")
+    seen = [("recorded", versions(api.store, "DR61000001"))]
+
+    def wrote(what: str) -> None:
+        seen.append((what, versions(api.store, "DR61000001")))
+
+    record(api.store, post("DR61000001", minutes_ago(20), name="Sipho"))
+    wrote("resubmission (monitor)")
+    assert api.call("POST", f"/api/wa-monitor-drops/{rid}/lock").status_code == 200
+    wrote("lock")
+    patch = {"step_01_house_photo": True}
+    assert api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=patch).status_code == 200
+    wrote("steps (API)")
+    patch = {"comment": "checked"}
+    assert api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=patch).status_code == 200
+    wrote("comment (API)")
+    assert api.call("POST", f"/api/wa-monitor-drops/{rid}/unlock").status_code == 200
+    wrote("unlock")
+    with running_bridge() as bridge:
+        app = create_app(
+            settings_for(api.store.url, bridge.url),
+            projects_config(),
+            api.store,
+            bridge=BridgeClient(bridge.url, timeout=2),
+            run_sender=False,
+        )
+        with TestClient(app) as client:
+            sent = client.post(
+                "/api/wa-monitor-send-feedback",
+                json={"dropId": rid, "dropNumber": "DR61000001", "message": "All good"},
+                headers=api.people.bearer("reviewer"),
+            )
+            assert sent.status_code == 200, sent.text
+    wrote("feedback sent")
+    with api.store.begin() as conn:  # an administrator's correction, by hand
+        conn.execute(
+            sa.update(qa_photo_reviews)
+            .where(qa_photo_reviews.c.id == uuid.UUID(rid))
+            .values(user_name="Sipho M.")
+        )
+    wrote("hand-written SQL")
+    print("writes and the (version, comment_version, steps_version) after each:", seen)
+    assert seen == [
+        ("recorded", (1, 1, 1)),
+        ("resubmission (monitor)", (2, 2, 1)),
+        ("lock", (3, 2, 1)),
+        ("steps (API)", (4, 2, 4)),
+        ("comment (API)", (5, 5, 4)),
+        ("unlock", (6, 5, 4)),
+        ("feedback sent", (7, 5, 4)),
+        ("hand-written SQL", (8, 5, 4)),
+    ]
+    drop, etag = opened(api, rid)
+    assert drop["version"] == 8 and etag == '"8"'
+    listed = api.get(f"/api/wa-monitor-drops?id={rid}").json()["data"][0]
+    assert listed["version"] == 8
+
+
+def test_a_resubmission_between_a_reviewers_read_and_save_is_never_lost(api: Api) -> None:
+    record(api.store, post("DR62000001", minutes_ago(30), name="Thabo"))
+    rid = drop_id(api, "DR62000001")
+    checked: list[str] = []
+
+    # The reviewer opens the drop; the installer posts it again before they save.
+    drop, etag = opened(api, rid)
+    record(api.store, post("DR62000001", minutes_ago(10), name="Sipho"))
+    line = review(api.store, "DR62000001")["comment"]
+    assert line.startswith("🔄 Resubmitted") and "Sipho" in line
+    # Ticking steps does not touch the comment: merged, the monitor's line stays.
+    ticks = {"step_01_house_photo": True, "step_02_cable_from_pole": True}
+    saved = api.call(
+        "PATCH", f"/api/wa-monitor-drops/{rid}", json=ticks, headers={"If-Match": etag}
+    )
+    assert saved.status_code == 200, saved.text
+    assert "merged" in saved.json()["message"]
+    after = saved.json()["data"]
+    assert after["comment"] == line and after["completedPhotos"] == 2
+    assert saved.headers["etag"] == f'"{after["version"]}"'
+    checked.append("steps saved on a stale version: merged, resubmission line kept")
+
+    # Writing the comment on the copy read before another resubmission: refused, both shown.
+    drop, _ = opened(api, rid)
+    record(api.store, post("DR62000001", minutes_ago(5), name="Lerato"))
+    mine = {"comment": "Pole photo is fine", "version": drop["version"]}
+    refused = api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=mine)
+    error = assert_error(refused, 409, "CONFLICT")
+    details = error["details"]
+    now = review(api.store, "DR62000001")
+    assert details["conflicts"] == ["comment"]
+    assert details["yourVersion"] == drop["version"]
+    assert details["currentVersion"] == now["version"] == drop["version"] + 1
+    assert details["current"]["comment"] == now["comment"] and "Lerato" in now["comment"]
+    assert details["sent"] == mine
+    assert refused.headers["etag"] == f'"{now["version"]}"'
+    checked.append("comment saved on a stale version after a resubmission: 409 with both")
+    # The reviewer chooses theirs, knowingly: sent again with the current version.
+    mine["version"] = details["currentVersion"]
+    chosen = api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=mine)
+    assert chosen.status_code == 200, chosen.text
+    assert review(api.store, "DR62000001")["comment"] == "Pole photo is fine"
+
+    # Without a version (the company's dashboard) the comment keeps the monitor's lines.
+    drop, _ = opened(api, rid)
+    record(api.store, post("DR62000001", minutes_ago(2), name="Zanele"))
+    new_line = review(api.store, "DR62000001")["comment"].splitlines()[-1]
+    blind = api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json={"comment": "Redo pole"})
+    assert blind.status_code == 200, blind.text
+    assert blind.json()["data"]["comment"] == f"Redo pole\n{new_line}"
+    assert "keeps 1 resubmission line" in blind.json()["message"]
+    checked.append("versionless comment after a resubmission: the line appended again")
+
+    # Two reviewers: a stale edit of the steps someone else changed meanwhile is refused,
+    # a stale edit of the comment only is merged.
+    drop, etag = opened(api, rid)
+    assert (
+        api.call(
+            "PATCH", f"/api/wa-monitor-drops/{rid}", json={"step_05_wall_for_installation": True}
+        ).status_code
+        == 200
+    )
+    stale = {"step_03_cable_entry_outside": True}
+    refused = api.call(
+        "PATCH", f"/api/wa-monitor-drops/{rid}", json=stale, headers={"If-Match": etag}
+    )
+    assert assert_error(refused, 409, "CONFLICT")["details"]["conflicts"] == ["steps"]
+    assert review(api.store, "DR62000001")["step_03_cable_entry_outside"] is False
+    merged = api.call(
+        "PATCH",
+        f"/api/wa-monitor-drops/{rid}",
+        json={"comment": "Redo pole\nok"},
+        headers={"If-Match": etag},
+    )
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["data"]["step_05_wall_for_installation"] is True
+    checked.append("stale steps over another's steps: 409; stale comment over steps: merged")
+    # Both sides making the same change is no conflict (and no write).
+    before = review(api.store, "DR62000001")["version"]
+    same = {"step_05_wall_for_installation": True, "version": drop["version"]}
+    assert api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json=same).status_code == 200
+    assert review(api.store, "DR62000001")["version"] == before
+
+    # The version's two spellings must agree, and an ETag is a quoted number.
+    v = review(api.store, "DR62000001")["version"]
+    for header, body in (
+        ('W/"1"', {}),
+        ("1", {}),
+        ('"1", "2"', {}),
+        (f'"{v}"', {"version": v + 1}),
+    ):
+        bad = api.call(
+            "PATCH",
+            f"/api/wa-monitor-drops/{rid}",
+            json={"comment": "x", **body},
+            headers={"If-Match": header},
+        )
+        assert_error(bad, 400, "BAD_REQUEST")
+    anyv = api.call(
+        "PATCH",
+        f"/api/wa-monitor-drops/{rid}",
+        json={"comment": "Redo pole\nok!"},
+        headers={"If-Match": "*"},
+    )
+    assert anyv.status_code == 200, anyv.text
+    print(f"monitor resubmissions between read and save: 3 injected; checked: {checked}")
 
 
 # -- statistics ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -79,6 +80,36 @@ _not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorEnvelope}}
 _conflict: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorEnvelope, "description": "Someone else holds the edit lock"}
 }
+_edit_conflict: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorEnvelope,
+        "description": "Someone else holds the edit lock, or the drop changed since the "
+        "edit's version in what the edit changes: error.details holds `current` (the drop "
+        "now), `sent` (the edit), `conflicts` and both versions",
+    }
+}
+# An ETag as GET answers it: the review's version, quoted (RFC 9110 strong validator).
+_ETAG = re.compile(r'"([1-9][0-9]{0,9})"')
+
+
+def etag(row: dict[str, Any]) -> str:
+    return f'"{int(row["version"])}"'
+
+
+def _if_match(value: str | None) -> int | None:
+    """The version an If-Match header names; None for none or `*` (any version)."""
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.fullmatch(value.strip())
+    if match is None:
+        raise ApiError(
+            400,
+            'If-Match must be the ETag of GET /api/wa-monitor-drops/{id}, e.g. "3" '
+            "(one strong ETag, quoted)",
+            details=[{"field": "header.If-Match"}],
+        )
+    return int(match.group(1))
+
 
 router = APIRouter(prefix="/api", tags=["wa-monitor"], responses=_errors)
 
@@ -290,22 +321,44 @@ def get_drop(request: Request, _caller: Viewer, drop_id: uuid.UUID) -> JSONRespo
         FeedbackState.model_validate(feedback_state(e.__dict__, zone)).model_dump(mode="json")
         for e in fb.entries_for(store, drop_id)
     ]
-    return ok({"drop": drop_out(row, zone), "edits": edits, "feedback": entries})
+    response = ok({"drop": drop_out(row, zone), "edits": edits, "feedback": entries})
+    response.headers["ETag"] = etag(row)
+    return response
 
 
 @router.patch(
     "/wa-monitor-drops/{drop_id}",
     response_model=Envelope[DropModel],
-    responses={**_not_found, **_conflict},
+    responses={**_not_found, **_edit_conflict},
 )
 def patch_drop(
     request: Request,
     caller: Reviewer,
     drop_id: uuid.UUID,
     body: DropPatchModel,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=100,
+            description="The ETag of the GET the edit was made on (or `version` in the body)",
+        ),
+    ] = None,
 ) -> JSONResponse:
-    """Tick steps, mark steps incorrect with comments, comment; recorded with who and when."""
+    """Tick steps, mark steps incorrect with comments, comment; recorded with who and when.
+
+    With the version the edit was made on (`version`, or If-Match with GET's ETag), an
+    edit of a drop that changed since is merged when what it changes was not changed
+    meanwhile, else refused with 409 and both versions. Without one the edit applies as
+    it comes, but an edited comment keeps the monitor's resubmission lines (see
+    queries.update_review).
+    """
     given = body.model_dump(exclude_unset=True)
+    version = given.pop("version", None)
+    header_version = _if_match(if_match)
+    if version is not None and header_version is not None and version != header_version:
+        raise ApiError(400, f"version {version} and If-Match {if_match} name different versions")
+    version = version if version is not None else header_version
     if not given:
         raise ApiError(400, "Nothing to change: send steps, comment or incorrect steps")
     changes: dict[str, Any] = {k: v for k, v in given.items() if k in STEP_COLUMNS}
@@ -320,16 +373,48 @@ def patch_drop(
             changes[column] = given[key]
     if any(v is None for k, v in changes.items() if k != "comment"):
         raise ApiError(422, "Fields other than comment cannot be null")
+    zone = _config(request).zone
     try:
-        row = q.update_review(_store(request), drop_id, caller.user.username, changes)
+        saved = q.update_review(
+            _store(request), drop_id, caller.user.username, changes, version=version
+        )
         _changed(request)
     except q.LockedByOther as exc:
         raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
     except q.EditRejected as exc:
         raise ApiError(422, str(exc)) from None
-    if row is None:
+    except q.EditConflict as exc:
+        raise _conflict_error(exc, body.model_dump(exclude_unset=True, mode="json"), zone) from None
+    if saved is None:
         raise ApiError(404, f"No drop with id {drop_id}")
-    return ok(drop_out(row, _config(request).zone), "Review saved")
+    message = "Review saved"
+    if saved.merged:
+        message += f"; merged with what changed since version {version}: " + ", ".join(saved.merged)
+    if saved.kept_lines:
+        message += f"; the comment keeps {len(saved.kept_lines)} resubmission line(s)"
+    response = ok(drop_out(saved.row, zone), message)
+    response.headers["ETag"] = etag(saved.row)
+    return response
+
+
+def _conflict_error(exc: q.EditConflict, sent: dict[str, Any], zone: tzinfo) -> ApiError:
+    current = drop_out(exc.current, zone)
+    what = " and ".join("the comment" if g == "comment" else "the steps" for g in exc.groups)
+    return ApiError(
+        409,
+        f"{current['dropNumber']} changed since version {exc.version} was read (it is at "
+        f"version {current['version']}): {what} changed meanwhile too. Nothing was saved; "
+        f"both versions are in error.details. To keep yours, send it again with version "
+        f"{current['version']}",
+        details={
+            "conflicts": exc.groups,
+            "yourVersion": exc.version,
+            "currentVersion": current["version"],
+            "current": current,
+            "sent": sent,
+        },
+        headers={"ETag": f'"{current["version"]}"'},
+    )
 
 
 def _lock_answer(request: Request, drop_id: uuid.UUID, message: str) -> JSONResponse:
@@ -340,9 +425,11 @@ def _lock_answer(request: Request, drop_id: uuid.UUID, message: str) -> JSONResp
         if row["locked_at"]
         else None
     )
-    return ok(
+    response = ok(
         {"drop": drop_out(row, zone), "lockedBy": row["locked_by"], "expiresAt": expires}, message
     )
+    response.headers["ETag"] = etag(row)
+    return response
 
 
 @router.post(

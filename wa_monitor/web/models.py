@@ -69,6 +69,9 @@ class _DropBase(BaseModel):
     receivedLocal: str | None = Field(description="Latest WhatsApp message, business zone")
     feedbackSentLocal: str | None
     feedback: FeedbackState | None = Field(description="The latest feedback outbox entry")
+    version: int = Field(
+        description="Counts the review's writes (its ETag); send it with an edit (PATCH)"
+    )
 
 
 # The twelve step columns keep their snake_case names, as in the contract.
@@ -137,6 +140,7 @@ def drop_out(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
         "receivedLocal": local_text(latest, zone),
         "feedbackSentLocal": local_text(row["feedback_sent"], zone),
         "feedback": feedback_state(row.get("_outbox"), zone),
+        "version": int(row["version"]),
         **{s: bool(row[s]) for s in STEP_COLUMNS},
     }
     return Drop.model_validate(data).model_dump(mode="json")  # type: ignore[no-any-return]
@@ -198,6 +202,14 @@ class DropPatch(_Strict):
         ]
         | None
     ) = Field(default=None, description="A comment per incorrect step (at most 12)")
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The drop's version the edit was made on (or If-Match): an edit of a "
+        "drop changed since is merged when what it changes was not changed meanwhile, "
+        "else refused (409) with both versions. Send only the fields you changed",
+    )
     # The twelve step columns are added below (snake_case, as in the contract).
 
 
