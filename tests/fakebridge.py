@@ -8,6 +8,7 @@ in the test), or be a connection reset after the request was read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -164,9 +165,30 @@ def running_bridge() -> Iterator[FakeBridge]:
 
 def closed_port_url() -> str:
     """A BRIDGE_URL where nothing listens (the bridge is down)."""
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/api"
+
+
+@contextmanager
+def unanswered_url() -> Iterator[str]:
+    """A BRIDGE_URL whose host takes no connection at all (a connect timeout): a
+    listener whose backlog is full and that never accepts."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):  # the handshake is never finished
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
