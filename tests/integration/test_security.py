@@ -3,18 +3,23 @@ hashing, hostile parameters. In-process against the app (no network)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from tests.integration.test_api_support import (
     PASSWORD,
+    LiveServer,
     People,
     TestClient,
     add_people,
@@ -380,4 +385,111 @@ def test_a_revoked_token_is_refused(client: TestClient, store: ReviewStore) -> N
     assert_error_envelope(client.get("/api/wa-monitor-me", headers=bearer), 401)
     assert_error_envelope(
         client.get("/api/wa-monitor-me", headers={"Authorization": "Basic x"}), 401
+    )
+
+
+# -- sign-in throttling: what a success forgets, bursts, where passwords are checked ----------
+
+
+def throttled_app(store: ReviewStore) -> FastAPI:
+    return create_app(
+        settings_for(store.url),
+        projects_config(),
+        store,
+        run_sender=False,
+        throttle=LoginThrottle(limit=5, window=900),
+    )
+
+
+def at(app: FastAPI, address: str) -> TestClient:
+    """A browser at `address`, as the server sees its peer."""
+    return TestClient(app, follow_redirects=False, client=(address, 40000))
+
+
+def test_a_success_on_ones_own_account_resets_no_limit(store: ReviewStore) -> None:
+    add_people(store)  # the attacker is the viewer, with an account of their own
+    app = throttled_app(store)
+    with at(app, "203.0.113.7") as attacker:
+        guesses = [sign_in(attacker, "admin", f"guess-{n}").status_code for n in range(4)]
+        assert sign_in(attacker, "viewer").status_code == 303  # their own password
+        attacker.cookies.delete(SESSION_COOKIE)
+        guesses.append(sign_in(attacker, "admin", "guess-4").status_code)
+        assert guesses == [401] * 5
+        # The account's limit: even the right password waits now, from any address.
+        assert sign_in(attacker, "admin").status_code == 429
+        # The address's limit: five failures from it, whatever succeeded in between.
+        assert sign_in(attacker, "reviewer", "guess-5").status_code == 429
+    with at(app, "203.0.113.8") as sprayer:
+        names = ["nobody-1", "nobody-2", "nobody-3", "nobody-4"]
+        sprayed = [sign_in(sprayer, name, "guess").status_code for name in names]
+        assert sign_in(sprayer, "reviewer").status_code == 303
+        sprayer.cookies.delete(SESSION_COOKIE)
+        sprayed.append(sign_in(sprayer, "nobody-5", "guess").status_code)
+        assert sprayed == [401] * 5
+        assert sign_in(sprayer, "nobody-6", "guess").status_code == 429
+    with at(app, "198.51.100.9") as elsewhere:
+        assert sign_in(elsewhere, "admin").status_code == 429
+        assert sign_in(elsewhere, "reviewer").status_code == 303
+    print(
+        f"{store.dialect}: 4 guesses + a success on one's own account + 1 guess: the 6th "
+        "attempt refused (429) for the account from anywhere and for the address on any "
+        "account; 4 names + a success + 1 name: the 6th name refused"
+    )
+
+
+def test_ones_own_typos_are_forgotten_when_the_password_is_right(store: ReviewStore) -> None:
+    add_people(store, ("reviewer",))
+    app = throttled_app(store)
+    with at(app, "192.0.2.10") as browser:
+        for _ in range(3):
+            typos = [sign_in(browser, "reviewer", "typo").status_code for _ in range(4)]
+            assert typos == [401] * 4
+            assert sign_in(browser, "reviewer").status_code == 303
+            browser.cookies.delete(SESSION_COOKIE)
+
+
+def test_a_burst_of_sign_ins_checks_no_more_passwords_than_the_limit(
+    store: ReviewStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_people(store, ("viewer",))
+    lock = threading.Lock()
+    seen: dict[str, Any] = {"checks": 0, "at_once": 0, "most": 0, "threads": set()}
+    verify = PasswordHasher.verify
+
+    def counted(self: PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        with lock:
+            seen["checks"] += 1
+            seen["at_once"] += 1
+            seen["most"] = max(seen["most"], seen["at_once"])
+            seen["threads"].add(threading.current_thread().name)
+        try:
+            return verify(self, hash, password)
+        finally:
+            with lock:
+                seen["at_once"] -= 1
+
+    monkeypatch.setattr(PasswordHasher, "verify", counted)
+    server = LiveServer(throttled_app(store)).start()
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            page = await client.get("/login")
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert token
+            form = {"username": "viewer", "password": "guess", "csrf": token.group(1)}
+            return await asyncio.gather(*(client.post("/login", data=form) for _ in range(20)))
+
+    try:
+        answers = asyncio.run(burst())
+    finally:
+        server.stop()
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [401] * 5 + [429] * 15, codes
+    assert seen["checks"] == 5  # a refused attempt costs no hashing
+    assert seen["most"] == 1  # one password check at a time…
+    assert all(t.startswith("password-check") for t in seen["threads"]), seen["threads"]
+    print(
+        f"{store.dialect}: 20 simultaneous wrong passwords for one account: 5 checked (401), "
+        f"15 refused unchecked (429); at most {seen['most']} check at a time, in "
+        f"{sorted(seen['threads'])} (not the request handlers' threads)"
     )
