@@ -54,6 +54,8 @@
       return h("span", { class: "chip pending", title: f.lastError || "", text: "Feedback pending" });
     if (f && f.status === "failed")
       return h("span", { class: "chip bad", title: f.lastError || "", text: "Feedback failed" });
+    if (f && f.status === "unconfirmed")
+      return h("span", { class: "chip warn", title: f.lastError || "", text: "Delivery unconfirmed" });
     if (d.feedbackSent) return h("span", { class: "chip good", text: "Feedback sent" });
     return null;
   }
@@ -228,11 +230,20 @@
     const feedbackList = detail.feedback.map((f) =>
       h(
         "li",
-        { class: `fb ${f.status}` },
-        h("span", { class: `chip ${f.status === "sent" ? "good" : f.status === "failed" ? "bad" : "pending"}`, text: f.status }),
+        { class: `fb ${f.status}`, "data-outbox": f.id },
+        h("span", { class: `chip ${FEEDBACK_CHIPS[f.status] || "pending"}`, text: f.status === "unconfirmed" ? "delivery unconfirmed: check the group" : f.status }),
         ` ${(f.sentAt || f.createdAt).replace("T", " ").slice(0, 16)} ${boot.zoneAbbr} by ${f.requestedBy || "?"}`,
         f.attempts ? ` · ${f.attempts} attempt(s)` : "",
-        f.lastError && f.status !== "sent" ? h("span", { class: "reason", text: ` · ${f.lastError}` }) : null
+        f.lastError && f.status !== "sent" ? h("span", { class: "reason", text: ` · ${f.lastError}` }) : null,
+        // The bridge may have posted it: only the reviewer, looking at the group, can say.
+        f.status === "unconfirmed" && !readOnly
+          ? h(
+              "span",
+              { class: "fb-actions" },
+              h("button", { type: "button", onclick: () => outboxAction(f.id, "send-again") }, "Send again"),
+              h("button", { type: "button", onclick: () => outboxAction(f.id, "mark-sent") }, "Mark as sent")
+            )
+          : null
       )
     );
     const history = detail.edits.map((e) =>
@@ -292,6 +303,7 @@
     note.dataset.status = f.status;
     if (f.status === "sent") note.textContent = `Sent ${fresh.feedbackSentLocal || ""}`;
     else if (f.status === "failed") note.textContent = `Failed: ${f.lastError}`;
+    else if (f.status === "unconfirmed") note.textContent = unconfirmedNote(f.lastError);
     else note.textContent = `Pending: ${f.lastError || "waiting for the bridge"} (retrying)`;
   }
 
@@ -402,6 +414,31 @@
     return `k${Date.now()}${Math.random().toString(16).slice(2)}`;
   }
 
+  const FEEDBACK_CHIPS = { sent: "good", failed: "bad", unconfirmed: "warn" };
+
+  function unconfirmedNote(reason) {
+    return `Delivery unconfirmed: check the group, then send again or mark as sent (${reason || "no answer from the bridge"})`;
+  }
+
+  function sentNote(data) {
+    if (data.status === "sent") return `Sent to ${data.group || "the group"} · ${localTime()}`;
+    if (data.status === "unconfirmed") return unconfirmedNote(data.lastError);
+    if (data.status === "failed") return `Failed: ${data.lastError}`;
+    return `Queued: ${data.lastError || "the bridge is busy"} (retrying)`;
+  }
+
+  // After a send or an outbox action: the editor shows the outbox as it is now.
+  async function showFeedbackOutcome(status) {
+    if (!state.dirty) {
+      const text = $("#feedback-note").textContent;
+      await openDrop(state.openId, { keepFocus: true });
+      $("#feedback-note").textContent = text;
+      $("#feedback-note").dataset.status = status;
+    }
+    state.busy = false;
+    refresh();
+  }
+
   async function sendFeedback() {
     const text = $("#feedback-text");
     const note = $("#feedback-note");
@@ -412,32 +449,41 @@
     state.busy = true;
     button.disabled = true;
     note.textContent = "Sending…";
+    const body = { dropId: state.openId, dropNumber: state.open.dropNumber, project: state.open.project, message: text.value };
     try {
-      const res = await api(
-        "POST",
-        "/api/wa-monitor-send-feedback",
-        { dropId: state.openId, dropNumber: state.open.dropNumber, project: state.open.project, message: text.value },
-        { "Idempotency-Key": state.draftKey.key }
-      );
-      const data = res.body.data;
-      status = data.status;
-      note.textContent =
-        data.status === "sent"
-          ? `Sent to ${data.group || data.recipient} · ${localTime()}`
-          : `Queued: ${data.lastError || "the bridge is busy"} (retrying)`;
+      let res;
+      try {
+        res = await api("POST", "/api/wa-monitor-send-feedback", body, { "Idempotency-Key": state.draftKey.key });
+      } catch (e) {
+        // The same text went to the group moments ago (another tab, another reviewer).
+        const twin = e.status === 409 && e.details && e.details.outboxId;
+        if (!twin || !window.confirm(`${e.message.split(";")[0]}.\n\nSend it to the group again?`)) throw e;
+        state.draftKey = { key: newKey(), text: text.value };
+        res = await api("POST", "/api/wa-monitor-send-feedback", { ...body, resend: true }, { "Idempotency-Key": state.draftKey.key });
+      }
+      status = res.body.data.status;
+      note.textContent = sentNote(res.body.data);
     } catch (e) {
       note.textContent = e.message;
     } finally {
       button.disabled = false;
     }
-    if (!state.dirty) {
-      const text = note.textContent;
-      await openDrop(state.openId, { keepFocus: true });
-      $("#feedback-note").textContent = text;
-      $("#feedback-note").dataset.status = status;
+    await showFeedbackOutcome(status);
+  }
+
+  async function outboxAction(id, action) {
+    const note = $("#feedback-note");
+    if (action === "send-again" && !window.confirm("Send this feedback to the group again? If the first one did arrive, the group gets it twice.")) return;
+    state.busy = true;
+    let status = "";
+    try {
+      const f = (await api("POST", `/api/wa-monitor-feedback-outbox/${id}/${action}`)).body.data;
+      status = f.status;
+      note.textContent = action === "mark-sent" ? `Marked as sent by ${boot.user}` : sentNote(f);
+    } catch (e) {
+      note.textContent = e.message;
     }
-    state.busy = false;
-    refresh();
+    await showFeedbackOutcome(status);
   }
 
   async function closeEditor() {
