@@ -311,3 +311,67 @@ def test_filters_narrow_the_list_and_the_export(site: Site) -> None:
         export.click()
     lines = Path(download.value.path()).read_text().splitlines()
     assert len(lines) == 6 and lines[0].startswith("dropNumber,project,status")
+
+
+def test_a_save_that_meets_a_resubmission_merges_or_shows_both_versions(site: Site) -> None:
+    """The installer posts the drop again while a reviewer edits it (both backends)."""
+    record(site.store, post("DR77770007", minutes_ago(30), name="Thabo Nkosi"))
+    page = sign_in(site, DESKTOP)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    drop_item(page, "DR77770007").get_by_role("button").click()
+    editor = page.locator("#editor")
+    expect(editor.get_by_role("heading", name="DR77770007")).to_be_visible()
+    checked: list[str] = []
+
+    # Ticks only, saved after a resubmission: merged, the monitor's line is kept.
+    editor.get_by_label("1. House photo", exact=True).check()
+    record(site.store, post("DR77770007", minutes_ago(20), name="Sipho Dlamini"))
+    editor.get_by_role("button", name="Save review").click()
+    expect(editor.locator("#save-note")).to_contain_text("Saved · merged")
+    saved = review(site.store, "DR77770007")
+    assert saved["step_01_house_photo"] is True and "Sipho Dlamini" in saved["comment"]
+    expect(editor.locator("#comment")).to_have_value(saved["comment"])
+    checked.append("ticks after a resubmission: merged")
+
+    # A comment written on the copy read before another resubmission: both versions shown.
+    editor.locator("#comment").fill("Pole photo is blurry")
+    record(site.store, post("DR77770007", minutes_ago(10), name="Lerato M."))
+    editor.get_by_role("button", name="Save review").click()
+    dialog = page.get_by_role("dialog", name="DR77770007 changed while you were editing it")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#conflict-mine-comment")).to_have_value("Pole photo is blurry")
+    expect(dialog.locator("#conflict-current-comment")).to_contain_text("Lerato M.")
+    expect(dialog.locator("#conflict-current-comment")).to_contain_text("Sipho Dlamini")
+    assert "Lerato M." in review(site.store, "DR77770007")["comment"]  # nothing overwritten
+    # Escape closes the dialog, not the editor; the edit is still there.
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(editor.locator("#comment")).to_have_value("Pole photo is blurry")
+    # Saving again asks again; this time the reviewer keeps theirs, with the new line.
+    editor.get_by_role("button", name="Save review").click()
+    expect(dialog).to_be_visible()
+    current = review(site.store, "DR77770007")["comment"]
+    newest = current.splitlines()[-1]
+    dialog.locator("#conflict-mine-comment").fill(f"Pole photo is blurry\n{newest}")
+    dialog.get_by_role("button", name="Keep mine").click()
+    expect(dialog).to_be_hidden()
+    expect(editor.locator("#save-note")).to_have_text("Saved")
+    assert review(site.store, "DR77770007")["comment"] == f"Pole photo is blurry\n{newest}"
+    checked.append("comment after a resubmission: dialog, kept mine as edited")
+
+    # Once more, and the reviewer takes the current version: their edit is dropped.
+    editor.locator("#comment").fill("Never mind")
+    record(site.store, post("DR77770007", minutes_ago(5), name="Zanele K."))
+    editor.get_by_role("button", name="Save review").click()
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Use the current version").click()
+    expect(dialog).to_be_hidden()
+    latest = review(site.store, "DR77770007")
+    expect(editor.locator("#comment")).to_have_value(latest["comment"])
+    assert "Zanele K." in latest["comment"] and "Never mind" not in latest["comment"]
+    assert latest["locked_by"] is None
+    checked.append("comment after a resubmission: dialog, took the current version")
+    print(f"3 resubmissions while editing; checked: {checked}; page errors {errors}")
+    assert not errors
+    page.context.close()

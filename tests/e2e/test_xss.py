@@ -173,6 +173,8 @@ PHONE = f"+27{SHORT}"[:50]
 WHY = f"blurry {LONG}"
 COMMENT = f"Please redo {LONG}"
 BRIDGE_ERROR = f"recipient {LONG}"
+# The outbox keeps a bridge's reason on one line: up to the line separators it is shown.
+BRIDGE_SHOWN = BRIDGE_ERROR.split(" \u2028")[0]
 UNKNOWN_GROUP = f'Nowhere {OPENER}"&amp;<img src=x onerror=__xss=1>'  # quoted by repr()
 MAMELODI_JID = "120363400000000777@g.us"
 VELO_JID = "120363421664266245@g.us"
@@ -345,7 +347,7 @@ def test_hostile_text_in_every_field_renders_as_text_on_every_page(
         for shown in (DROP, PROJECT, SENDER_NAME, f"✎ {REVIEWER}"):
             assert shown in listed, shown
         titles = page.eval_on_selector_all("#drops .chip[title]", "(cs) => cs.map((c) => c.title)")
-        assert f"HTTP 400: {BRIDGE_ERROR}" in titles
+        assert any(t.startswith(f"HTTP 400: {BRIDGE_SHOWN}") for t in titles), titles
 
         # The review editor of the hostile drop.
         page.evaluate(
@@ -355,7 +357,7 @@ def test_hostile_text_in_every_field_renders_as_text_on_every_page(
         )
         expect(page.locator("#editor-title")).to_have_text(DROP)
         editor = text(page, "#editor")
-        for shown in (PROJECT, SENDER_NAME, f"({PHONE})", f"3. {STEP_LABEL}", BRIDGE_ERROR):
+        for shown in (PROJECT, SENDER_NAME, f"({PHONE})", f"3. {STEP_LABEL}", BRIDGE_SHOWN):
             assert shown in editor, shown
         assert ADMIN in text(page, "#editor details.history")
         comment = value(page, "#comment")

@@ -123,6 +123,8 @@
     el.classList.toggle("bad", bad);
   }
 
+  const CHANGED_MEANWHILE = "Unsaved changes · the drop changed meanwhile: saving merges, or asks you";
+
   async function refresh() {
     // The editor may be re-drawn (by a save or a send) while this refresh waits for the
     // server; its answer is then older than the editor and must not re-open the drop.
@@ -142,11 +144,16 @@
       const exportParams = filterQuery();
       $("#export").href = `/api/wa-monitor-drops.csv?${exportParams}`;
       setLive(`Live · updated ${localTime()}`);
-      if (state.openId && !state.dirty && !state.drafting && !state.busy && state.epoch === epoch) {
-        const fresh = state.drops.find((d) => d.id === state.openId);
-        const changed = fresh && (fresh.updatedAt !== state.open.updatedAt || fresh.lockedBy !== state.open.lockedBy);
-        if (changed) await openDrop(state.openId, { keepFocus: true });
-        else if (fresh) updateFeedbackStatus(fresh);
+      const fresh = state.openId ? state.drops.find((d) => d.id === state.openId) : null;
+      const note = $("#save-note");
+      if (fresh && state.dirty && note) {
+        const changed = fresh.version !== state.open.version;
+        if (changed) note.textContent = CHANGED_MEANWHILE;
+        else if (note.textContent === CHANGED_MEANWHILE) note.textContent = "Unsaved changes";
+      }
+      if (fresh && !state.dirty && !state.drafting && !state.busy && state.epoch === epoch) {
+        if (fresh.version !== state.open.version) await openDrop(state.openId, { keepFocus: true });
+        else updateFeedbackStatus(fresh);
       }
     } catch (e) {
       if (e.status !== 401) setLive(`Not updated: ${e.message}`, true);
@@ -335,17 +342,31 @@
 
   async function takeLock() {
     try {
-      await api("POST", `/api/wa-monitor-drops/${state.openId}/lock`);
+      const res = await api("POST", `/api/wa-monitor-drops/${state.openId}/lock`);
+      adoptLockVersion(res.body.data.drop);
       state.locked = true;
       $("#lock-note").hidden = true;
       clearInterval(state.lockTimer);
       state.lockTimer = setInterval(() => {
-        if (state.dirty) api("POST", `/api/wa-monitor-drops/${state.openId}/lock`).catch(() => {});
+        if (state.dirty)
+          api("POST", `/api/wa-monitor-drops/${state.openId}/lock`)
+            .then((res) => adoptLockVersion(res.body.data.drop))
+            .catch(() => {});
       }, 120000);
     } catch (e) {
       const note = $("#lock-note");
       note.textContent = e.message;
       note.hidden = false;
+    }
+  }
+
+  // Taking or refreshing the lock writes the drop (its version goes up by one): when
+  // nothing else was written since the editor's copy, that copy is still current.
+  function adoptLockVersion(drop) {
+    if (state.open && drop && drop.id === state.open.id && drop.version === state.open.version + 1) {
+      state.open.version = drop.version;
+      state.open.lockedBy = drop.lockedBy;
+      state.open.lockedAt = drop.lockedAt;
     }
   }
 
@@ -357,38 +378,168 @@
     }
   }
 
-  function collect() {
-    const body = { incorrectSteps: [], incorrectComments: {} };
+  // One step as the editor or a drop holds it, to compare two versions of a review.
+  function stepOf(d, col) {
+    const wrong = d.incorrectSteps.includes(col);
+    return { ticked: Boolean(d[col]), wrong, why: wrong ? d.incorrectComments[col] || "" : "" };
+  }
+
+  function stepText(step) {
+    if (step.wrong) return step.why ? `incorrect: ${step.why}` : "incorrect";
+    return step.ticked ? "ticked" : "not ticked";
+  }
+
+  // The review as the editor shows it, in the drop's own shape.
+  function edited() {
+    const d = { incorrectSteps: [], incorrectComments: {}, comment: $("#comment").value };
     for (const [col] of boot.steps) {
-      body[col] = $(`input[name="${col}"]`, editor).checked;
+      d[col] = $(`input[name="${col}"]`, editor).checked;
       if ($(`input[name="wrong:${col}"]`, editor).checked) {
-        body.incorrectSteps.push(col);
+        d.incorrectSteps.push(col);
         const why = $(`input[name="why:${col}"]`, editor).value.trim();
-        if (why) body.incorrectComments[col] = why;
+        if (why) d.incorrectComments[col] = why;
       }
     }
-    body.comment = $("#comment").value;
+    return d;
+  }
+
+  // Only what the reviewer changed since the drop was opened: a save never writes back
+  // what it did not change, so what others wrote meanwhile stays (the server merges).
+  function collect() {
+    const was = state.open;
+    const now = edited();
+    const body = {};
+    for (const [col] of boot.steps) if (now[col] !== Boolean(was[col])) body[col] = now[col];
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    const wasWhy = Object.fromEntries(was.incorrectSteps.map((c) => [c, was.incorrectComments[c]]).filter(([, v]) => v));
+    if (!same(now.incorrectSteps, was.incorrectSteps) || !same(now.incorrectComments, wasWhy)) {
+      body.incorrectSteps = now.incorrectSteps;
+      body.incorrectComments = now.incorrectComments;
+    }
+    if (now.comment !== (was.comment || "")) body.comment = now.comment;
     return body;
   }
 
   async function save(event) {
     if (event) event.preventDefault();
+    if (document.querySelector("dialog.conflict[open]")) return false;
+    const changes = collect();
+    if (!Object.keys(changes).length) {
+      state.dirty = false;
+      await releaseLock();
+      $("#save-note").textContent = "Nothing changed";
+      return true;
+    }
+    return submit(changes, state.open.version);
+  }
+
+  // Send an edit made on `version`; a conflict asks the reviewer which version to keep.
+  async function submit(changes, version) {
     const note = $("#save-note");
     state.busy = true;
     try {
-      await api("PATCH", `/api/wa-monitor-drops/${state.openId}`, collect());
+      const res = await api("PATCH", `/api/wa-monitor-drops/${state.openId}`, changes, { "If-Match": `"${version}"` });
       state.dirty = false;
       await releaseLock();
       await openDrop(state.openId, { keepFocus: true });
-      $("#save-note").textContent = "Saved";
+      const merged = (res.body.message || "").replace(/^Review saved;?\s*/, "");
+      $("#save-note").textContent = merged ? `Saved · ${merged}` : "Saved";
       refresh();
       return true;
     } catch (e) {
-      note.textContent = `Not saved: ${e.message}`;
+      const details = e.details;
+      if (e.status === 409 && details && details.current) {
+        showConflict(changes, details);
+        if (note) note.textContent = "Not saved: the drop changed meanwhile";
+      } else if (note) note.textContent = `Not saved: ${e.message}`;
       return false;
     } finally {
       state.busy = false;
     }
+  }
+
+  // Both versions of what both changed, side by side: keep yours (sent again on the
+  // current version), take the current one, or go back to editing.
+  function showConflict(changes, details) {
+    const current = details.current;
+    const mine = edited();
+    const parts = [];
+    if (details.conflicts.includes("comment")) {
+      parts.push(
+        h(
+          "section",
+          { class: "conflict-field" },
+          h("h3", { text: "Comment" }),
+          h(
+            "div",
+            { class: "versions" },
+            h(
+              "label",
+              { class: "version mine" },
+              h("span", { class: "version-name", text: "Yours (you can edit it)" }),
+              h("textarea", { id: "conflict-mine-comment", rows: "6" }, changes.comment ?? mine.comment)
+            ),
+            h(
+              "div",
+              { class: "version theirs" },
+              h("span", { class: "version-name", text: `Now (version ${details.currentVersion})` }),
+              h("pre", { id: "conflict-current-comment", text: current.comment || "(no comment)" })
+            )
+          )
+        )
+      );
+    }
+    if (details.conflicts.includes("steps")) {
+      const rows = boot.steps
+        .map(([col, label], i) => [`${i + 1}. ${label}`, stepText(stepOf(mine, col)), stepText(stepOf(current, col))])
+        .filter(([, a, b]) => a !== b)
+        .map(([label, a, b]) => h("tr", {}, h("th", { scope: "row", text: label }), h("td", { text: a }), h("td", { text: b })));
+      parts.push(
+        h(
+          "section",
+          { class: "conflict-field" },
+          h("h3", { text: "Steps" }),
+          h(
+            "table",
+            { class: "versions-table" },
+            h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Step" }), h("th", { scope: "col", text: "Yours" }), h("th", { scope: "col", text: `Now (version ${details.currentVersion})` }))),
+            h("tbody", {}, rows)
+          )
+        )
+      );
+    }
+    const dialog = h(
+      "dialog",
+      { class: "conflict", id: "conflict", "aria-labelledby": "conflict-title", "aria-describedby": "conflict-why" },
+      h("h2", { id: "conflict-title", text: `${current.dropNumber} changed while you were editing it` }),
+      h("p", { id: "conflict-why", text: "Someone saved it, or the installer posted it again, since you opened it. Nothing was saved: choose which version to keep." }),
+      parts,
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", class: "primary", id: "conflict-keep-mine", onclick: keepMine }, "Keep mine"),
+        h("button", { type: "button", id: "conflict-take-theirs", onclick: takeTheirs }, "Use the current version"),
+        h("button", { type: "button", class: "link", id: "conflict-back", onclick: () => dialog.close() }, "Back to editing")
+      )
+    );
+    async function keepMine() {
+      const again = { ...changes };
+      const text = $("#conflict-mine-comment", dialog);
+      if (text) again.comment = text.value;
+      dialog.close();
+      if (text) $("#comment").value = text.value;
+      await submit(again, details.currentVersion);
+    }
+    async function takeTheirs() {
+      dialog.close();
+      state.dirty = false;
+      await releaseLock();
+      await openDrop(state.openId, { keepFocus: true });
+      $("#save-note").textContent = "Showing the current version; your changes were discarded";
+    }
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
   }
 
   async function generate() {
@@ -514,6 +665,7 @@
     refresh();
   });
   document.addEventListener("keydown", (e) => {
+    if (document.querySelector("dialog[open]")) return; // the dialog handles its own keys
     if (e.key === "Escape" && state.openId) closeEditor();
     if ((e.ctrlKey || e.metaKey) && e.key === "s" && state.openId && boot.canEdit) {
       e.preventDefault();
