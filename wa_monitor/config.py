@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
@@ -14,13 +15,43 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
+from ruamel.yaml.parser import RoundTripParser
 
-from wa_monitor.detect import DEFAULT_DROP_PATTERN, DropPattern, compile_pattern
+from wa_monitor.detect import DEFAULT_DROP_PATTERN, DropPattern, PatternError, compile_pattern
 from wa_monitor.steps import STEP_COLUMNS, STEP_LABELS
 
 GROUP_JID = re.compile(r"\d+(-\d+)?@g\.us")
 DEFAULT_CONFIG_PATH = Path("config/projects.yaml")
+
+# Bounds on what a projects file may make the parser do, so that no file (an alias
+# bomb, 100,000 nested brackets, /dev/zero) can exhaust memory, the stack or the clock.
+# ruamel reads 10,000-25,000 values a second, so their number bounds the time: a project
+# takes 9 to 15 (its mapping, 4 to 7 keys and their values) and about 100 bytes, so
+# 3,000 values are 200 to 330 projects, read in 0.1-0.3 s. A projects file is 3 levels deep (top level,
+# `projects`, a project).
+MAX_FILE_BYTES = 64 * 1024
+MAX_VALUES = 3_000
+MAX_DEPTH = 10
+# The tags a projects file may spell out (`!!str 123`); any other (!!python/object, a
+# local !tag) is refused: values are plain text, numbers, true/false and dates.
+_CORE_TAG = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = {
+    f"{_CORE_TAG}{name}"
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")
+}
+# What YAML does not allow in a stream (C0 and C1 controls but tab, LF, CR and NEL,
+# U+FFFE and U+FFFF); NUL usually means a binary file.
+_NOT_YAML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
 
 _TOP_KEYS = {"projects", "timezone", "drop_pattern", "steps"}
 _PROJECT_KEYS = {"name", "enabled", "group_jid", "description", "drop_pattern", "since"}
@@ -96,7 +127,7 @@ def host_zone_name() -> str:
     for name in candidates:
         try:
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             continue
         return name
     return "UTC"
@@ -104,10 +135,20 @@ def host_zone_name() -> str:
 
 def load_config(path: Path) -> ProjectsConfig:
     """Read and validate the projects file; raises ConfigError listing every problem."""
+    return parse_config(read_config_text(path), path)
+
+
+def read_config_text(path: Path) -> str:
+    """The text of the projects file, read within bounds; raises ConfigError saying why not.
+
+    Only a regular file is read (a FIFO would block, /dev/zero never ends, a directory
+    is not a file), at most MAX_FILE_BYTES of it, and it must be UTF-8 text.
+    """
     from wa_monitor.errors import ConfigError
 
     try:
-        text = path.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ConfigError(
             [
@@ -115,17 +156,104 @@ def load_config(path: Path) -> ProjectsConfig:
                 "or point --config / WA_MONITOR_CONFIG at it"
             ]
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read the projects file: {exc}"]) from None
-    return parse_config(text, path)
+    except PermissionError:
+        raise ConfigError(
+            [
+                f"{path}: permission denied reading the projects file; make it readable by "
+                f"the user running wa-monitor (uid {os.geteuid()}), e.g. `chmod 0640` and "
+                "that user's group"
+            ]
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            [f"{path}: cannot open the projects file: {exc.strerror or exc}"]
+        ) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(
+                [
+                    f"{path}: is {_file_kind(st.st_mode)}, not a projects file; point "
+                    "--config / WA_MONITOR_CONFIG at a YAML file"
+                ]
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(
+            [f"{path}: cannot read the projects file: {exc.strerror or exc}"]
+        ) from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            [
+                f"{path}: the projects file is larger than {MAX_FILE_BYTES // 1024} KiB, the "
+                "most that is read (300 projects take about 30 KiB); is it the right file?"
+            ]
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            [
+                f"{path}:{line}: the projects file is not UTF-8 text (byte "
+                f"0x{data[exc.start]:02x} at line {line}); save it as UTF-8"
+            ]
+        ) from None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def parse_config(text: str, path: Path) -> ProjectsConfig:
     """Validate the text of a projects file; raises ConfigError listing every problem."""
     from wa_monitor.errors import ConfigError
 
+    if len(text) > MAX_FILE_BYTES:
+        raise ConfigError(
+            [f"{path}: the projects file is larger than {MAX_FILE_BYTES // 1024} KiB"]
+        )
+    bad = _NOT_YAML.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        char = bad.group()
+        what = (
+            "a NUL byte: this is a binary file, not YAML text"
+            if char == "\0"
+            else f"the control character U+{ord(char):04X}, which YAML does not allow"
+        )
+        raise ConfigError([f"{path}:{line}: the projects file holds {what}"])
+    deep = _too_deep_line(text)
+    if deep is not None:
+        raise ConfigError([f"{path}:{deep}: {_TOO_DEEP}"])
     try:
-        data = YAML(typ="rt").load(text)
+        data = _bounded_yaml().load(text)
+    except _Refused as exc:
+        raise ConfigError([f"{path}:{exc.line}: {exc.message}"]) from None
+    except DuplicateKeyError as exc:  # keys the event check cannot compare, e.g. 1 and 0x1
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError([f"{where}: duplicate key; {exc.problem}"]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -137,11 +265,201 @@ def parse_config(text: str, path: Path) -> ProjectsConfig:
         ) from None
     except YAMLError as exc:
         raise ConfigError([f"{path}: YAML syntax error: {exc}"]) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # Not expected past the bounds above; still the operator's error, not a crash.
+        raise ConfigError([f"{path}: cannot read the projects file: {exc}"]) from None
     validator = _Validator(path)
     config = validator.validate(data)
     if validator.problems or config is None:
         raise ConfigError(validator.problems)
     return config
+
+
+# -- bounded YAML -------------------------------------------------------------------------
+
+_TOO_DEEP = (
+    f"nesting deeper than {MAX_DEPTH} levels; a projects file needs 3 "
+    "(top level, `projects`, a project)"
+)
+# What matters to bracket nesting outside comments and quotes.
+_FLOW_CHARS = re.compile(r"""[\[\]{}'"#\n]""")
+
+
+def _too_deep_line(text: str) -> int | None:
+    """The line where `[`/`{` nesting passes MAX_DEPTH, read lexically, if it does.
+
+    ruamel looks up to 1,024 characters ahead at every flow bracket, which costs most of
+    a second on `[[[[…`; this pass over the text costs milliseconds. It only has to be
+    close: the event check after it is the exact one.
+    """
+    depth, line, pos = 0, 1, 0
+    while True:
+        found = _FLOW_CHARS.search(text, pos)
+        if found is None:
+            return None
+        i, ch = found.start(), found.group()
+        pos = i + 1
+        if ch == "\n":
+            line += 1
+        elif ch == "#":
+            if i == 0 or text[i - 1] in " \t\n":
+                pos = text.find("\n", i)  # a comment, to the end of its line
+                if pos < 0:
+                    return None
+        elif ch in "'\"":
+            k = i - 1
+            while k >= 0 and text[k] in " \t":
+                k -= 1
+            if k < 0 or text[k] in "\n:-[{,?":  # where a quoted scalar may start
+                end = _quote_end(text, i)
+                line += text.count("\n", i, end)
+                pos = end
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        else:
+            depth = max(0, depth - 1)
+
+
+def _quote_end(text: str, start: int) -> int:
+    """The index after the quoted scalar opening at `start` (the end of the text if open)."""
+    quote, i = text[start], start + 1
+    while True:
+        j = text.find(quote, i)
+        if j < 0:
+            return len(text)
+        if quote == "'" and text.startswith("''", j):
+            i = j + 2  # '' is a quote inside single quotes
+            continue
+        if quote == '"':
+            backslashes = len(text[i:j]) - len(text[i:j].rstrip("\\"))
+            if backslashes % 2:
+                i = j + 1
+                continue
+        return j + 1
+
+
+class _Refused(Exception):
+    """A construct the projects file may not use, at a line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
+class _Level:
+    """An open collection: its kind, how many child nodes it has, its keys so far."""
+
+    __slots__ = ("children", "keys", "mapping")
+
+    def __init__(self, mapping: bool) -> None:
+        self.mapping = mapping
+        self.children = 0
+        self.keys: dict[str, int] = {}
+
+
+class _BoundedParser(RoundTripParser):
+    """ruamel's parser, refusing what a projects file never needs before it is composed.
+
+    The composer recurses once per nesting level and expands every alias, so depth and
+    aliases are checked on the event stream, before either can cost the stack or memory.
+    """
+
+    def __init__(self, loader: Any) -> None:
+        super().__init__(loader)
+        self._levels: list[_Level] = []
+        self._values = 0
+
+    def get_event(self) -> Any:
+        event = super().get_event()
+        if isinstance(event, NodeEvent | CollectionEndEvent):
+            self._check(event)
+        return event
+
+    def _check(self, event: Any) -> None:
+        line = int(event.start_mark.line) + 1
+        if isinstance(event, CollectionEndEvent):
+            self._levels.pop()
+            self._completed()
+            return
+        if isinstance(event, AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(
+                line,
+                "anchors and aliases (&name, *name) are not allowed in a projects file; "
+                "write each value out",
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in _ALLOWED_TAGS:
+            shown = "!!" + tag[len(_CORE_TAG) :] if tag.startswith(_CORE_TAG) else tag
+            raise _Refused(
+                line,
+                f"the tag `{_shown(shown)}` is not allowed in a projects file; values are "
+                "plain text, numbers, true/false and dates",
+            )
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _Refused(
+                line,
+                f"more than {MAX_VALUES:,} values (keys, values, lists), the most that is "
+                "read; a project takes 9 to 15, so that is 200 to 330 projects",
+            )
+        parent = self._levels[-1] if self._levels else None
+        if parent is not None and parent.mapping and parent.children % 2 == 0:
+            self._key(parent, event, line)
+        if isinstance(event, CollectionStartEvent):
+            if len(self._levels) >= MAX_DEPTH:
+                raise _Refused(line, _TOO_DEEP)
+            self._levels.append(_Level(isinstance(event, MappingStartEvent)))
+        else:
+            self._completed()
+
+    def _key(self, mapping: _Level, event: Any, line: int) -> None:
+        if not isinstance(event, ScalarEvent):
+            raise _Refused(line, "a key must be a plain name, not a list or a mapping")
+        key = str(event.value)
+        first = mapping.keys.get(key)
+        if first is None:
+            mapping.keys[key] = line
+        else:
+            raise _Refused(
+                line,
+                f"duplicate key `{_shown(event.value)}` (first on line {first}); "
+                "each key may appear once",
+            )
+
+    def _completed(self) -> None:
+        if self._levels:
+            self._levels[-1].children += 1
+
+
+class _BoundedConstructor(RoundTripConstructor):
+    """ruamel's constructor, turning a value Python cannot hold into an error at its line."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except (ValueError, OverflowError) as exc:
+            value = node.value if isinstance(node.value, str) else ""
+            raise _Refused(
+                int(node.start_mark.line) + 1,
+                f"`{_shown(value)}` cannot be read ({_shown(str(exc), 80)}); "
+                "put it in quotes to keep it as text",
+            ) from None
+
+
+def _bounded_yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Parser = _BoundedParser
+    yaml.Constructor = _BoundedConstructor
+    return yaml
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value from the file as an error message may show it: printable, and short."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Validator:
@@ -188,10 +506,10 @@ class _Validator:
             return host_zone_name()
         try:
             ZoneInfo(str(value))
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             self.problem(
                 _value_line(data, "timezone"),
-                f"`timezone: {value}` is not a known IANA time zone; "
+                f"`timezone: {_shown(value)}` is not a known IANA time zone; "
                 "use a name such as Africa/Johannesburg",
             )
             return "UTC"
@@ -210,13 +528,13 @@ class _Validator:
             return None
         try:
             return compile_pattern(value)
-        except re.error as exc:
-            self.problem(
-                _value_line(data, key),
-                f"`{key}` does not compile: {exc}; quote it with single quotes, e.g. "
-                "drop_pattern: '\\bDR\\s?\\d{6,8}\\b'",
-                project,
+        except PatternError as exc:
+            hint = (
+                "; quote it with single quotes, e.g. drop_pattern: '\\bDR\\s?\\d{6,8}\\b'"
+                if str(exc).startswith("does not compile")
+                else ""
             )
+            self.problem(_value_line(data, key), f"`{key}` {exc}{hint}", project)
             return None
 
     def _steps(self, data: CommentedMap) -> dict[str, str]:

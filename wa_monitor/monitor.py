@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -34,8 +33,6 @@ log = logging.getLogger("wa_monitor")
 DEFAULT_CHUNK = 100_000
 # Longest message id kept as is; longer (foreign-made) ids are stored as their hash.
 _MAX_ID = 100
-# An inline flag group that turns on IGNORECASE somewhere: "(?i)", "(?ai:…)".
-_INLINE_IGNORECASE = re.compile(r"\(\?[-aiLmsux]*i[-aiLmsux]*[:)]")
 
 
 @dataclass
@@ -100,10 +97,7 @@ def prefilter(pattern: DropPattern) -> Prefilter | None:
     """The SQLite pre-filter for a drop pattern: its required literal, and whether case counts."""
     if pattern.literal is None:
         return None
-    exact = not pattern.regex.flags & re.IGNORECASE and not _INLINE_IGNORECASE.search(
-        pattern.source
-    )
-    return Prefilter(pattern.literal, case_sensitive=exact)
+    return Prefilter(pattern.literal, case_sensitive=not pattern.ignore_case)
 
 
 def message_key(message_id: str) -> str:
