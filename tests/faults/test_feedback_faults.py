@@ -236,7 +236,7 @@ class Serve:
                 stderr=subprocess.STDOUT,
             )
         serve = cls(popen, port, log_path)
-        wait_until(serve.answers, 60, "serve to answer /healthz", process=serve)  # type: ignore[arg-type]
+        wait_until(serve.answers, 60, "serve to answer /healthz", process=serve)
         return serve
 
     @property
