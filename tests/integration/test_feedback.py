@@ -547,7 +547,11 @@ def test_the_dashboard_follows_projects_added_while_it_runs(
         assert bridge.sent[-1]["recipient"] == MOHADIN_JID
         # A bad edit is refused with one line; the last good config keeps serving.
         path.write_text(path.read_text() + "  - name: [broken\n")
-        wait_until(lambda: "rejected" in caplog.text)
+        wait_until(
+            lambda: any(
+                r.levelno == logging.ERROR and str(path) in r.getMessage() for r in caplog.records
+            )
+        )
         assert recipient() == MOHADIN_JID
         assert send("key-after-bad-edit").status_code == 200
         assert len(bridge.sent) == 2
