@@ -342,10 +342,11 @@ def test_a_dashboard_killed_between_sending_and_recording(
 def test_a_bridge_that_hangs_does_not_hold_the_dashboards_reads(
     store: ReviewStore, bridge: FakeBridge, tmp_path: Path
 ) -> None:
+    """Every route that calls the bridge (send, retry, send again) waits for it without
+    holding a handler thread: reads answer while eight of them hang."""
     people = add_people(store)
     drops = [f"DR8400000{i}" for i in range(1, 9)]
     record(store, *(post(d, minutes_ago(10 + i)) for i, d in enumerate(drops)))
-    bridge.default = HELD
     serve = Serve.start(tmp_path, store.url, bridge.url)
     reads = httpx.Client(base_url=serve.url, headers=people.bearer("viewer"), timeout=30)
 
@@ -358,35 +359,51 @@ def test_a_bridge_that_hangs_does_not_hold_the_dashboards_reads(
             assert response.status_code == 200, response.text
         return sorted(times)
 
+    def outbox(action: str, entry: int) -> httpx.Response:
+        return httpx.post(
+            f"{serve.url}/api/wa-monitor-feedback-outbox/{entry}/{action}",
+            headers=people.bearer("reviewer"),
+            timeout=60,
+        )
+
     try:
+        # A failed feedback (to retry) and an unconfirmed one (to send again).
+        bridge.answer(Answer(400, "Invalid request format", "text/plain"), RESET)
+        failed = _send(serve, people, store, drops[6]).json()["error"]["details"]["outboxId"]
+        unconfirmed = _send(serve, people, store, drops[7]).json()["data"]["outboxId"]
+        bridge.default = HELD
         before = read_times(50)
         with ThreadPoolExecutor(len(drops)) as pool:
-            sends = [pool.submit(_send, serve, people, store, d) for d in drops]
-            bridge.wait_for(requests=len(drops), holding=len(drops), timeout=30)
+            calls = [pool.submit(_send, serve, people, store, d) for d in drops[:6]]
+            calls.append(pool.submit(outbox, "retry", failed))
+            calls.append(pool.submit(outbox, "send-again", unconfirmed))
+            bridge.wait_for(requests=2 + len(calls), holding=len(calls), timeout=30)
             during = read_times(100)
-            # Every read was answered while all eight sends still waited for the bridge.
-            answered = [s for s in sends if s.done()]
-            assert answered == [], [s.result().text for s in answered]
-            assert bridge.holding == len(drops)
+            # Every read was answered while all eight calls still waited for the bridge.
+            answered = [c for c in calls if c.done()]
+            assert answered == [], [c.result().text for c in answered]
+            assert bridge.holding == len(calls)
             bridge.release()
-            answers = [s.result() for s in sends]
+            answers = [c.result() for c in calls]
     finally:
         reads.close()
         serve.ensure_dead()
     for answer in answers:
         assert answer.status_code == 200, answer.text
+        assert answer.json()["data"]["status"] == "sent"
+    for answer in answers[:6]:
         data: dict[str, Any] = answer.json()["data"]
         assert {"dropNumber", "project", "group", "recipient", "sentAt"} <= set(data)
-        assert data["sentAt"] and data["status"] == "sent"
-    assert len(bridge.sent) == len(drops)
+        assert data["sentAt"]
+    assert len(bridge.sent) == 2 + len(calls)
 
     def ms(times: list[float], q: float) -> str:
         return f"{times[min(len(times) - 1, int(q * len(times)))] * 1000:.0f} ms"
 
     figure(
-        f"fault 12 feedback, a bridge that hangs ({_backend(store)}): {len(drops)} sends held "
-        f"at the bridge, 100 reads of GET /api/wa-monitor-drops meanwhile: p50 "
-        f"{ms(during, 0.5)}, p99 {ms(during, 0.99)} (before the sends: p50 {ms(before, 0.5)}, "
-        f"p99 {ms(before, 0.99)}); every read answered while all {len(drops)} sends waited; "
-        "released, each send answered 200 with {dropNumber, project, group, recipient, sentAt}"
+        f"fault 12 feedback, a bridge that hangs ({_backend(store)}): 6 sends, a retry and a "
+        "send-again held at the bridge, 100 reads of GET /api/wa-monitor-drops meanwhile: "
+        f"p50 {ms(during, 0.5)}, p99 {ms(during, 0.99)} (before: p50 {ms(before, 0.5)}, p99 "
+        f"{ms(before, 0.99)}); every read answered while all 8 calls waited; released, each "
+        "answered 200 (the sends with {dropNumber, project, group, recipient, sentAt})"
     )
