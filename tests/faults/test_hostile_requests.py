@@ -9,17 +9,10 @@ answers, and the server logs no traceback.
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.faults.conftest import backend_of
-from tests.faults.support import figure, wait_until
+from tests.faults.serve import Answer, Server, running_serve
+from tests.faults.support import figure
 from tests.integration.test_api_support import (
-    PROJECTS_YAML,
-    People,
     add_people,
     minutes_ago,
     post,
@@ -40,7 +32,6 @@ from tests.integration.test_api_support import (
 from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits, users
 from wa_monitor.store import ReviewStore
 
-SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options")
 OUT_OF_RANGE = ("0001-01-01", "9999-12-31", "1969-12-31", "3000-01-01")
 DATE_ROUTES = (
     ("/api/wa-monitor-drops", ("dateFrom", "dateTo")),
@@ -48,85 +39,6 @@ DATE_ROUTES = (
     ("/api/wa-monitor-daily-drops", ("date",)),
     ("/api/wa-monitor-projects-summary", ("startDate", "endDate")),
 )
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Server:
-    """One `wa-monitor serve` process, spoken to over one keep-alive connection."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    people: People
-    conn: http.client.HTTPConnection | None = None
-    sock: socket.socket | None = None
-    answers: Counter[int] = field(default_factory=Counter)
-    reconnects: int = 0
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        role: str | None = "admin",
-        chunked: bool = False,
-    ) -> Answer:
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self.conn.connect()
-            if self.sock is not None:
-                self.reconnects += 1
-            self.sock = self.conn.sock
-        sent = dict(headers or {})
-        if role is not None:
-            sent.update(self.people.bearer(role))
-        self.conn.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in sent.items():
-            self.conn.putheader(name, value.encode("latin-1"))
-        if chunked and body is not None:
-            self.conn.putheader("Transfer-Encoding", "chunked")
-            self.conn.endheaders(
-                (body[i : i + 65536] for i in range(0, len(body), 65536)), encode_chunked=True
-            )
-        else:
-            if body is not None:
-                self.conn.putheader("Content-Length", str(len(body)))
-            self.conn.endheaders(body)
-        response = self.conn.getresponse()
-        data = response.read()
-        answer = Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
-        self.answers[answer.status] += 1
-        for name in SECURITY_HEADERS:
-            assert name in answer.headers, (method, path, answer.status, answer.headers)
-        assert answer.status < 500, (method, path, answer.status, data[:500])
-        if response.will_close or self.conn.sock is not self.sock:
-            self.conn.close()
-            self.conn = None  # counted as a reconnection at the next request
-        return answer
-
-    def json_request(self, method: str, path: str, body: bytes, **kw: Any) -> Answer:
-        headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
-        return self.request(method, path, body, headers=headers, **kw)
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -139,45 +51,8 @@ def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
         post("DR34343434", minutes_ago(5), project="Mohadin"),
     )
     store.dispose()
-    (tmp_path / "projects.yaml").write_text(PROJECTS_YAML)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "WA_MON"))}
-    env.update(
-        DATABASE_URL=db_url,
-        WA_MONITOR_CONFIG=str(tmp_path / "projects.yaml"),
-        SECRET_KEY="a-secret-key-for-the-hostile-test",
-        BRIDGE_URL="http://127.0.0.1:9/api",
-        PYTHONUNBUFFERED="1",
-    )
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "wa_monitor", "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    live = Server(process, port, log_path, people)
-    try:
-
-        def up() -> bool:
-            assert process.poll() is None, live.log()
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_until(up, 60, "serve to listen")
+    with running_serve(db_url, tmp_path, people) as live:
         yield live
-    finally:
-        if live.conn is not None:
-            live.conn.close()
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _stored(db_url: str) -> dict[str, Any]:
@@ -365,20 +240,20 @@ def test_rows_already_holding_bad_text_are_still_served(server: Server, db_url: 
         # and text columns holding bytes that are not UTF-8.
         store.dispose()
         path = db_url.removeprefix("sqlite:///")
-        conn = sqlite3.connect(path)
-        conn.execute(
+        raw = sqlite3.connect(path)
+        raw.execute(
             "UPDATE qa_photo_reviews SET incorrect_steps = ?, incorrect_comments = ?, "
             "comment = CAST(x'6f6bff' AS TEXT), user_name = CAST(x'c328' AS TEXT) "
             "WHERE id = ?",
             ('["step_01_house_photo"]', '{"step_01_house_photo": "\\udfff"}', drop_id.hex),
         )
-        conn.execute(
+        raw.execute(
             "INSERT INTO review_edits (review_id, actor, action, changes, at) "
             "VALUES (?, 'old', 'edit', ?, '2025-11-09 17:15:30.000000')",
             (drop_id.hex, '{"comment": [null, "\\ud800"]}'),
         )
-        conn.commit()
-        conn.close()
+        raw.commit()
+        raw.close()
         planted = "lone-surrogate JSON and non-UTF-8 bytes"
     else:
         # PostgreSQL refuses both; what it does take must be served as it is.

@@ -119,7 +119,7 @@ def readyz(request: Request) -> JSONResponse:
 def _signed_in(request: Request) -> bool:
     try:
         return identify(request) is not None
-    except ApiError:  # a bad token: a probe is answered all the same, as anyone
+    except (ApiError, ReviewDatabaseError):  # a bad token, or no database to tell: as anyone
         return False
 
 
