@@ -19,6 +19,7 @@ from wa_monitor.config import ProjectsConfig
 from wa_monitor.console import err, handle_errors, out
 from wa_monitor.context import App, pass_app
 from wa_monitor.errors import WaMonitorError
+from wa_monitor.launch import release_early_signals
 from wa_monitor.logs import setup_logging
 from wa_monitor.monitor import Monitor, ScanSummary
 from wa_monitor.ops_commands import COMMANDS as OPS_COMMANDS
@@ -46,6 +47,8 @@ log = logging.getLogger("wa_monitor")
 @click.pass_context
 def main(ctx: click.Context, config_option: str | None, env_file: Path | None) -> None:
     """WA Monitor: drop numbers from WhatsApp project groups into the QA review database."""
+    if ctx.invoked_subcommand != "run":
+        release_early_signals()  # only `run` makes a SIGTERM during start-up a clean stop
     ctx.obj = App(config_option, env_file)
 
 

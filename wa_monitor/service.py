@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from wa_monitor.bridge import BridgeStore
-from wa_monitor.config import ProjectsConfig, load_config, parse_config
+from wa_monitor.config import ProjectsConfig, parse_config, read_config_text
 from wa_monitor.environments import guard
 from wa_monitor.errors import (
     BridgeBusyError,
@@ -42,6 +42,7 @@ from wa_monitor.health import (
     record_heartbeat,
     store_changed_at,
 )
+from wa_monitor.launch import take_early_signals
 from wa_monitor.metrics import MonitorMetrics
 from wa_monitor.monitor import Monitor, ScanSummary
 from wa_monitor.projects_edit import already_audited, file_owner, make_diff, record_audit
@@ -110,16 +111,28 @@ class ConfigWatcher:
     """Notices a changed projects file (or SIGHUP) and validates it before it is used."""
 
     SETTLE = 0.25  # seconds a changed file must stay unchanged before it is read
+    SHOWN = 3  # problems quoted in the log line; `wa-monitor check-config` lists them all
 
     def __init__(
-        self, path: Path, config: ProjectsConfig, hup: threading.Event | None = None
+        self,
+        path: Path,
+        config: ProjectsConfig,
+        hup: threading.Event | None = None,
+        *,
+        text: str | None = None,
     ) -> None:
         self.path = path
         self.config = config
         self.hup = hup or threading.Event()
         self._stamp = self._stat()
-        self._good_text = self._read() or ""
-        self._bad_text: str | None = None
+        if text is None:
+            try:
+                text = read_config_text(path)
+            except ConfigError:
+                text = ""
+        self._good_text = text
+        # What was last rejected (the text, or why it could not be read): told once.
+        self._bad: tuple[str, str] | None = None
         self._pending: tuple[int, int, int] | None = self._stamp
         self._pending_since = 0.0
 
@@ -138,16 +151,11 @@ class ConfigWatcher:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def _read(self) -> str | None:
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-
     def poll(self) -> tuple[ProjectsConfig, str, str] | None:
         """(new config, old text, new text) when a valid new file appeared; else None.
 
-        An invalid file is logged once and ignored: the last good config stays.
+        An invalid or unreadable file is logged once, with the reason, and raises
+        ConfigError; the last good config stays.
         """
         forced = self.hup.is_set()
         self.hup.clear()
@@ -157,40 +165,54 @@ class ConfigWatcher:
         if not forced and not self._settled(stamp):
             return None  # still being written (an editor truncates, then writes)
         self._stamp = stamp
-        text = self._read()
-        if text is None:
-            if self._bad_text != "":
-                self._bad_text = ""
-                log.error(
+        try:
+            text = read_config_text(self.path)
+        except ConfigError as exc:
+            if stamp is None:
+                self._reject(
+                    ("gone", ""),
+                    ConfigError([f"{self.path}: projects file is gone or unreadable"]),
                     "❌ projects file %s is gone or unreadable; still monitoring %d project(s) "
                     "of the last good file",
-                    self.path,
-                    len(self.config.enabled),
                 )
-                raise ConfigError([f"{self.path}: projects file is gone or unreadable"])
-            return None
+            self._reject(("unreadable", str(exc)), exc)
         if text == self._good_text:
             if forced:
                 log.info("🔁 SIGHUP: %s unchanged", self.path)
-            self._bad_text = None
+            self._bad = None
             return None
-        if text == self._bad_text:
+        if self._bad == ("text", text):
             return None
         try:
             config = parse_config(text, self.path)
         except ConfigError as exc:
-            self._bad_text = text
-            log.error(
-                "❌ projects file %s rejected, still monitoring %d project(s) of the last good "
-                "file: %s",
-                self.path,
-                len(self.config.enabled),
-                "; ".join(exc.problems),
-            )
-            raise
+            self._reject(("text", text), exc)
         old = self._good_text
-        self._good_text, self._bad_text, self.config = text, None, config
+        self._good_text, self._bad, self.config = text, None, config
         return config, old, text
+
+    def _reject(self, what: tuple[str, str], exc: ConfigError, message: str = "") -> NoReturn:
+        """Log why the file is refused (once per distinct problem), then raise."""
+        if what != self._bad:
+            self._bad = what
+            if message:
+                log.error(message, self.path, len(self.config.enabled))
+            else:
+                problems = exc.problems
+                shown = "; ".join(problems[: self.SHOWN])
+                if len(problems) > self.SHOWN:
+                    shown += (
+                        f"; and {len(problems) - self.SHOWN} more "
+                        "(`wa-monitor check-config` lists them all)"
+                    )
+                log.error(
+                    "❌ projects file %s rejected, still monitoring %d project(s) of the last "
+                    "good file: %s",
+                    self.path,
+                    len(self.config.enabled),
+                    shown,
+                )
+        raise exc
 
 
 # -- the service --------------------------------------------------------------------------
@@ -312,7 +334,8 @@ class Service:
 
     def open(self) -> None:
         """Load and check everything; raises a clear error when the service cannot start."""
-        config = load_config(self.config_path)
+        text = read_config_text(self.config_path)
+        config = parse_config(text, self.config_path)
         store = ReviewStore(self.settings.database_url, pre_ping=False)
         try:
             store.check_schema()
@@ -330,7 +353,7 @@ class Service:
             store.dispose()
             raise
         self.store = store
-        self.watcher = ConfigWatcher(self.config_path, config, self.hup)
+        self.watcher = ConfigWatcher(self.config_path, config, self.hup, text=text)
         monitor = _ServiceMonitor(config, bridge, store)
         monitor.service = self
         self.monitor = monitor
@@ -351,6 +374,35 @@ class Service:
                     exc.strerror,
                 )
 
+    def _open_unless_stopped(self, stop: threading.Event) -> bool:
+        """open(), unless `stop` is set first; False when it was.
+
+        open() runs in a thread of its own, so that a SIGTERM is obeyed at once even while
+        start-up waits: for a database that does not answer (up to its connect timeout),
+        for a bridge that holds its store locked (the busy timeout). open() only reads,
+        so a start-up left behind costs nothing when the process exits.
+        """
+        if stop.is_set():
+            return False
+        done = threading.Event()
+        failed: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                self.open()
+            except BaseException as exc:  # handed to the waiting thread, raised there
+                failed.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=start, name="wa-monitor start-up", daemon=True).start()
+        while not done.wait(self.poll):
+            if stop.is_set():
+                return False
+        if failed:
+            raise failed[0]
+        return True
+
     def close(self) -> None:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
@@ -370,8 +422,9 @@ class Service:
 
     def run(self, stop: threading.Event) -> None:
         """Open (unless opened), serve until `stop` is set, close. Start errors are raised."""
-        if self.monitor is None:
-            self.open()
+        if self.monitor is None and not self._open_unless_stopped(stop):
+            log.info("👋 Drop monitor stopped during start-up, before its first scan")
+            return
         assert self.monitor is not None
         try:
             self._log_startup()
@@ -626,11 +679,24 @@ class Service:
         )
 
 
-def install_signal_handlers(stop: threading.Event, hup: threading.Event) -> None:
-    """SIGTERM/SIGINT finish the batch in hand and stop; SIGHUP re-reads the projects file."""
+def install_signal_handlers(
+    stop: threading.Event,
+    hup: threading.Event,
+    *,
+    starting: Callable[[], bool] | None = None,
+) -> None:
+    """SIGTERM/SIGINT finish the batch in hand and stop; SIGHUP re-reads the projects file.
+
+    A signal caught before, while the command was being imported (wa_monitor.launch),
+    is acted on now. `starting` tells whether the service is still starting up.
+    """
 
     def on_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("🛑 %s received: finishing the batch in hand", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if starting is not None and starting():
+            log.info("🛑 %s received during start-up: stopping", name)
+        else:
+            log.info("🛑 %s received: finishing the batch in hand", name)
         stop.set()
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
@@ -640,11 +706,13 @@ def install_signal_handlers(stop: threading.Event, hup: threading.Event) -> None
     signal.signal(signal.SIGINT, on_stop)
     with contextlib.suppress(AttributeError, ValueError):
         signal.signal(signal.SIGHUP, on_hup)
+    for signum in take_early_signals():
+        (on_hup if signum == getattr(signal, "SIGHUP", None) else on_stop)(signum, None)
 
 
 def run_service(settings: Settings, config_path: Path) -> None:
     """`wa-monitor run`: serve until SIGTERM; SIGHUP re-reads the projects file."""
     stop = threading.Event()
     service = Service(settings, config_path)
-    install_signal_handlers(stop, service.hup)
+    install_signal_handlers(stop, service.hup, starting=lambda: not service._ready)
     service.run(stop)
