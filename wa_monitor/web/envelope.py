@@ -179,6 +179,8 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
     """Every method some route answers at this request's path (the `Allow` of a 405)."""
     methods: set[str] = set()
+    # Routing into a mount (static files) moved root_path to the mount's: match from the top.
+    scope = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
     for route in routes:
         match, _ = route.matches(scope)
         if match == Match.NONE:
