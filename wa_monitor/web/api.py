@@ -72,7 +72,9 @@ _errors: dict[int | str, dict[str, Any]] = {
         (400, "Malformed request (e.g. a body that is not JSON)"),
         (401, "Not signed in, or a bad API token"),
         (403, "The role does not allow this, or the CSRF token is missing"),
-        (422, "Invalid input"),
+        (413, "The request body is larger than 256 KiB"),
+        (415, "A multipart body (send JSON)"),
+        (422, "Invalid input (text that is not valid Unicode, out of range, too long…)"),
         (500, "Internal or database error"),
     )
 }

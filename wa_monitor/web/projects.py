@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -29,12 +30,13 @@ from wa_monitor.web.api import Admin
 from wa_monitor.web.envelope import ApiError, ok
 
 router = APIRouter(prefix="/api", tags=["projects"])
+ProjectName = Annotated[str, PathParameter(max_length=100)]
 
 
 class NewProject(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    groupJid: str | None = None
-    groupName: str | None = None
+    groupJid: str | None = Field(default=None, max_length=100)
+    groupName: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=200)
     enabled: bool = True
 
@@ -132,12 +134,12 @@ def create_project(
 
 
 @router.post("/wa-monitor-projects/{name}/disable")
-def disable(request: Request, caller: Admin, name: str) -> JSONResponse:
+def disable(request: Request, caller: Admin, name: ProjectName) -> JSONResponse:
     return _toggle(request, caller.user.username, name, False)
 
 
 @router.post("/wa-monitor-projects/{name}/enable")
-def enable(request: Request, caller: Admin, name: str) -> JSONResponse:
+def enable(request: Request, caller: Admin, name: ProjectName) -> JSONResponse:
     return _toggle(request, caller.user.username, name, True)
 
 
