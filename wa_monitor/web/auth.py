@@ -212,11 +212,13 @@ class LoginThrottle:
         checkers: int = 1,
         queue: int = 16,
         max_keys: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
         self.address_limit = address_limit if address_limit is not None else limit
         self.window = window
         self.max_keys = max_keys
+        self._clock = clock
         # Per key, its failures in time order: (when, the other half of the pair).
         self._by_address: OrderedDict[str, list[tuple[float, str]]] = OrderedDict()
         self._by_account: OrderedDict[str, list[tuple[float, str]]] = OrderedDict()
@@ -259,7 +261,7 @@ class LoginThrottle:
     def attempt(self, address: str, username: str) -> Attempt:
         """Let a sign-in through (counting it as failed until it succeeds), or refuse it."""
         account = self.account_key(username)
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             wait = max(
                 self._wait(self._by_address, address, self.address_limit, now),
