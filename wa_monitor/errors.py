@@ -31,6 +31,10 @@ class ReviewDatabaseError(WaMonitorError):
     """The review database is unreachable or refused an operation."""
 
 
+class ReviewDataError(ReviewDatabaseError):
+    """The review database refused a value (too long, NUL in text, …): it is up, the data is not."""
+
+
 class SchemaVersionError(ReviewDatabaseError):
     """The review database schema is not the one this version of WA Monitor knows."""
 

@@ -15,9 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError
 
-from wa_monitor.errors import ForeignSchemaError, ReviewDatabaseError, SchemaVersionError
+from wa_monitor.errors import (
+    ForeignSchemaError,
+    ReviewDatabaseError,
+    ReviewDataError,
+    SchemaVersionError,
+)
 from wa_monitor.reviews import ExistingReview, Key, Plan, Post, plan_batch
 from wa_monitor.schema import SCHEMA_HEAD, drop_submissions, qa_photo_reviews, scan_cursors
 from wa_monitor.settings import mask_url
@@ -359,7 +364,7 @@ class ReviewStore:
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
-            raise ReviewDatabaseError(self._describe(exc)) from exc
+            raise self._translate(exc) from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -377,7 +382,12 @@ class ReviewStore:
             with self._reader.connect() as conn:
                 yield conn
         except (OperationalError, DBAPIError) as exc:
-            raise ReviewDatabaseError(self._describe(exc)) from exc
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: DBAPIError) -> ReviewDatabaseError:
+        # A refused value is not an unreachable database: callers answer them differently.
+        kind = ReviewDataError if isinstance(exc, DataError) else ReviewDatabaseError
+        return kind(self._describe(exc))
 
     def _describe(self, exc: DBAPIError) -> str:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from tests.integration.test_api_support import (
@@ -24,6 +25,7 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
+from wa_monitor.schema import qa_photo_reviews
 from wa_monitor.store import ReviewStore
 from wa_monitor.web.app import create_app
 
@@ -143,3 +145,30 @@ def test_a_request_with_a_hundred_problems_is_answered_with_the_first_twenty(
     error = response.json()["error"]
     assert len(error["details"]) == 20
     assert "(and 80 more problems)" in error["message"]
+
+
+def test_a_value_the_database_refuses_is_a_422_not_an_unavailable_database(
+    app: FastAPI, client: TestClient, store: ReviewStore, people: People
+) -> None:
+    drop = review(store, "DR12121212")["id"]
+
+    def unchecked_write() -> dict[str, bool]:
+        # A route whose input check is missing: PostgreSQL's text refuses NUL.
+        with store.begin() as conn:
+            conn.execute(
+                sa.update(qa_photo_reviews)
+                .where(qa_photo_reviews.c.id == drop)
+                .values(comment="a\x00b")
+            )
+        return {"written": True}
+
+    app.add_api_route("/api/unchecked", unchecked_write, methods=["POST"])
+    response = client.post("/api/unchecked", headers=people.bearer("admin"))
+    if store.dialect == "postgresql":
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "VALIDATION_ERROR" and "refused a value" in error["message"]
+    else:  # SQLite keeps NUL, and what it keeps is answered
+        assert response.status_code == 200
+        got = client.get(f"/api/wa-monitor-drops/{drop}", headers=people.bearer("viewer"))
+        assert got.status_code == 200 and got.json()["data"]["drop"]["comment"] == "a\x00b"

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
 
-from wa_monitor.errors import ReviewDatabaseError
+from wa_monitor.errors import ReviewDatabaseError, ReviewDataError
 
 log = logging.getLogger("wa_monitor.web")
 
@@ -221,6 +221,20 @@ def install_handlers(app: FastAPI) -> None:
         if more > 0:
             fields += f" (and {more} more problems)"
         return error_response(ApiError(422, f"Invalid input: {fields}", details=details))
+
+    @app.exception_handler(ReviewDataError)
+    async def refused_value(request: Request, exc: ReviewDataError) -> JSONResponse:
+        # Every input is checked first, so this is a check missing: say it plainly, log it.
+        log.error(
+            "review database refused a value on %s %s: %s", request.method, request.url.path, exc
+        )
+        return error_response(
+            ApiError(
+                422,
+                "The review database refused a value of this request (too long, or a "
+                "character it cannot store); change the input",
+            )
+        )
 
     @app.exception_handler(ReviewDatabaseError)
     async def database(_request: Request, exc: ReviewDatabaseError) -> JSONResponse:
