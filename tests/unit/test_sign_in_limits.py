@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 
+from wa_monitor.errors import ConfigError
+from wa_monitor.settings import settings_from
 from wa_monitor.web.auth import LoginThrottle, PasswordChecksBusy, client_address
 
 WINDOW = 900.0
@@ -153,3 +155,15 @@ def test_password_checks_beyond_the_queue_are_refused_at_once() -> None:
         assert await throttle.check(lambda: "checked") == "checked"
 
     asyncio.run(scenario())
+
+
+def test_trusted_proxies_are_addresses_or_networks_and_none_by_default() -> None:
+    assert settings_from({}).trusted_proxies == ()
+    given = settings_from({"TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8 ,::1,10.1.2.3/8"})
+    assert given.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
+    with pytest.raises(ConfigError) as refused:
+        settings_from({"TRUSTED_PROXIES": "*,proxy.example,10.0.0.300"})
+    problems = refused.value.problems
+    assert len(problems) == 3
+    assert "any client choose" in problems[0]
+    assert "'proxy.example' is not an IP address" in problems[1]

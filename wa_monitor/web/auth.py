@@ -10,6 +10,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -228,6 +229,8 @@ class LoginThrottle:
         self._checkers = ThreadPoolExecutor(
             max_workers=checkers, thread_name_prefix="password-check", initializer=_yield_cpu
         )
+        # Its idle thread ends with the throttle (an app that is gone), not the process.
+        weakref.finalize(self, self._checkers.shutdown, wait=False)
 
     @staticmethod
     def account_key(username: str) -> str:

@@ -159,7 +159,7 @@ def users_list(app: App) -> None:
 @pass_app
 @handle_errors
 def users_set_role(app: App, username: str, role: str) -> None:
-    """Change a user's role."""
+    """Change a user's role (a new role ends their sessions: they sign in again)."""
     from wa_monitor.users import set_role
 
     with _store(app) as store:
@@ -187,7 +187,7 @@ def users_disable(app: App, username: str, enable: bool) -> None:
 @pass_app
 @handle_errors
 def users_set_password(app: App, username: str, password: str) -> None:
-    """Set a user's password."""
+    """Set a user's password (ends their sessions, wherever they are signed in)."""
     from wa_monitor.users import set_password
 
     with _store(app) as store:
