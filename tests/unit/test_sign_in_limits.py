@@ -167,3 +167,25 @@ def test_trusted_proxies_are_addresses_or_networks_and_none_by_default() -> None
     assert len(problems) == 3
     assert "any client choose" in problems[0]
     assert "'proxy.example' is not an IP address" in problems[1]
+
+
+def test_refused_attempts_are_logged_at_most_once_a_minute_per_address_and_account() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(1, WINDOW, clock=clock)
+    throttle.attempt("203.0.113.1", "admin")  # the one failure allowed
+    lines = []
+    for _ in range(1000):
+        clock.now += 0.05  # 1,000 refused attempts in 50 s
+        refused = throttle.attempt("203.0.113.1", "admin")
+        assert refused.wait
+        lines.append(throttle.refusals_to_log(refused))
+    assert [n for n in lines if n] == [1]  # the first refusal, then quiet
+    clock.now += 11  # a minute after the first line
+    assert throttle.refusals_to_log(throttle.attempt("203.0.113.1", "admin")) == 1000
+    # A botnet at one account: a new address alone is no reason for a line.
+    throttle.attempt("198.51.100.1", "viewer")
+    first = throttle.refusals_to_log(throttle.attempt("198.51.100.1", "viewer"))
+    others = [
+        throttle.refusals_to_log(throttle.attempt(f"192.0.2.{n}", "viewer")) for n in range(200)
+    ]
+    assert first == 1 and not any(others)

@@ -168,6 +168,7 @@ class PasswordChecksBusy(Exception):
 
 
 _Failures = OrderedDict[str, list[tuple[float, str]]]
+REPORT_SECONDS = 60.0
 
 
 def _forget(
@@ -223,6 +224,8 @@ class LoginThrottle:
         # Per key, its failures in time order: (when, the other half of the pair).
         self._by_address: OrderedDict[str, list[tuple[float, str]]] = OrderedDict()
         self._by_account: OrderedDict[str, list[tuple[float, str]]] = OrderedDict()
+        # Per address and per account: when a refusal was last logged, refusals since.
+        self._reports: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = threading.Lock()
         self._slots = checkers + queue
         self._pending = 0
@@ -275,6 +278,30 @@ class LoginThrottle:
             self._record(self._by_address, address, (now, account))
             self._record(self._by_account, account, (now, address))
         return Attempt(address, account, now)
+
+    def refusals_to_log(self, attempt: Attempt) -> int:
+        """0 to stay quiet about a refused attempt, else how many refusals from its address
+        one log line stands for: at most a line every REPORT_SECONDS per address and per
+        account, so refused attempts (which cost no check) cannot flood the log and rotate
+        away what came before."""
+        keys = (f"address {attempt.address}", f"account {attempt.account}")
+        with self._lock:
+            due = True
+            for key in keys:
+                entry = self._reports.get(key)
+                if entry is None:
+                    entry = self._reports[key] = [-REPORT_SECONDS, 0.0]
+                self._reports.move_to_end(key)
+                entry[1] += 1
+                due = due and attempt.at - entry[0] >= REPORT_SECONDS
+            while len(self._reports) > 2 * self.max_keys:
+                self._reports.popitem(last=False)
+            if not due:
+                return 0
+            count = int(self._reports[keys[0]][1])
+            for key in keys:
+                self._reports[key] = [attempt.at, 0.0]
+            return count
 
     def succeeded(self, attempt: Attempt) -> None:
         """The password was right: forget this account's failures from this address."""
@@ -336,7 +363,15 @@ async def sign_in(request: Request, username: str, password: str) -> SignIn:
     address = client_address(request)
     attempt = throttle.attempt(address, username)
     if attempt.wait:
-        log.warning("🔒 Sign-in refused for %r from %s: too many failures", username, address)
+        refused = throttle.refusals_to_log(attempt)
+        if refused:
+            log.warning(
+                "🔒 Sign-in refused for %r from %s: too many failures (%d refused from this "
+                "address since its last such line)",
+                username,
+                address,
+                refused,
+            )
         return SignIn(None, attempt.wait)
     try:
         user = await throttle.check(authenticate, request.app.state.store, username, password)
