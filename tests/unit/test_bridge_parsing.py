@@ -1,8 +1,9 @@
-"""Reading the bridge's values: timestamps and senders."""
+"""Reading the bridge's values: timestamps (text, epoch numbers, BLOBs) and senders."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -10,6 +11,7 @@ from wa_monitor.bridge import parse_timestamp, sender_user
 from wa_monitor.monitor import clean_text, message_key
 
 PLUS2 = timezone(timedelta(hours=2))
+JOHANNESBURG = ZoneInfo("Africa/Johannesburg")
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,42 @@ def test_offsets_compare_as_instants_not_text() -> None:
 @pytest.mark.parametrize("text", [None, "", "garbage", "2025-13-45 99:99:99", "\x00"])
 def test_unreadable_timestamps_are_none(text: str | None) -> None:
     assert parse_timestamp(text) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1731172530, datetime(2024, 11, 9, 17, 15, 30, tzinfo=UTC)),
+        (1731172530.25, datetime(2024, 11, 9, 17, 15, 30, 250000, tzinfo=UTC)),
+        (1731172530123, datetime(2024, 11, 9, 17, 15, 30, 123000, tzinfo=UTC)),
+        (1731172530123456, datetime(2024, 11, 9, 17, 15, 30, 123456, tzinfo=UTC)),
+        (1731172530123456789, datetime(2024, 11, 9, 17, 15, 30, 123457, tzinfo=UTC)),
+        (-5, datetime(1969, 12, 31, 23, 59, 55, tzinfo=UTC)),
+        ("1731172530", datetime(2024, 11, 9, 17, 15, 30, tzinfo=UTC)),
+        (b"2025-11-09 19:15:30+02:00", datetime(2025, 11, 9, 17, 15, 30, tzinfo=UTC)),
+    ],
+)
+def test_epoch_numbers_and_blob_text_are_times(value: object, expected: datetime) -> None:
+    parsed = parse_timestamp(value, JOHANNESBURG)
+    assert parsed is not None
+    assert abs((parsed - expected).total_seconds()) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        10**30,
+        "9999-12-31 23:59:59+00:00",  # local time in Johannesburg: the year 10000
+        "9999-12-31 23:59:59-05:00",  # UTC: the year 10000
+        "0001-01-01 00:00:00+05:00",  # UTC: the year 0
+        b"\xff\xfe",
+    ],
+)
+def test_times_beyond_the_calendar_are_unreadable(value: object) -> None:
+    assert parse_timestamp(value, JOHANNESBURG) is None
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,21 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql, sqlite
 
-from wa_monitor.bridge import _HAS_NUL, Prefilter, _glob_escape, parse_timestamp, sender_user
+from wa_monitor.bridge import (
+    _BLOB_CONTENT,
+    _HAS_NUL,
+    Prefilter,
+    _glob_escape,
+    as_text,
+    parse_timestamp,
+    sender_user,
+)
 from wa_monitor.detect import DEFAULT_DROP_PATTERN, compile_pattern, normalise
 from wa_monitor.monitor import clean_text, message_key, prefilter
+from wa_monitor.reviews import Post, local_date, resubmission_line
+from wa_monitor.schema import UTCDateTime
 from wa_monitor.simulate import format_bridge_timestamp
 
 CANONICAL = re.compile(r"[A-Z0-9][A-Z0-9\-_/]{0,49}", re.ASCII)
@@ -63,15 +74,20 @@ def test_a_drop_between_separators_is_always_found(before: str, after: str, digi
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=any_text.map(lambda t: t.encode("utf-8", "replace").decode("utf-8")))
-@example(text="nul\x00DR12345678")
-@example(text="dr12345678")
-def test_the_sqlite_prefilter_never_hides_a_drop(text: str) -> None:
-    """A row the regex finds a drop in must pass the SQL pre-filter (LIKE or GLOB)."""
+@given(
+    text=any_text.map(lambda t: t.encode("utf-8", "replace").decode("utf-8")),
+    as_blob=st.booleans(),
+)
+@example(text="nul\x00DR12345678", as_blob=False)
+@example(text="dr12345678", as_blob=False)
+@example(text="DR12345678", as_blob=True)
+def test_the_sqlite_prefilter_never_hides_a_drop(text: str, as_blob: bool) -> None:
+    """A row the regex finds a drop in must pass the SQL pre-filter (LIKE or GLOB), whether
+    its content is stored as TEXT or, as a fork may write it, as a BLOB (never LIKE-matched)."""
     conn = sqlite3.connect(":memory:")
     try:
         conn.execute("CREATE TABLE m (content TEXT)")
-        conn.execute("INSERT INTO m VALUES (?)", (text,))
+        conn.execute("INSERT INTO m VALUES (?)", (text.encode() if as_blob else text,))
         for pattern in PATTERNS:
             if not pattern.find(text):
                 continue
@@ -83,7 +99,7 @@ def test_the_sqlite_prefilter_never_hides_a_drop(text: str) -> None:
                 sql, arg = "content GLOB ?", f"*{_glob_escape(pre.text)}*"
             else:
                 sql, arg = "content LIKE ?", f"%{pre.text}%"
-            where = f"{sql} OR {_HAS_NUL}"  # as BridgeStore.read_range filters
+            where = f"{sql} OR {_HAS_NUL} OR {_BLOB_CONTENT}"  # as BridgeStore.read_range
             hit = conn.execute(f"SELECT count(*) FROM m WHERE {where}", (arg,)).fetchone()[0]  # noqa: S608
             assert hit, (pattern.source, text)
     finally:
@@ -109,11 +125,79 @@ timestamp_like = st.one_of(
 )
 
 
-@settings(max_examples=600, deadline=None)
-@given(text=st.one_of(st.none(), timestamp_like))
-def test_parse_timestamp_never_crashes(text: str | None) -> None:
-    value = parse_timestamp(text, SAST)
-    assert value is None or value.tzinfo is not None
+# Any value SQLite can hand back for a timestamp: text, numbers (epoch times in any unit,
+# negative, infinite, NaN), BLOBs holding text or garbage, and instants at the calendar's
+# ends, where converting to another zone overflows.
+sqlite_timestamp = st.one_of(
+    st.none(),
+    timestamp_like,
+    timestamp_like.map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=40),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**20), max_value=10**20).map(str),
+    st.sampled_from(
+        [
+            "9999-12-31 23:59:59+00:00",
+            "9999-12-31 23:59:59-05:00",
+            "9999-12-31 23:59:59",
+            "0001-01-01 00:00:00+05:00",
+            "0001-01-01 00:00:00",
+            "1731172530",
+            "1731172530.5",
+            "-5",
+            "1e400",
+        ]
+    ),
+)
+EXTREME_ZONES = [
+    SAST,
+    UTC,
+    timezone(timedelta(hours=23, minutes=59)),
+    timezone(-timedelta(hours=23, minutes=59)),
+]
+
+
+@settings(max_examples=800, deadline=None)
+@given(value=sqlite_timestamp)
+@example(value="9999-12-31 23:59:59+00:00")
+@example(value="0001-01-01 00:00:00+05:00")
+@example(value=float("inf"))
+def test_parse_timestamp_never_crashes_and_never_yields_an_unusable_time(value: object) -> None:
+    """Whatever the column holds: None, or an instant every later step can use (stored as
+    UTC on either backend, shown in the business zone, its review date taken) without
+    overflowing."""
+    parsed = parse_timestamp(value, SAST)
+    if parsed is None:
+        return
+    assert parsed.tzinfo is not None
+    assert datetime(1, 1, 2, tzinfo=UTC) <= parsed <= datetime(9999, 12, 31, tzinfo=UTC)
+    post = Post("g@g.us", "m", "DR12345678", "P", "2782", "Name", parsed)
+    for target in EXTREME_ZONES:  # each of these raises OverflowError beyond the calendar
+        local_date(parsed, target)
+        resubmission_line(post, target)
+    for dialect in (postgresql.dialect(), sqlite.dialect()):
+        UTCDateTime().process_bind_param(parsed, dialect)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.none(),
+        st.text(alphabet=st.characters(codec="utf-8"), max_size=30),
+        st.binary(max_size=30),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(allow_nan=True, allow_infinity=True),
+    )
+)
+def test_any_sqlite_value_reads_as_text(value: object) -> None:
+    text = as_text(value)
+    if value is None:
+        assert text is None
+        return
+    assert isinstance(text, str)
+    if isinstance(value, bytes):
+        assert text == value.decode("utf-8", "replace")
 
 
 @settings(max_examples=300, deadline=None)
