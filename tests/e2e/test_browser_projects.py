@@ -1,7 +1,7 @@
 """The admins' projects page in headless Chromium (Debian's), against a live server.
 
 The page edits a real projects file on disk (with comments) and a real bridge store;
-saves docs/screenshots/desktop-projects.png and phone-projects.png.
+takes the screenshots desktop-projects.png and phone-projects.png (see test_browser.shot).
 """
 
 from __future__ import annotations
