@@ -85,21 +85,30 @@ def test_fuzzed_requests_never_fail_the_server_or_the_envelope(
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 17
     statuses: Counter[int] = Counter()
+    carried: Counter[str] = Counter()
     for caller, examples in CALLERS.items():
         for operation in operations:
             try:
-                fuzz(url, operation, _headers(caller, people), examples, statuses)
+                fuzz(url, operation, _headers(caller, people), examples, statuses, carried)
             except BaseException as exc:
                 pytest.fail(f"{caller}: {operation.method.upper()} {operation.path}: {exc}")
     print(
         f"fuzzed {len(operations)} operations as {', '.join(CALLERS)}: "
-        f"{sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}"
+        f"{sum(statuses.values())} requests ({carried['path']} with path parameters, "
+        f"{carried['query']} with query strings, {carried['headers']} with the documented "
+        f"headers, {carried['body']} with bodies), statuses {dict(sorted(statuses.items()))}"
     )
     assert not any(status >= 500 for status in statuses)
+    assert all(carried[where] for where in ("path", "query", "headers", "body")), carried
 
 
 def fuzz(
-    url: str, operation: Any, headers: dict[str, str], examples: int, statuses: Counter[int]
+    url: str,
+    operation: Any,
+    headers: dict[str, str],
+    examples: int,
+    statuses: Counter[int],
+    carried: Counter[str],
 ) -> None:
     @given(
         case=operation.as_strategy()
@@ -120,6 +129,13 @@ def fuzz(
             assert requests.get(f"{url}/healthz", timeout=10).ok
             return
         statuses[response.status_code] += 1
+        for where, value in (
+            ("path", case.path_parameters),
+            ("query", case.query),
+            ("headers", case.headers),
+            ("body", case.body if case.media_type else None),
+        ):
+            carried[where] += bool(value)
         if response.text == "Invalid HTTP request received.":
             return  # uvicorn's own 400 for bytes HTTP does not allow
         case.validate_response(response, checks=[not_a_server_error])
