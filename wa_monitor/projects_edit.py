@@ -31,7 +31,13 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from wa_monitor.bridge import BridgeStore, GroupInfo
-from wa_monitor.config import GROUP_JID, ProjectsConfig, load_config, parse_config
+from wa_monitor.config import (
+    GROUP_JID,
+    ProjectsConfig,
+    load_config,
+    parse_config,
+    read_config_text,
+)
 from wa_monitor.errors import ConfigError, WaMonitorError
 from wa_monitor.schema import config_audit
 from wa_monitor.store import ReviewStore
@@ -214,8 +220,9 @@ def edit_projects(
     if not path.is_file():
         load_config(path)  # says the file is missing, before a lock file is made beside it
     with _locked(path):
-        current = load_config(path)  # the file must be valid before we touch it
-        old_text = path.read_text(encoding="utf-8")
+        # Read once, within bounds, and validated before we touch it.
+        old_text = read_config_text(path)
+        current = parse_config(old_text, path)
         yaml = _yaml_for(old_text)
         data = yaml.load(old_text)
         change(data)
