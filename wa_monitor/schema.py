@@ -188,3 +188,42 @@ config_audit = sa.Table(
     sa.Column("path", sa.String(500)),
     sa.Column("diff", sa.Text),
 )
+
+# Indexes, as the migrations create them (tests/integration/test_migrations.py compares).
+# The list's order: must stay the expression wa_monitor.web.queries.LATEST orders by.
+_LATEST = sa.func.coalesce(
+    qa_photo_reviews.c.last_message_date,
+    qa_photo_reviews.c.whatsapp_message_date,
+    qa_photo_reviews.c.created_at,
+)
+sa.Index(
+    "ix_qa_photo_reviews_list_latest",
+    qa_photo_reviews.c.resubmitted.desc(),
+    _LATEST.desc(),
+    qa_photo_reviews.c.drop_number,
+    qa_photo_reviews.c.id,
+)
+sa.Index(
+    "ix_qa_photo_reviews_list_order",
+    qa_photo_reviews.c.resubmitted,
+    qa_photo_reviews.c.whatsapp_message_date,
+)
+sa.Index(
+    "ix_qa_photo_reviews_message_day",
+    qa_photo_reviews.c.whatsapp_message_date,
+    qa_photo_reviews.c.project,
+    qa_photo_reviews.c.drop_number,
+)
+sa.Index(
+    "ix_qa_photo_reviews_summary",
+    qa_photo_reviews.c.resubmitted,
+    qa_photo_reviews.c.completed,
+    qa_photo_reviews.c.feedback_count,
+    qa_photo_reviews.c.feedback_sent,
+)
+sa.Index(
+    "ix_drop_submissions_project_drop",
+    drop_submissions.c.project,
+    drop_submissions.c.drop_number,
+)
+sa.Index("ix_feedback_outbox_due", feedback_outbox.c.status, feedback_outbox.c.next_attempt_at)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
-from wa_monitor.schema import JSONType, UTCDateTime
+# Frozen types: what schema.UTCDateTime and schema.JSONType were when this ran.
+UTCDateTime = sa.DateTime(timezone=True)
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 revision = "0003"
 down_revision = "0002"

@@ -24,7 +24,22 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from wa_monitor.steps import STEP_COLUMNS
+# Frozen: the twelve step columns as this migration created them (never import live code
+# into a migration: a later rename must not rewrite history).
+STEP_COLUMNS = (
+    "step_01_house_photo",
+    "step_02_cable_from_pole",
+    "step_03_cable_entry_outside",
+    "step_04_cable_entry_inside",
+    "step_05_wall_for_installation",
+    "step_06_ont_back_after_install",
+    "step_07_power_meter_reading",
+    "step_08_ont_barcode",
+    "step_09_ups_serial",
+    "step_10_final_installation",
+    "step_11_green_lights",
+    "step_12_customer_signature",
+)
 
 revision = "0007"
 down_revision = "0006"
