@@ -464,7 +464,7 @@ class ContactBook:
     """
 
     BUSY_TIMEOUT = 0.1
-    RETRY = 5.0
+    RETRY = 2.0
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
