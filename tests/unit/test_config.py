@@ -308,3 +308,21 @@ def test_an_unreadable_file_says_whose_permission_is_missing(tmp_path: Path) -> 
     path.write_text(VALID)
     path.chmod(0)
     assert "permission denied reading the projects file" in read_problem(path)
+
+
+def test_a_drop_pattern_that_cannot_run_safely_is_refused_with_its_line_and_reason() -> None:
+    text = VALID.replace(
+        '    description: "Velo Test group"\n',
+        "    description: \"Velo Test group\"\n    drop_pattern: '(DR)\\d{6}\\1'\n",
+    ).replace("projects:\n", "drop_pattern: 'DR(?=\\d)\\d{8}'\nprojects:\n")
+    assert problems(text) == [
+        "projects.yaml:4: `drop_pattern` cannot be used: it holds a lookahead or lookbehind "
+        "((?=…), (?<=…)); drop patterns run on RE2, which matches in linear time and cannot "
+        "run those: rewrite it without",
+        "projects.yaml:15: project 'Velo Test': `drop_pattern` cannot be used: it holds a "
+        "backreference (\\1, (?P=name)); drop patterns run on RE2, which matches in linear "
+        "time and cannot run those: rewrite it without",
+    ]
+    # The pattern that froze the scan is accepted: RE2 runs it in linear time.
+    fine = VALID.replace("projects:\n", "drop_pattern: 'DR(\\d+)+X'\nprojects:\n")
+    assert parse_config(fine, Path("projects.yaml")).drop_pattern.source == r"DR(\d+)+X"
