@@ -230,14 +230,15 @@ class Monitor:
     ) -> _Read | None:
         """Read the next range above `low` of messages.db (the only bridge access of a batch).
 
-        The range starts at the next row present, so a gap in the rowids (a row written
-        at rowid 10^12) costs one seek, not a walk over empty ranges. None: no row is left
-        up to `limit`.
+        A range that would hold no row starts at the next row present instead, so a gap
+        in the rowids (a row written at rowid 10^12) costs one seek, not a walk over
+        empty ranges. None: no row is left up to `limit`.
         """
         following = self.bridge.next_rowid(low)
         if following is None or following > limit:
             return None
-        low = max(low, following - 1)
+        if following > low + self.chunk:
+            low = following - 1
         high = min(low + self.chunk, limit)
         active = {jid: p for jid, p in projects.items() if cursors[jid].last_rowid < high}
         filters: dict[str | Prefilter | None, list[str]] = {}

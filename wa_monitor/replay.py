@@ -144,9 +144,10 @@ def replay(
     high = bridge.max_rowid()
     low = 0
     read_at = datetime.now(UTC)
-    # Each range starts at the next row present: a gap in the rowids costs one seek.
+    # A range that would hold no row starts at the next row present: a gap costs one seek.
     while (following := bridge.next_rowid(low)) is not None and following <= high:
-        low = max(low, following - 1)
+        if following > low + chunk:
+            low = following - 1
         upper = min(low + chunk, high)
         scanned = bridge.read_range(low, upper, filters)
         for jid, count in scanned.counts.items():
