@@ -331,3 +331,26 @@ def test_a_sigterm_while_start_up_waits_for_the_database_or_the_bridge_ends_it_w
             assert "SIGTERM received during start-up: stopping" in log, log
     figure(f"fault 8c SIGTERM during start-up ({backend}): " + "; ".join(results))
     assert statuses == [0] * len(moments)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_sighup_during_start_up_is_a_reload_not_the_end(tmp_path: Path, db_url: str) -> None:
+    site = make_site(tmp_path, db_url, None, None)
+    post(site.messages_db, site.whatsapp_db, VELO, "DR33000000 a drop")
+    startup = start_held(site, "held", "import", "sqlalchemy")
+    try:
+        startup.process.wait_log("HELD at", timeout=60)
+        startup.process.popen.send_signal(signal.SIGHUP)
+        startup.release()
+        startup.process.wait_log("SIGHUP: ", timeout=60)
+        status = startup.process.stop()
+        log = startup.process.log()
+    finally:
+        startup.release()
+        startup.process.ensure_dead()
+    figure(
+        "fault 8d SIGHUP during start-up (importing the command): the projects file re-read "
+        f"once monitoring began, the process kept running; SIGTERM later: exit {status}"
+    )
+    assert status == 0, log
+    assert "Traceback" not in log
