@@ -37,8 +37,8 @@ DEFAULT_CONFIG_PATH = Path("config/projects.yaml")
 # bomb, 100,000 nested brackets, /dev/zero) can exhaust memory, the stack or the clock.
 # ruamel reads 10,000-25,000 values a second, so their number bounds the time: a project
 # takes 9 to 15 (its mapping, 4 to 7 keys and their values) and about 100 bytes, so
-# 3,000 values are 200 to 330 projects, read in 0.1-0.3 s. A projects file is 3 levels deep (top level,
-# `projects`, a project).
+# 3,000 values are 200 to 330 projects, read in 0.1-0.3 s. A projects file is 3 levels
+# deep (top level, `projects`, a project).
 MAX_FILE_BYTES = 64 * 1024
 MAX_VALUES = 3_000
 MAX_DEPTH = 10
