@@ -626,6 +626,15 @@ def _translate(exc: sqlite3.DatabaseError, path: Path) -> BridgeStoreError:
 def _raw(row: tuple[Any, ...]) -> RawMessage:
     """A messages row, whatever storage class each column holds."""
     rowid, chat_jid, message_id, sender, content, timestamp = row
+    if (
+        str
+        is type(chat_jid)
+        is type(message_id)
+        is type(sender)
+        is type(content)
+        is type(timestamp)
+    ):
+        return RawMessage(rowid, chat_jid, message_id, sender, content, timestamp)
     return RawMessage(
         rowid,
         as_text(chat_jid) or "",
