@@ -351,6 +351,7 @@ def test_whole_rows_of_any_storage_class_never_stop_or_stall_a_scan(db_url: str)
             assert EARLIEST <= r["whatsapp_message_date"] <= LATEST, r
             assert "\x00" not in r["user_name"] and "\x00" not in (r["submitted_by"] or "")
         assert cursors[VELO].last_rowid == last
+        assert not first.skipped, first.skipped  # every value here has a reading
         assert not first.rescanned and not again.rescanned
         assert again.drops == 0 and not again.skipped
 
