@@ -38,8 +38,8 @@ from wa_monitor.web.envelope import (
 from wa_monitor.web.models import (
     USERNAME_PATTERN,
     DailyDrops,
-    DropDetail,
     Day,
+    DropDetail,
     DropPatchModel,
     DropsEnvelope,
     FeedbackDraft,
@@ -60,9 +60,9 @@ from wa_monitor.web.models import (
 from wa_monitor.web.models import Drop as DropModel
 
 NO_NUL = r"^[^\x00]*$"
-Viewer = Annotated[Caller, Depends(require("viewer"))]
 # Printable ASCII, as HTTP's structured-field strings are: stored as sent, shown as stored.
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]+$"
+Viewer = Annotated[Caller, Depends(require("viewer"))]
 Reviewer = Annotated[Caller, Depends(require("reviewer"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
 

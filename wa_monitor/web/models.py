@@ -170,10 +170,6 @@ def _at_most(items: int) -> BeforeValidator:
 
 Text = Annotated[str, AfterValidator(_valid_text)]
 USERNAME_PATTERN = r"^[A-Za-z0-9._@\-]{1,100}$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 # Dates the dashboard filters and counts by: WhatsApp has no older messages, and the
 # business zone's midnights of every day in range are instants both databases can hold.
 FIRST_DAY = date(1970, 1, 1)
@@ -187,6 +183,10 @@ def _in_range(day: date) -> date:
 
 
 Day = Annotated[date, AfterValidator(_in_range)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class DropPatch(_Strict):
