@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
 
-from wa_monitor.errors import WaMonitorError
+from wa_monitor.errors import ReviewDatabaseError, WaMonitorError
 from wa_monitor.schema import api_tokens, users
 from wa_monitor.store import ReviewStore
 
@@ -296,13 +296,18 @@ def user_for_token(store: ReviewStore, secret: str) -> User | None:
     now = datetime.now(UTC)
     stale = now - timedelta(seconds=LAST_USED_RESOLUTION)
     if row.last_used_at is None or row.last_used_at < stale:
-        with store.begin() as conn:
-            conn.execute(
-                sa.update(t)
-                .where(
-                    t.c.id == row.token_id,
-                    sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at < stale),
+        try:
+            with store.begin() as conn:
+                conn.execute(
+                    sa.update(t)
+                    .where(
+                        t.c.id == row.token_id,
+                        sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at < stale),
+                    )
+                    .values(last_used_at=now)
                 )
-                .values(last_used_at=now)
-            )
+        except ReviewDatabaseError:
+            # Only bookkeeping: a database that refuses writes (read-only, a standby)
+            # must still let token holders read.
+            pass
     return _user(row)
