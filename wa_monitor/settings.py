@@ -45,7 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_FORMAT", "text", "text (the classic format) or json (one object per line)."),
     Setting("BRIDGE_URL", "http://localhost:8080/api", "The bridge's HTTP API, for feedback."),
     Setting("SECRET_KEY", None, "Signs dashboard sessions; required by `serve` in production."),
-    # operations (issue 4)
+    # operations
     Setting("WA_MONITOR_ENV", None, "prod or dev: which environment this installation is."),
     Setting(
         "PROD_ENV_FILE",
@@ -113,7 +113,7 @@ class Settings:
     bridge_url: str
     secret_key: str | None
     environ: Mapping[str, str]
-    # operations (issue 4)
+    # operations
     env_name: str | None = None
     prod_env_file: Path | None = None
     allow_shared_database: bool = False
@@ -229,7 +229,7 @@ def _operations(
     number: Callable[[str, float], float],
     problems: list[str],
 ) -> dict[str, Any]:
-    """The operations settings (issue 4): environment, guard, health, metrics, rotation."""
+    """The operations settings: environment, guard, health, metrics, rotation."""
     import socket
 
     env_name = (get("WA_MONITOR_ENV") or "").strip().lower() or None
