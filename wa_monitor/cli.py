@@ -25,7 +25,7 @@ from wa_monitor.monitor import Monitor, ScanSummary
 from wa_monitor.ops_commands import COMMANDS as OPS_COMMANDS
 from wa_monitor.settings import SETTINGS
 from wa_monitor.store import ReviewStore
-from wa_monitor.web.commands import COMMANDS as WEB_COMMANDS
+from wa_monitor.web_commands import COMMANDS as WEB_COMMANDS
 
 log = logging.getLogger("wa_monitor")
 

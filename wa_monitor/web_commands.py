@@ -1,4 +1,4 @@
-"""`wa-monitor serve`, `wa-monitor users …` and `wa-monitor tokens …`."""
+"""The dashboard's commands: `wa-monitor serve`, `wa-monitor users …`, `wa-monitor tokens …`."""
 
 from __future__ import annotations
 

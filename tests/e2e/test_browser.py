@@ -36,7 +36,7 @@ from wa_monitor.store import ReviewStore
 from wa_monitor.users import create_token
 from wa_monitor.web.app import create_app
 from wa_monitor.web.changes import feed_for
-from wa_monitor.web.commands import SUMMARY_SECONDS
+from wa_monitor.web_commands import SUMMARY_SECONDS
 
 pytestmark = pytest.mark.browser
 

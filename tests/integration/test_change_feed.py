@@ -41,7 +41,7 @@ from wa_monitor.web.changes import (
     ChangeFeed,
     Version,
 )
-from wa_monitor.web.commands import SUMMARY_SECONDS
+from wa_monitor.web_commands import SUMMARY_SECONDS
 
 
 @dataclass
