@@ -24,7 +24,7 @@ from wa_monitor.config import ProjectsConfig
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
 from wa_monitor.web import queries as q
-from wa_monitor.web.auth import Caller, require
+from wa_monitor.web.auth import Admin, Reviewer, Viewer
 from wa_monitor.web.changes import AnswerCache
 from wa_monitor.web.envelope import (
     ApiError,
@@ -62,9 +62,6 @@ from wa_monitor.web.models import Drop as DropModel
 NO_NUL = r"^[^\x00]*$"
 # Printable ASCII, as HTTP's structured-field strings are: stored as sent, shown as stored.
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]+$"
-Viewer = Annotated[Caller, Depends(require("viewer"))]
-Reviewer = Annotated[Caller, Depends(require("reviewer"))]
-Admin = Annotated[Caller, Depends(require("admin"))]
 
 _errors: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope, "description": text}

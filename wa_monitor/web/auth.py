@@ -15,9 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from wa_monitor.store import ReviewStore
@@ -451,3 +451,9 @@ def require(role: str) -> Callable[[Request], Caller]:
 
     dependency.__name__ = f"require_{role}"
     return dependency
+
+
+# The roles a route asks for, as parameter types: `def route(caller: Reviewer)`.
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+Reviewer = Annotated[Caller, Depends(require("reviewer"))]
+Admin = Annotated[Caller, Depends(require("admin"))]

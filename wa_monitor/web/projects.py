@@ -26,7 +26,7 @@ from wa_monitor.projects_edit import (
     set_enabled,
 )
 from wa_monitor.store import ReviewStore
-from wa_monitor.web.api import Admin
+from wa_monitor.web.auth import Admin
 from wa_monitor.web.envelope import ApiError, ok
 
 router = APIRouter(prefix="/api", tags=["projects"])
