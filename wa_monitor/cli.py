@@ -79,17 +79,12 @@ def check_config(app: App) -> None:
 @handle_errors
 def show_settings(app: App) -> None:
     """List every setting with its default and current value (secrets masked)."""
-    from wa_monitor.settings import mask_url
-
     env = app.settings.environ
     table = Table(title="Settings (environment, or --env-file)")
     for column in ("Name", "Default", "Current", "Meaning"):
         table.add_column(column)
     for s in SETTINGS:
-        current = env.get(s.name, "")
-        if s.name == "SECRET_KEY" and current:
-            current = "***"
-        table.add_row(s.name, s.default or "", mask_url(current), s.help)
+        table.add_row(s.name, s.default or "", s.shown(env), s.help)
     out.print(table)
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from wa_monitor.cli import main
+from wa_monitor.config import resolve_config_path
 from wa_monitor.errors import ConfigError
-from wa_monitor.settings import load_settings, mask_url, settings_from
+from wa_monitor.settings import SETTINGS, load_settings, mask_url, settings_from
 
 
 def test_defaults() -> None:
@@ -63,3 +66,37 @@ def test_mask_url(text: str, masked: str) -> None:
     result = mask_url(text)
     assert masked in result
     assert "s3cr3t" not in result and "p%40ss" not in result
+
+
+def test_every_setting_is_a_field_read_from_its_variable() -> None:
+    env = {s.name: s.default for s in SETTINGS if s.default is not None}
+    env.update(WHATSAPP_DB_PATH="/srv/messages.db", SECRET_KEY="s3cr3t-key", METRICS_PORT="9100")
+    s = settings_from(env)
+    assert s.whatsapp_db_path == Path("/srv/messages.db")
+    assert s.metrics_port == 9100
+    assert s.allow_shared_database is False
+    assert settings_from({"ALLOW_SHARED_DATABASE": " Yes"}).allow_shared_database is True
+    assert "s3cr3t-key" not in repr(s)  # the secret key stays out of tracebacks and logs
+
+
+def test_the_projects_file_setting_names_the_file_the_commands_read() -> None:
+    assert settings_from({}).config_path == resolve_config_path(None, {})
+    env = {"WA_MONITOR_CONFIG": "/etc/wa-monitor/projects.yaml"}
+    assert settings_from(env).config_path == resolve_config_path(None, env)
+
+
+def test_the_settings_command_lists_every_setting_with_secrets_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setenv("SECRET_KEY", "s3cr3t-key")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://owner:pw-123@db.invalid/reviews")
+    monkeypatch.setenv("WA_MONITOR_CONFIG", "/etc/wa-monitor/projects.yaml")
+    result = CliRunner().invoke(main, ["settings"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    listed = {line.split()[1] for line in result.output.splitlines() if line.startswith("│")}
+    assert listed >= {s.name for s in SETTINGS}
+    assert "WA_MONITOR_CONFIG" in listed
+    assert "/etc/wa-monitor/projects.yaml" in result.output
+    assert "s3cr3t-key" not in result.output and "pw-123" not in result.output
+    assert "owner:***@db.invalid" in result.output
