@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wa_monitor.config import ProjectsConfig, parse_config
-from wa_monitor.simulate import DropTruth, SimGroup, bench_groups, generate_store
+from wa_monitor.sim import DropTruth, SimGroup, bench_groups, generate_store
 
 DATA = Path(__file__).resolve().parent / ".data"
 N_GROUPS = 50

@@ -20,7 +20,7 @@ from bench.measure import median, peak_rss_mb
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig
 from wa_monitor.monitor import Monitor
-from wa_monitor.simulate import SimGroup, generate_store
+from wa_monitor.sim import SimGroup, generate_store
 from wa_monitor.store import ReviewStore
 
 Setup = tuple[BridgeStore, ReviewStore, ProjectsConfig, Path, Path, list[SimGroup]]

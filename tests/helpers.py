@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, parse_config
 from wa_monitor.monitor import Monitor
-from wa_monitor.simulate import Member, MessageRow, StoreWriter
+from wa_monitor.sim import Member, MessageRow, StoreWriter
 from wa_monitor.store import ReviewStore
 
 SAST = ZoneInfo("Africa/Johannesburg")
@@ -52,7 +52,7 @@ def close_all() -> None:
     while _OPEN:
         item = _OPEN.pop()
         if isinstance(item, Monitor):
-            item.bridge.close()
+            item.source.close()
             item.store.dispose()
         else:
             item.close()

@@ -306,7 +306,7 @@ def simulate(
     every: float,
 ) -> None:
     """Append realistic traffic to a bridge-format store: chatter, drops, photos, resubmissions."""
-    from wa_monitor.simulate import (
+    from wa_monitor.sim import (
         ALL_DROP_FORMATS,
         DEFAULT_DROP_FORMATS,
         DEMO_GROUPS,

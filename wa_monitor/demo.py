@@ -16,7 +16,7 @@ from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, load_config
 from wa_monitor.monitor import Monitor
 from wa_monitor.settings import settings_from
-from wa_monitor.simulate import (
+from wa_monitor.sim import (
     DEMO_GROUPS,
     VARIANT_DROP_PATTERN,
     LiveSimulator,
@@ -214,7 +214,7 @@ def run_demo(
     announce: Callable[[DemoPaths, Dashboard | None], None] | None = None,
     dashboard_port: int | None = 8000,
     host: str = "127.0.0.1",
-) -> Monitor:
+) -> Monitor[BridgeStore]:
     """Run the simulated bridge and the monitor until `stop` is set or `duration` passes."""
     paths = DemoPaths(root)
     prepare(paths, history=history, seed=seed)

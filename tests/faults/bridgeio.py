@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from wa_monitor.simulate import MessageRow, StoreWriter
+from wa_monitor.sim import MessageRow, StoreWriter
 
 T0 = datetime(2025, 12, 1, 8, 0, tzinfo=UTC)
 

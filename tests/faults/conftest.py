@@ -25,7 +25,7 @@ from tests.faults.support import (
     wait_until,
 )
 from wa_monitor.monitor import DEFAULT_CHUNK
-from wa_monitor.simulate import SimTruth, create_bridge_store, generate_store
+from wa_monitor.sim import SimTruth, create_bridge_store, generate_store
 from wa_monitor.store import ReviewStore
 
 BACKFILL_MESSAGES = 200_000

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from tests.helpers import review_state
 from wa_monitor.schema import scan_cursors
-from wa_monitor.simulate import DEMO_GROUPS, SimTruth
+from wa_monitor.sim import DEMO_GROUPS, SimTruth
 from wa_monitor.store import ReviewStore
 
 WA_MONITOR = [sys.executable, "-m", "wa_monitor"]

@@ -13,8 +13,8 @@ import pytest
 from tests.faults.bridgeio import message, post
 from tests.faults.conftest import make_site
 from tests.faults.support import PROJECT_NAMES, Site, figure, wait_until
-from wa_monitor.health import read_heartbeats
-from wa_monitor.simulate import StoreWriter
+from wa_monitor.heartbeats import read_heartbeats
+from wa_monitor.sim import StoreWriter
 
 VELO = list(PROJECT_NAMES)[1]
 OBSERVE_S = 3.0  # how long each broken state is left in place

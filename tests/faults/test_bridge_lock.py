@@ -13,7 +13,7 @@ import pytest
 from tests.faults.bridgeio import message, post
 from tests.faults.conftest import Backfill, make_site
 from tests.faults.support import PROJECT_NAMES, cursor_floor, figure, wait_until
-from wa_monitor.simulate import StoreWriter
+from wa_monitor.sim import StoreWriter
 
 LOCK_S = 10.0
 VELO = list(PROJECT_NAMES)[1]

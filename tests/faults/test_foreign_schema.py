@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tests.faults.conftest import backend_of
 from tests.faults.support import PROJECTS_YAML, figure
-from wa_monitor.simulate import create_bridge_store
+from wa_monitor.sim import create_bridge_store
 from wa_monitor.store import ReviewStore
 
 COMMANDS = (

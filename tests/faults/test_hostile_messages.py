@@ -22,7 +22,7 @@ from tests.faults.support import figure
 from tests.helpers import OTHER, PROJECTS_YAML, VELO, config_from
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.monitor import Monitor
-from wa_monitor.simulate import MESSAGES_SCHEMA, create_bridge_store
+from wa_monitor.sim import MESSAGES_SCHEMA, create_bridge_store
 from wa_monitor.store import ReviewStore
 
 CANONICAL = re.compile(r"[A-Z0-9][A-Z0-9\-_/]{0,49}", re.ASCII)

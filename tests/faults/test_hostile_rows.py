@@ -38,9 +38,9 @@ from tests.faults.support import (
 )
 from tests.helpers import Bridge, make_monitor
 from wa_monitor import monitor as monitor_module
-from wa_monitor.health import read_heartbeats, record_heartbeat
+from wa_monitor.heartbeats import read_heartbeats, record_heartbeat
 from wa_monitor.metrics import DatabaseCollector, MonitorMetrics
-from wa_monitor.simulate import Member, StoreWriter
+from wa_monitor.sim import Member, StoreWriter
 from wa_monitor.store import ReviewStore
 
 VELO = list(PROJECT_NAMES)[1]

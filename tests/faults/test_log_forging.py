@@ -14,7 +14,7 @@ from tests.faults.bridgeio import message, post
 from tests.faults.conftest import backend_of, make_site
 from tests.faults.support import PROJECT_NAMES, figure, wait_until
 from tests.faults.test_sign_in import attempt, login_form, serving
-from wa_monitor.simulate import Member, StoreWriter
+from wa_monitor.sim import Member, StoreWriter
 
 VELO = list(PROJECT_NAMES)[1]
 RECORD = re.compile(

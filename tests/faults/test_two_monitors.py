@@ -18,8 +18,8 @@ from tests.faults.support import (
     store_max_rowid,
     wait_until,
 )
-from wa_monitor.health import record_heartbeat
-from wa_monitor.simulate import MessageRow, StoreWriter
+from wa_monitor.heartbeats import record_heartbeat
+from wa_monitor.sim import MessageRow, StoreWriter
 from wa_monitor.store import ReviewStore
 
 LIVE_DROPS = 60  # posted twice each while both monitors run

@@ -17,7 +17,7 @@ from sqlalchemy import event
 
 from tests.helpers import T0, VELO, Bridge, make_monitor
 from wa_monitor.monitor import Monitor
-from wa_monitor.simulate import MessageRow
+from wa_monitor.sim import MessageRow
 from wa_monitor.store import ReviewStore
 
 # select affected reviews, log submissions, insert reviews, update reviews, save cursors

@@ -25,7 +25,7 @@ from wa_monitor.detect import DEFAULT_DROP_PATTERN, compile_pattern, normalise
 from wa_monitor.monitor import clean_text, message_key, prefilter
 from wa_monitor.reviews import Post, local_date, resubmission_line
 from wa_monitor.schema import UTCDateTime
-from wa_monitor.simulate import format_bridge_timestamp
+from wa_monitor.sim import format_bridge_timestamp
 
 CANONICAL = re.compile(r"[A-Z0-9][A-Z0-9\-_/]{0,49}", re.ASCII)
 PATTERNS = [

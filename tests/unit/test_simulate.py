@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wa_monitor.simulate import (
+from wa_monitor.sim import (
     ALL_DROP_FORMATS,
     DEFAULT_DROP_PATTERN,
     DEMO_GROUPS,

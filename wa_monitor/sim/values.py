@@ -1,0 +1,140 @@
+"""The values a simulation is made of and the truth it reports: groups, members, rows, drops."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal, NamedTuple
+from zoneinfo import ZoneInfo
+
+DEFAULT_TZ: Final = "Africa/Johannesburg"
+DEFAULT_START: Final = datetime(2025, 11, 3, 6, 0, tzinfo=ZoneInfo(DEFAULT_TZ))
+# The bridge's own account (the QA team's phone): whatsmeow stores the device JID.
+OUR_PHONE: Final = "27711230000"
+OUR_JID: Final = f"{OUR_PHONE}:12@s.whatsapp.net"
+
+
+@dataclass(frozen=True)
+class SimGroup:
+    """A WhatsApp group: its JID (`…@g.us`) and subject."""
+
+    jid: str
+    name: str
+
+
+DEMO_GROUPS: Final[tuple[SimGroup, ...]] = (
+    SimGroup("120363418298130331@g.us", "Lawley Activation 3 group"),
+    SimGroup("120363421664266245@g.us", "Velo Test group"),
+    SimGroup("120363421532174586@g.us", "Mohadin Activations group"),
+    SimGroup("120363408849234743@g.us", "Mamelodi POP1 Activations group"),
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A group member as whatsmeow knows them: phone, optional LID, contact names."""
+
+    phone: str
+    lid: str | None = None
+    full_name: str | None = None
+    push_name: str | None = None
+    first_name: str | None = None
+    business_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """full_name, else push_name, else first_name, else the phone number."""
+        return self.full_name or self.push_name or self.first_name or self.phone
+
+    @property
+    def jid(self) -> str:
+        return f"{self.phone}@s.whatsapp.net"
+
+    def sender(self, *, history: bool = False) -> str:
+        """The `sender` text the bridge writes: user part live, full JID from history sync."""
+        if self.lid is not None:
+            return f"{self.lid}@lid" if history else self.lid
+        return self.jid if history else self.phone
+
+
+class MessageRow(NamedTuple):
+    """One row of `messages`, in column order (so it binds straight to the INSERT)."""
+
+    id: str
+    chat_jid: str
+    sender: str
+    content: str | None
+    timestamp: str
+    is_from_me: bool
+    media_type: str
+    filename: str
+    url: str
+    media_key: bytes | None
+    file_sha256: bytes | None
+    file_enc_sha256: bytes | None
+    file_length: int
+
+
+DropFormat = Literal["DR8", "DR7", "DR6", "spaced", "lower"]
+DEFAULT_DROP_FORMATS: Final[tuple[DropFormat, ...]] = ("DR8",)
+# FIELD_NOTES bug 9: 7- and 6-digit numbers, "DR 1752169", "dr12345678".
+ALL_DROP_FORMATS: Final[tuple[DropFormat, ...]] = ("DR8", "DR7", "DR6", "spaced", "lower")
+DEFAULT_DROP_PATTERN: Final = r"\bDR\d{8}\b"
+# Finds every format of ALL_DROP_FORMATS; normalise matches with normalise_drop.
+VARIANT_DROP_PATTERN: Final = r"(?i)\bDR ?\d{6,8}\b"
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_drop(text: str) -> str:
+    """A drop number as the monitor stores it: upper case, no whitespace."""
+    return _SPACES.sub("", text).upper()
+
+
+@dataclass(frozen=True)
+class DropTruth:
+    """What was posted for one drop number in one group."""
+
+    group_jid: str
+    drop_number: str
+    posts: int
+    """Distinct messages (ids) that named the drop; re-deliveries are not posts."""
+    first_posted: datetime
+    last_posted: datetime
+    last_phone: str
+    """Phone number of the latest post's sender (LIDs resolved)."""
+    last_name: str
+    """full_name, else push_name, else first_name, else phone, of that sender."""
+
+    @property
+    def resubmitted(self) -> bool:
+        return self.posts > 1
+
+
+@dataclass(frozen=True)
+class SimTruth:
+    """Exactly what a simulation wrote; a correct monitor's output can be checked against it.
+
+    `drops` is keyed by (group JID, normalised drop number). "Latest" means the latest
+    WhatsApp timestamp (ties, possible only in live simulation, go to the later write).
+    """
+
+    drops: Mapping[tuple[str, str], DropTruth]
+    messages: int
+    """Distinct messages written (the row count, when the store started empty)."""
+    media_rows: int
+    redeliveries: int
+    """Writes of an already stored message (INSERT OR REPLACE → new rowid)."""
+    history_synced: int
+    """Messages that first arrived late, through history sync (old timestamp, new rowid)."""
+    drop_posts: int
+    """Distinct messages that named at least one drop."""
+    first_time: datetime | None
+    last_time: datetime | None
+    members: tuple[Member, ...]
+
+    def for_group(self, group_jid: str) -> dict[str, DropTruth]:
+        """The drops of one group, keyed by normalised drop number."""
+        return {drop: t for (jid, drop), t in self.drops.items() if jid == group_jid}
