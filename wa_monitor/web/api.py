@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from wa_monitor import feedback as fb
 from wa_monitor import users as user_store
 from wa_monitor.config import ProjectsConfig
+from wa_monitor.review_edits import LOCK_SECONDS, EditConflict, EditRejected, LockedByOther
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
 from wa_monitor.web import queries as q
@@ -350,7 +351,7 @@ def patch_drop(
     edit of a drop that changed since is merged when what it changes was not changed
     meanwhile, else refused with 409 and both versions. Without one the edit applies as
     it comes, but an edited comment keeps the monitor's resubmission lines (see
-    queries.update_review).
+    review_edits.plan_edit).
     """
     given = body.model_dump(exclude_unset=True)
     version = given.pop("version", None)
@@ -378,11 +379,11 @@ def patch_drop(
             _store(request), drop_id, caller.user.username, changes, version=version
         )
         _changed(request)
-    except q.LockedByOther as exc:
+    except LockedByOther as exc:
         raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
-    except q.EditRejected as exc:
+    except EditRejected as exc:
         raise ApiError(422, str(exc)) from None
-    except q.EditConflict as exc:
+    except EditConflict as exc:
         raise _conflict_error(exc, body.model_dump(exclude_unset=True, mode="json"), zone) from None
     if saved is None:
         raise ApiError(404, f"No drop with id {drop_id}")
@@ -396,7 +397,7 @@ def patch_drop(
     return response
 
 
-def _conflict_error(exc: q.EditConflict, sent: dict[str, Any], zone: tzinfo) -> ApiError:
+def _conflict_error(exc: EditConflict, sent: dict[str, Any], zone: tzinfo) -> ApiError:
     current = drop_out(exc.current, zone)
     what = " and ".join("the comment" if g == "comment" else "the steps" for g in exc.groups)
     return ApiError(
@@ -420,7 +421,7 @@ def _lock_answer(request: Request, drop_id: uuid.UUID, message: str) -> JSONResp
     zone = _config(request).zone
     row = _drop_or_404(_store(request), drop_id)
     expires = (
-        (row["locked_at"] + timedelta(seconds=q.LOCK_SECONDS)).astimezone(zone).isoformat()
+        (row["locked_at"] + timedelta(seconds=LOCK_SECONDS)).astimezone(zone).isoformat()
         if row["locked_at"]
         else None
     )
@@ -440,7 +441,7 @@ def lock_drop(request: Request, caller: Reviewer, drop_id: uuid.UUID) -> JSONRes
     """Take (or refresh) the 5-minute edit lock."""
     try:
         found = q.lock(_store(request), drop_id, caller.user.username)
-    except q.LockedByOther as exc:
+    except LockedByOther as exc:
         raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
     if not found:
         raise ApiError(404, f"No drop with id {drop_id}")
@@ -458,7 +459,7 @@ def unlock_drop(request: Request, caller: Reviewer, drop_id: uuid.UUID) -> JSONR
         found = q.unlock(
             _store(request), drop_id, caller.user.username, force=caller.user.can("admin")
         )
-    except q.LockedByOther as exc:
+    except LockedByOther as exc:
         raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
     if not found:
         raise ApiError(404, f"No drop with id {drop_id}")

@@ -16,14 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wa_monitor.feedback import FAILED, PENDING, SENDING, SENT
-from wa_monitor.reviews import RESUBMISSION_MARK
+from wa_monitor.review_edits import LOCK_SECONDS, LockedByOther, plan_edit
 from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
 from wa_monitor.web.changes import REVIEWS, ChangeFeed, Version
 
 log = logging.getLogger("wa_monitor.web")
-LOCK_SECONDS = 300
 R = qa_photo_reviews
 # Newest WhatsApp message of a drop (a resubmission counts), for the list order.
 LATEST = sa.func.coalesce(R.c.last_message_date, R.c.whatsapp_message_date, R.c.created_at)
@@ -39,16 +38,6 @@ class DropFilter:
     date_to: date | None = None
     search: str | None = None
     feedback: str | None = None  # "sent" | "unsent"
-
-
-class LockedByOther(Exception):
-    def __init__(self, holder: str) -> None:
-        super().__init__(holder)
-        self.holder = holder
-
-
-class EditRejected(ValueError):
-    """An edit that contradicts itself (e.g. completed without all 12 steps)."""
 
 
 def local_day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
@@ -504,25 +493,6 @@ def unlock(store: ReviewStore, review_id: uuid.UUID, actor: str, *, force: bool 
     raise LockedByOther(holder)
 
 
-# What an edit can change, in the groups whose last change a review records (migration
-# 0007): the comment, which the monitor also writes, and the review of the steps.
-EDIT_GROUPS: dict[str, tuple[str, ...]] = {
-    "comment": ("comment",),
-    "steps": (*STEP_COLUMNS, "incorrect_steps", "incorrect_comments"),
-}
-_STAMPS = {"comment": "comment_version", "steps": "steps_version"}
-
-
-class EditConflict(Exception):
-    """An edit made on an older version changes what was also changed since."""
-
-    def __init__(self, current: dict[str, Any], groups: list[str], version: int) -> None:
-        super().__init__(", ".join(groups))
-        self.current = current  # the review as it is now
-        self.groups = groups  # what both changed: "comment", "steps"
-        self.version = version  # the version the edit was made on
-
-
 @dataclass(frozen=True)
 class Saved:
     """A saved edit: the review after it, and what was merged into it."""
@@ -530,19 +500,6 @@ class Saved:
     row: dict[str, Any]
     merged: tuple[str, ...] = ()  # groups changed since the edit's version, kept as they are
     kept_lines: tuple[str, ...] = ()  # the monitor's lines a versionless comment would drop
-
-
-def keep_monitor_lines(current: str | None, new: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """`new`, with the resubmission lines of `current` that it lacks appended, and those."""
-    present = set((new or "").splitlines())
-    missing = tuple(
-        line
-        for line in (current or "").splitlines()
-        if line.startswith(RESUBMISSION_MARK) and line not in present
-    )
-    if not missing:
-        return new, ()
-    return "\n".join([*([new.rstrip("\n")] if new and new.strip() else []), *missing]), missing
 
 
 def update_review(
@@ -555,23 +512,9 @@ def update_review(
 ) -> Saved | None:
     """Apply a reviewer's edit and record it in review_edits; None when there is no review.
 
-    `changes` holds step columns (bool), comment, incorrect_steps (list), incorrect_comments
-    (dict), completed, incomplete: only what the reviewer changed. A step marked incorrect
-    is unticked; completed follows the steps (all 12 ticked), and a contradicting
-    `completed`/`incomplete` is rejected (EditRejected).
-
-    `version` is the review's version the edit was made on. When the review has changed
-    since, the edit is merged if what it changes (the comment; the steps, incorrect steps
-    and their comments) was not changed since, and refused with EditConflict otherwise,
-    unless both sides made it the same. Only the fields the edit changes are written, so
-    whatever else was written meanwhile (the monitor's resubmission lines and submitter,
-    feedback sent, another reviewer's other group) stays.
-
-    Without a version (the company dashboard's edits) an edit is applied as it comes,
-    except that the comment keeps the monitor's resubmission lines: an edited comment that
-    lacks lines the monitor has written (meanwhile, or before) gets them appended again,
-    in their order, so an edit made on a copy read before a resubmission never erases it.
-    Removing those lines needs the version.
+    The review is read and written in one transaction (row-locked on PostgreSQL); what the
+    edit may change, and how it merges with what changed since `version`, is
+    review_edits.plan_edit's to say (LockedByOther, EditRejected, EditConflict).
     """
     now = datetime.now(UTC)
     with store.begin() as conn:
@@ -586,92 +529,16 @@ def update_review(
         )
         if current is None:
             return None
-        if (
-            current["locked_by"]
-            and current["locked_by"] != actor
-            and current["locked_at"]
-            and (current["locked_at"] > now - timedelta(seconds=LOCK_SECONDS))
-        ):
-            raise LockedByOther(str(current["locked_by"]))
-        values = _edited(dict(current), changes)
-        kept: tuple[str, ...] = ()
-        if version is None and "comment" in values:
-            values["comment"], kept = keep_monitor_lines(current["comment"], values["comment"])
-        before = {**current, "incorrect_steps": list(current["incorrect_steps"] or [])}
-        before["incorrect_comments"] = dict(current["incorrect_comments"] or {})
-        diff = {
-            k: [_jsonable(before[k]), _jsonable(v)]
-            for k, v in values.items()
-            if _jsonable(before[k]) != _jsonable(v)
-        }
-        merged: tuple[str, ...] = ()
-        if version is not None and version != current["version"]:
-            changed = [g for g, fields in EDIT_GROUPS.items() if any(f in diff for f in fields)]
-            since = [
-                g
-                for g in EDIT_GROUPS
-                if current[_STAMPS[g]] > version or version > current["version"]
-            ]
-            conflicts = [g for g in changed if g in since]
-            if conflicts:
-                raise EditConflict(dict(current), conflicts, version)
-            merged = tuple(since)
-        if diff:
-            # Only what changed is written; the trigger of 0007 counts the version.
-            written = {k: values[k] for k in diff}
-            conn.execute(sa.update(R).where(R.c.id == review_id).values(**written, updated_at=now))
-            # [the version the edit was made on, the version it made]
-            diff["version"] = [version or current["version"], current["version"] + 1]
+        plan = plan_edit(dict(current), changes, actor, now, version=version)
+        if plan.written:
+            # The trigger of 0007 counts the version.
+            conn.execute(
+                sa.update(R).where(R.c.id == review_id).values(**plan.written, updated_at=now)
+            )
             conn.execute(
                 sa.insert(review_edits).values(
-                    review_id=review_id, actor=actor, action="edit", changes=diff, at=now
+                    review_id=review_id, actor=actor, action="edit", changes=plan.audit, at=now
                 )
             )
     row = get_drop(store, review_id)
-    return Saved(row, merged, kept) if row is not None else None
-
-
-def _edited(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """The review's editable fields after `changes` (raises EditRejected)."""
-    new: dict[str, Any] = {s: bool(current[s]) for s in STEP_COLUMNS}
-    new.update({s: v for s, v in changes.items() if s in STEP_COLUMNS})
-    wrong = list(current["incorrect_steps"] or [])
-    comments = dict(current["incorrect_comments"] or {})
-    if "incorrect_steps" in changes:
-        wrong = [s for s in STEP_COLUMNS if s in set(changes["incorrect_steps"] or [])]
-    if "incorrect_comments" in changes:
-        comments = {
-            s: str(c).strip()
-            for s, c in (changes["incorrect_comments"] or {}).items()
-            if str(c).strip()
-        }
-    comments = {s: c for s, c in comments.items() if s in wrong}
-    for s in wrong:
-        new[s] = False
-    complete = all(new[s] for s in STEP_COLUMNS)
-    if changes.get("completed") is True and not complete:
-        raise EditRejected("completed needs all 12 steps ticked and none marked incorrect")
-    if changes.get("completed") is False and complete:
-        raise EditRejected("all 12 steps are ticked: the review is complete")
-    if changes.get("incomplete") is True and complete:
-        raise EditRejected("all 12 steps are ticked: the review cannot be incomplete")
-    if changes.get("incomplete") is False and not complete:
-        raise EditRejected("steps are missing: the review is incomplete")
-    values: dict[str, Any] = {
-        **new,
-        "incorrect_steps": wrong,
-        "incorrect_comments": comments,
-        "completed": complete,
-        "incomplete": not complete,
-    }
-    if "comment" in changes:
-        values["comment"] = changes["comment"]
-    return values
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, list | dict | str | int | float | bool):
-        return value
-    return str(value)
+    return Saved(row, plan.merged, plan.kept_lines) if row is not None else None
