@@ -417,6 +417,33 @@ class BridgeStore:
             result.append(GroupInfo(jid, names.get(jid), total.get(jid, 0), when))
         return result
 
+    def newest_messages(self, jids: Iterable[str]) -> dict[str, datetime | None]:
+        """The newest message time of each group (the chats table, else its latest row)."""
+        wanted = sorted(set(jids))
+        if not wanted:
+            return {}
+        conn = self.conn
+        marks = ",".join("?" * len(wanted))
+        found: dict[str, datetime | None] = dict.fromkeys(wanted)
+        try:
+            conn.execute("BEGIN")
+            sql = f"SELECT jid, last_message_time FROM chats WHERE jid IN ({marks})"  # noqa: S608
+            for jid, when in conn.execute(sql, wanted):
+                found[jid] = parse_timestamp(when)
+            for jid in [j for j, when in found.items() if when is None]:
+                row = conn.execute(
+                    "SELECT max(timestamp) FROM (SELECT timestamp FROM messages "
+                    "WHERE chat_jid = ? ORDER BY rowid DESC LIMIT 50)",
+                    (jid,),
+                ).fetchone()
+                found[jid] = parse_timestamp(row[0]) if row else None
+        except sqlite3.DatabaseError as exc:
+            raise BridgeStoreError(f"{self.messages_db}: cannot read messages.db: {exc}") from None
+        finally:
+            # A damaged file fails the COMMIT too: _end keeps that from escaping raw.
+            _end(conn)
+        return found
+
     # -- senders ----------------------------------------------------------------------
 
     @property

@@ -19,17 +19,8 @@ from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, load_config
 from wa_monitor.environments import guard
 from wa_monitor.errors import BridgeStoreError, ConfigError, WaMonitorError
-from wa_monitor.health import (
-    Check,
-    Report,
-    WorkingHours,
-    check_bridge_fresh,
-    check_bridge_readable,
-    check_database,
-    check_heartbeat,
-    group_staleness,
-    newest_messages,
-)
+from wa_monitor.health import Check, Report, group_staleness, readiness
+from wa_monitor.hours import WorkingHours
 from wa_monitor.projects_edit import closest_groups
 from wa_monitor.settings import Settings, load_settings
 from wa_monitor.store import ReviewStore
@@ -126,6 +117,15 @@ def check_groups(bridge: BridgeStore, config: ProjectsConfig) -> list[Check]:
     return checks
 
 
+def check_separation(settings: Settings, store: ReviewStore) -> Check:
+    """Dev and prod do not share a review database (the guard `run` applies)."""
+    try:
+        guard(settings, store)
+    except WaMonitorError as exc:
+        return Check("prod/dev separation", "fail", str(exc), "give dev its own database")
+    return Check("prod/dev separation", "pass", f"environment {settings.env_name or 'unset'}")
+
+
 def check_bridge_process(bridge_url: str, timeout: float = 2.0) -> Check:
     """Is anything listening where the bridge's API should be (its process is up)?"""
     parts = urlsplit(bridge_url)
@@ -185,55 +185,36 @@ def run_doctor(
     except WaMonitorError as exc:
         checks.append(Check("database", "fail", str(exc), "fix DATABASE_URL"))
         store = None
-    if store is not None:
-        try:
-            db_checks = check_database(store)
-            checks.extend(db_checks)
-            if all(c.ok for c in db_checks):
-                try:
-                    guard(settings, store)
-                    checks.append(
-                        Check(
-                            "prod/dev separation",
-                            "pass",
-                            f"environment {settings.env_name or 'unset'}",
-                        )
-                    )
-                except WaMonitorError as exc:
-                    checks.append(
-                        Check("prod/dev separation", "fail", str(exc), "give dev its own database")
-                    )
-                beat, _ = check_heartbeat(
-                    store, settings.heartbeat_stale_after, instance=settings.instance, now=now
-                )
-                checks.append(beat)
-        finally:
-            store.dispose()
-    bridge_path = settings.whatsapp_db_path
-    readable = check_bridge_readable(bridge_path)
-    checks.append(readable)
-    if readable.ok and bridge_path is not None:
-        hours = WorkingHours.parse(settings.working_hours)
-        checks.append(
-            check_bridge_fresh(bridge_path, settings.bridge_stale_after, hours, zone, now=now)
+    try:
+        ready = readiness(
+            settings,
+            store,
+            zone,
+            instance=settings.instance,
+            now=now,
+            database_extras=lambda store: [check_separation(settings, store)],
         )
-        if config is not None:
-            bridge = BridgeStore(bridge_path, settings.whatsapp_store_path)
-            try:
-                checks.extend(check_groups(bridge, config))
-                names = {p.group_jid: p.name for p in config.enabled}
-                newest = newest_messages(bridge, names)
-                checks.extend(
-                    c
-                    for c in group_staleness(
-                        newest, names, settings.stale_after, hours, zone, now=now
-                    )
-                    if c.status == "warn" and "no message" not in c.detail
-                )
-            except BridgeStoreError as exc:
-                checks.append(Check("bridge store", "fail", str(exc), "see above"))
-            finally:
-                bridge.close()
+    finally:
+        if store is not None:
+            store.dispose()
+    checks.extend(ready.report.checks)
+    bridge_path = settings.whatsapp_db_path
+    if ready.bridge_readable and bridge_path is not None and config is not None:
+        hours = WorkingHours.parse(settings.working_hours)
+        bridge = BridgeStore(bridge_path, settings.whatsapp_store_path)
+        try:
+            checks.extend(check_groups(bridge, config))
+            names = {p.group_jid: p.name for p in config.enabled}
+            newest = bridge.newest_messages(names)
+            checks.extend(
+                c
+                for c in group_staleness(newest, names, settings.stale_after, hours, zone, now=now)
+                if c.status == "warn" and "no message" not in c.detail
+            )
+        except BridgeStoreError as exc:
+            checks.append(Check("bridge store", "fail", str(exc), "see above"))
+        finally:
+            bridge.close()
     if probe_bridge_process:
         checks.append(check_bridge_process(settings.bridge_url))
     checks.append(check_log_file(settings))

@@ -1,35 +1,28 @@
-"""Health checks shared by `wa-monitor status`, `/readyz`, the service and `doctor`.
+"""Health checks, and the one readiness report built from them.
 
 Each check returns a `Check`: a name, pass/warn/fail, what was found and, when it
-is not a pass, what to do about it. Reading only: nothing here writes, except
-`record_heartbeat`, which the service calls.
+is not a pass, what to do about it. `readiness` composes the checks that say
+whether the monitor can do its work; `wa-monitor status`, `/readyz` and `doctor`
+all report it (doctor around checks of its own). Reading only: nothing here
+writes. The rows judged here are read by `heartbeats`; working hours are `hours`.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import socket
-import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, tzinfo
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-
-from wa_monitor.bridge import BridgeStore, parse_timestamp
+from wa_monitor.bridge import BridgeStore
 from wa_monitor.errors import BridgeStoreError, ReviewDatabaseError, WaMonitorError
-from wa_monitor.schema import feedback_outbox, monitor_heartbeats
+from wa_monitor.heartbeats import read_heartbeats
+from wa_monitor.hours import WorkingHours
+from wa_monitor.settings import Settings
 from wa_monitor.store import ReviewStore
 
 Status = Literal["pass", "warn", "fail"]
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_HOURS = re.compile(
-    r"(?:(?P<days>[A-Za-z,\-]+)\s+)?(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})"
-)
 
 
 @dataclass(frozen=True)
@@ -70,63 +63,6 @@ class Report:
         }
 
 
-# -- working hours ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkingHours:
-    """When silence is suspicious: days of the week and a daily window, local time."""
-
-    days: frozenset[int] = field(default_factory=lambda: frozenset(range(7)))
-    start: time = time(0, 0)
-    end: time = time(23, 59, 59)
-    never: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> WorkingHours:
-        """`always`, `never`, `07:00-18:00`, `Mon-Fri 07:00-18:00`, `Mon,Wed,Sat 8:00-12:00`."""
-        value = text.strip()
-        if value.lower() == "always":
-            return cls()
-        if value.lower() == "never":
-            return cls(never=True)
-        match = _HOURS.fullmatch(value)
-        if match is None:
-            raise ValueError("write e.g. `Mon-Fri 07:00-18:00`, `07:00-18:00`, always or never")
-        days = frozenset(range(7))
-        if match["days"]:
-            days = _parse_days(match["days"])
-        try:
-            start = time.fromisoformat(match["start"].zfill(5))
-            end = time.fromisoformat(match["end"].zfill(5))
-        except ValueError:
-            raise ValueError(f"{value!r}: hours must be HH:MM between 00:00 and 23:59") from None
-        if end <= start:
-            raise ValueError(f"{value!r}: the end of the working day must be after its start")
-        return cls(days=days, start=start, end=end)
-
-    def contains(self, when: datetime, zone: tzinfo) -> bool:
-        if self.never:
-            return False
-        local = when.astimezone(zone)
-        return local.weekday() in self.days and self.start <= local.time() <= self.end
-
-
-def _parse_days(text: str) -> frozenset[int]:
-    days: set[int] = set()
-    for part in text.lower().split(","):
-        first, _, last = part.partition("-")
-        try:
-            a = _DAYS.index(first[:3])
-            b = _DAYS.index(last[:3]) if last else a
-        except ValueError:
-            raise ValueError(f"unknown day in {text!r}; use Mon Tue Wed Thu Fri Sat Sun") from None
-        if b < a:
-            raise ValueError(f"{part!r}: write day ranges forwards, e.g. Mon-Fri")
-        days.update(range(a, b + 1))
-    return frozenset(days)
-
-
 def describe_age(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 120:
@@ -162,42 +98,6 @@ def check_database(store: ReviewStore) -> list[Check]:
     else:
         checks.append(Check("schema", "pass", f"schema at revision {store.schema_revision()}"))
     return checks
-
-
-def record_heartbeat(
-    store: ReviewStore,
-    instance: str,
-    *,
-    started_at: datetime,
-    counters: Mapping[str, Any],
-    status: Mapping[str, Any],
-    now: datetime | None = None,
-) -> None:
-    """Upsert this monitor's heartbeat row."""
-    t = monitor_heartbeats
-    now = now or datetime.now(UTC)
-    values = {
-        "host": socket.gethostname()[:200],
-        "pid": os.getpid(),
-        "started_at": started_at,
-        "beat_at": now,
-        "counters": dict(counters),
-        "status": dict(status),
-    }
-    with store.begin() as conn:
-        # One upsert, not update-then-insert: two monitors of one instance (a restart while
-        # the old process drains) beating at once must not collide on the primary key.
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(t).values(instance=instance, **values)
-        conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.instance], set_=values))
-
-
-def read_heartbeats(store: ReviewStore) -> list[dict[str, Any]]:
-    """Every monitor's latest heartbeat, freshest first."""
-    t = monitor_heartbeats
-    with store.begin() as conn:
-        rows = conn.execute(sa.select(t).order_by(t.c.beat_at.desc())).mappings().all()
-    return [dict(r) for r in rows]
 
 
 def check_heartbeat(
@@ -262,16 +162,6 @@ def check_heartbeat(
             beat,
         )
     return Check("heartbeat", "pass", f"{name} beat {describe_age(age)} ago"), beat
-
-
-def outbox_depth(store: ReviewStore) -> int:
-    """Feedback messages waiting to be sent."""
-    t = feedback_outbox
-    with store.begin() as conn:
-        count = conn.execute(
-            sa.select(sa.func.count()).select_from(t).where(t.c.status == "pending")
-        ).scalar()
-    return int(count or 0)
 
 
 # -- the bridge store ---------------------------------------------------------------------
@@ -341,38 +231,6 @@ def check_bridge_fresh(
     )
 
 
-def newest_messages(bridge: BridgeStore, jids: Iterable[str]) -> dict[str, datetime | None]:
-    """The newest message time of each group (the chats table, else its latest row)."""
-    wanted = sorted(set(jids))
-    if not wanted:
-        return {}
-    conn = bridge.conn
-    marks = ",".join("?" * len(wanted))
-    found: dict[str, datetime | None] = dict.fromkeys(wanted)
-    try:
-        conn.execute("BEGIN")
-        sql = f"SELECT jid, last_message_time FROM chats WHERE jid IN ({marks})"  # noqa: S608
-        for jid, when in conn.execute(sql, wanted):
-            found[jid] = parse_timestamp(when)
-        for jid in [j for j, when in found.items() if when is None]:
-            row = conn.execute(
-                "SELECT max(timestamp) FROM (SELECT timestamp FROM messages "
-                "WHERE chat_jid = ? ORDER BY rowid DESC LIMIT 50)",
-                (jid,),
-            ).fetchone()
-            found[jid] = parse_timestamp(row[0]) if row else None
-    except sqlite3.DatabaseError as exc:
-        raise BridgeStoreError(f"{bridge.messages_db}: cannot read messages.db: {exc}") from None
-    finally:
-        # A damaged file fails the COMMIT too: that must not escape as a raw sqlite3 error.
-        try:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-        except sqlite3.Error:
-            conn.rollback()
-    return found
-
-
 def group_staleness(
     newest: Mapping[str, datetime | None],
     names: Mapping[str, str],
@@ -417,3 +275,125 @@ def group_staleness(
 
 def summarise(checks: Sequence[Check]) -> Report:
     return Report(tuple(checks))
+
+
+def reported_groups(beat: Mapping[str, Any] | None) -> list[Check]:
+    """Quiet groups as the monitor judged them (warnings: not a reason to be unready)."""
+    if beat is None:
+        return []
+    return [
+        Check(
+            f"group {group.get('project')}",
+            "warn",
+            f"{group.get('jid')}: newest message at {group.get('newest_at')}",
+            "is the bridge still in the group and connected?",
+        )
+        for group in (beat.get("status") or {}).get("groups") or []
+        if group.get("stale")
+    ]
+
+
+def live_groups(
+    settings: Settings,
+    names: Mapping[str, str],
+    zone: tzinfo,
+    *,
+    now: datetime | None = None,
+) -> list[Check]:
+    """Each monitored group's newest message, read from this host's bridge store."""
+    assert settings.whatsapp_db_path is not None
+    bridge = BridgeStore(settings.whatsapp_db_path)
+    try:
+        newest = bridge.newest_messages(names)
+    finally:
+        bridge.close()
+    hours = WorkingHours.parse(settings.working_hours)
+    return group_staleness(newest, names, settings.stale_after, hours, zone, now=now)
+
+
+# -- readiness ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The readiness checks, and the heartbeat row they judged (None when none was read)."""
+
+    report: Report
+    beat: dict[str, Any] | None
+    # This host read the bridge store itself, so its groups can be judged here too.
+    bridge_readable: bool = False
+
+
+def check_writes(store: ReviewStore) -> Check:
+    """Reviewers' edits need a database that takes writes, not only one that answers."""
+    try:
+        store.check_writable()
+    except ReviewDatabaseError as exc:
+        return Check(
+            "database writes",
+            "fail",
+            f"the review database refuses writes: {exc}",
+            "point DATABASE_URL at the primary, not a replica or hot standby; check "
+            "default_transaction_read_only, the role's privileges and that the file is writable",
+        )
+    return Check("database writes", "pass", "accepts writes")
+
+
+def _no_checks(store: ReviewStore) -> Sequence[Check]:
+    return ()
+
+
+def readiness(
+    settings: Settings,
+    store: ReviewStore | None,
+    zone: tzinfo = UTC,
+    *,
+    instance: str | None = None,
+    now: datetime | None = None,
+    writes: bool = False,
+    database_extras: Callable[[ReviewStore], Sequence[Check]] = _no_checks,
+    bridge_from_heartbeat: bool = False,
+) -> Readiness:
+    """Can the monitor do its work: the review database, the monitor's heartbeat, the bridge.
+
+    In order: the database is reachable and at the schema head (and takes writes, when
+    `writes`); then `database_extras` (doctor's prod/dev guard, reported but not gating);
+    then the heartbeat of `instance` (else the freshest); then the bridge store is
+    readable and, if so, changed recently in working hours. A `store` of None is a
+    database that could not even be opened (its caller reports why): only the bridge
+    is checked. With `bridge_from_heartbeat` and no WHATSAPP_DB_PATH (a dashboard on
+    another host than the bridge), the monitor's last view of the bridge stands in.
+    """
+    checks: list[Check] = []
+    beat: dict[str, Any] | None = None
+    if store is not None:
+        checks.extend(check_database(store))
+        if writes and all(c.ok for c in checks):
+            checks.append(check_writes(store))
+        if all(c.ok for c in checks):
+            checks.extend(database_extras(store))
+            beat_check, beat = check_heartbeat(
+                store, settings.heartbeat_stale_after, instance=instance, now=now
+            )
+            checks.append(beat_check)
+    path = settings.whatsapp_db_path
+    if path is None and bridge_from_heartbeat:
+        if beat is not None:
+            checks.append(_reported_bridge(beat))
+        return Readiness(Report(tuple(checks)), beat)
+    readable = check_bridge_readable(path)
+    checks.append(readable)
+    if not readable.ok or path is None:
+        return Readiness(Report(tuple(checks)), beat)
+    hours = WorkingHours.parse(settings.working_hours)
+    checks.append(check_bridge_fresh(path, settings.bridge_stale_after, hours, zone, now=now))
+    return Readiness(Report(tuple(checks)), beat, bridge_readable=True)
+
+
+def _reported_bridge(beat: Mapping[str, Any]) -> Check:
+    bridge = (beat.get("status") or {}).get("bridge") or {}
+    if bridge.get("readable", True) is False:
+        return Check("bridge store", "fail", f"the monitor cannot read it: {bridge.get('error')}")
+    if bridge.get("stale"):
+        return Check("bridge activity", "fail", "the monitor reports messages.db stale")
+    return Check("bridge store", "pass", "readable, as the monitor reports")

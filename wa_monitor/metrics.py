@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from wa_monitor.errors import WaMonitorError
-from wa_monitor.health import outbox_depth, read_heartbeats
+from wa_monitor.heartbeats import outbox_depth, read_heartbeats
 from wa_monitor.monitor import ScanSummary
 from wa_monitor.store import ReviewStore
 

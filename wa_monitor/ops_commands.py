@@ -20,7 +20,7 @@ from rich.table import Table
 
 from wa_monitor.console import err, handle_errors, out
 from wa_monitor.errors import ConfigError, ForeignSchemaError, WaMonitorError
-from wa_monitor.health import Check, Report
+from wa_monitor.health import Report
 
 if TYPE_CHECKING:
     from wa_monitor.context import App
@@ -75,22 +75,12 @@ def _zone(app: App) -> tzinfo:
 @handle_errors
 def status(app: App, as_json: bool, instance: str | None) -> None:
     """Is the monitor healthy? Exits 1 when not (heartbeat, database, bridge store)."""
-    from wa_monitor.health import (
-        WorkingHours,
-        check_bridge_fresh,
-        check_bridge_readable,
-        check_database,
-        check_heartbeat,
-        group_staleness,
-        newest_messages,
-    )
+    from wa_monitor.health import live_groups, readiness
     from wa_monitor.store import ReviewStore
 
     settings = app.settings
-    checks: list[Check] = []
     zone = _zone(app)
     store = ReviewStore(settings.database_url)
-    beat: dict[str, Any] | None = None
     try:
         try:
             store.check_schema()
@@ -98,38 +88,19 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
             raise  # not a state the monitor can be in: say what it is, exit 2
         except WaMonitorError:
             pass  # unreachable or behind: reported as checks below
-        checks.extend(check_database(store))
-        if checks[0].ok:
-            beat_check, beat = check_heartbeat(
-                store, settings.heartbeat_stale_after, instance=instance or settings.instance
-            )
-            checks.append(beat_check)
+        ready = readiness(settings, store, zone, instance=instance or settings.instance)
     finally:
         store.dispose()
-    readable = check_bridge_readable(settings.whatsapp_db_path)
-    checks.append(readable)
-    hours = WorkingHours.parse(settings.working_hours)
-    if readable.ok and settings.whatsapp_db_path is not None:
-        checks.append(
-            check_bridge_fresh(settings.whatsapp_db_path, settings.bridge_stale_after, hours, zone)
-        )
+    checks = list(ready.report.checks)
+    beat = ready.beat
+    if ready.bridge_readable:
         try:
             config = app.config()
         except WaMonitorError:
             config = None
         if config is not None:
-            from wa_monitor.bridge import BridgeStore
-
-            bridge = BridgeStore(settings.whatsapp_db_path)
-            try:
-                names = {p.group_jid: p.name for p in config.enabled}
-                checks.extend(
-                    group_staleness(
-                        newest_messages(bridge, names), names, settings.stale_after, hours, zone
-                    )
-                )
-            finally:
-                bridge.close()
+            names = {p.group_jid: p.name for p in config.enabled}
+            checks.extend(live_groups(settings, names, zone))
     report = Report(tuple(checks))
     if as_json:
         data = report.as_dict()

@@ -34,14 +34,9 @@ from wa_monitor.errors import (
     SchemaVersionError,
     WaMonitorError,
 )
-from wa_monitor.health import (
-    WorkingHours,
-    group_staleness,
-    newest_messages,
-    outbox_depth,
-    record_heartbeat,
-    store_changed_at,
-)
+from wa_monitor.health import group_staleness, store_changed_at
+from wa_monitor.heartbeats import outbox_depth, record_heartbeat
+from wa_monitor.hours import WorkingHours
 from wa_monitor.launch import take_early_signals
 from wa_monitor.metrics import MonitorMetrics
 from wa_monitor.monitor import Monitor, ScanSummary
@@ -565,7 +560,7 @@ class Service:
             self.bridge_stale = stale
         names = {p.group_jid: p.name for p in config.enabled}
         try:
-            newest = newest_messages(self.monitor.bridge, names)
+            newest = self.monitor.bridge.newest_messages(names)
         except BridgeStoreError as exc:
             self.scan_failed(exc)
             return

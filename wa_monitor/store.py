@@ -23,9 +23,9 @@ from wa_monitor.errors import (
     ReviewDataError,
     SchemaVersionError,
 )
+from wa_monitor.masking import mask_url
 from wa_monitor.reviews import ExistingReview, Key, Plan, Post, plan_batch
 from wa_monitor.schema import SCHEMA_HEAD, drop_submissions, qa_photo_reviews, scan_cursors
-from wa_monitor.settings import mask_url
 
 if TYPE_CHECKING:
     # Alembic is imported where migrations run: the service never loads it (~9 MB RSS).

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from tests.helpers import LAWLEY, MOHADIN, T0, VELO, Bridge
 from wa_monitor.environments import SharedDatabaseError
-from wa_monitor.health import check_heartbeat, read_heartbeats, record_heartbeat
+from wa_monitor.health import check_heartbeat
+from wa_monitor.heartbeats import read_heartbeats, record_heartbeat
 from wa_monitor.projects_edit import add_project, audit_rows
 from wa_monitor.schema import feedback_outbox
 from wa_monitor.service import Service

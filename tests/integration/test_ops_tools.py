@@ -21,7 +21,7 @@ from wa_monitor.cli import main
 from wa_monitor.compare import compare, load_side
 from wa_monitor.config import load_config
 from wa_monitor.doctor import run_doctor
-from wa_monitor.health import record_heartbeat
+from wa_monitor.heartbeats import record_heartbeat
 from wa_monitor.projects_edit import audit_rows
 from wa_monitor.schema import drop_submissions, qa_photo_reviews
 from wa_monitor.settings import settings_from

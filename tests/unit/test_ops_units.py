@@ -17,7 +17,8 @@ import pytest
 from wa_monitor.config import load_config
 from wa_monitor.environments import UnitOptions, render_unit, same_database
 from wa_monitor.errors import ConfigError
-from wa_monitor.health import WorkingHours, group_staleness
+from wa_monitor.health import group_staleness
+from wa_monitor.hours import WorkingHours
 from wa_monitor.logs import SafeDailyFileHandler, SafeRotatingFileHandler, setup_logging
 from wa_monitor.ops_commands import parse_when
 from wa_monitor.projects_edit import add_project, disable_project, enable_project, make_diff

@@ -16,15 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from wa_monitor.errors import ReviewDatabaseError
-from wa_monitor.health import (
-    Check,
-    Report,
-    WorkingHours,
-    check_bridge_fresh,
-    check_bridge_readable,
-    check_database,
-    check_heartbeat,
-)
+from wa_monitor.health import Report, reported_groups
+from wa_monitor.health import readiness as readiness_of
 from wa_monitor.metrics import database_registry
 from wa_monitor.settings import Settings
 from wa_monitor.store import ReviewStore
@@ -34,67 +27,14 @@ from wa_monitor.web.envelope import ApiError
 router = APIRouter(tags=["operations"])
 
 
-def check_writes(store: ReviewStore) -> Check:
-    """Reviewers' edits need a database that takes writes, not only one that answers."""
-    try:
-        store.check_writable()
-    except ReviewDatabaseError as exc:
-        return Check(
-            "database writes",
-            "fail",
-            f"the review database refuses writes: {exc}",
-            "point DATABASE_URL at the primary, not a replica or hot standby; check "
-            "default_transaction_read_only, the role's privileges and that the file is writable",
-        )
-    return Check("database writes", "pass", "accepts writes")
-
-
 def readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Report:
-    """Database reachable, writable and at the schema head, heartbeat fresh, bridge readable."""
-    checks: list[Check] = list(check_database(store))
-    if all(c.ok for c in checks):
-        checks.append(check_writes(store))
-    if all(c.ok for c in checks):
-        beat_check, beat = check_heartbeat(store, settings.heartbeat_stale_after)
-        checks.append(beat_check)
-    else:
-        beat = None
-    path = settings.whatsapp_db_path
-    if path is not None:
-        checks.append(check_bridge_readable(path))
-        checks.append(
-            check_bridge_fresh(
-                path,
-                settings.bridge_stale_after,
-                WorkingHours.parse(settings.working_hours),
-                zone,
-            )
-        )
-    elif beat is not None:
-        # No WHATSAPP_DB_PATH here (the bridge is on the monitor's host): trust the
-        # monitor's last view of it.
-        bridge = (beat.get("status") or {}).get("bridge") or {}
-        if bridge.get("readable", True) is False:
-            checks.append(
-                Check("bridge store", "fail", f"the monitor cannot read it: {bridge.get('error')}")
-            )
-        elif bridge.get("stale"):
-            checks.append(Check("bridge activity", "fail", "the monitor reports messages.db stale"))
-        else:
-            checks.append(Check("bridge store", "pass", "readable, as the monitor reports"))
-    if beat is not None:
-        # Quiet groups, as the monitor judged them (a warning: not a reason to be unready).
-        for group in (beat.get("status") or {}).get("groups") or []:
-            if group.get("stale"):
-                checks.append(
-                    Check(
-                        f"group {group.get('project')}",
-                        "warn",
-                        f"{group.get('jid')}: newest message at {group.get('newest_at')}",
-                        "is the bridge still in the group and connected?",
-                    )
-                )
-    return Report(tuple(checks))
+    """The readiness report, as the dashboard needs it: writes too, and quiet groups.
+
+    This host may not have the bridge (no WHATSAPP_DB_PATH): the monitor's heartbeat
+    then tells what it last saw of the bridge store and of the groups.
+    """
+    ready = readiness_of(settings, store, zone, writes=True, bridge_from_heartbeat=True)
+    return Report(ready.report.checks + tuple(reported_groups(ready.beat)))
 
 
 @router.get("/healthz", include_in_schema=False)
