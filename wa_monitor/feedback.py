@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from wa_monitor.config import ProjectsConfig
 from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits
 from wa_monitor.steps import STEP_COLUMNS, STEP_LABELS
 from wa_monitor.store import ReviewStore
@@ -257,6 +259,7 @@ class DuplicateFeedback(Exception):
     def __init__(self, entry: OutboxEntry) -> None:
         super().__init__(f"outbox #{entry.id} holds the same message ({entry.status})")
         self.entry = entry
+        self.group: str | None = None  # the project's group, when the request named it
 
 
 def _entry(row: Any) -> OutboxEntry:
@@ -689,3 +692,115 @@ class FeedbackSender:
                     stop.wait(interval)
         finally:
             self.close()
+
+
+# -- a reviewer's request ---------------------------------------------------------------
+
+
+class NoSuchReview(LookupError):
+    """The request names a review that does not exist."""
+
+
+class FeedbackRefused(ValueError):
+    """The request contradicts the review or the projects file; nothing was queued."""
+
+
+@dataclass(frozen=True)
+class FeedbackRequest:
+    """A reviewer's request to post a feedback, as the dashboard received it."""
+
+    review_id: uuid.UUID
+    drop_number: str  # as typed: blanks and case do not matter
+    message: str
+    requested_by: str
+    project: str | None = None  # when given, it must be the review's
+    idempotency_key: str | None = None  # the header; `request_key` the body's, same role
+    request_key: str | None = None
+    resend: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a request stands once answered: its outbox entry and the project's group."""
+
+    entry: OutboxEntry
+    group: str | None  # the project's description
+
+
+async def request_feedback(
+    store: ReviewStore, sender: FeedbackSender, config: ProjectsConfig, request: FeedbackRequest
+) -> Delivery:
+    """Check the request against the review and the projects file, queue it, send it.
+
+    The answer waits for the attempt this request starts, or for one under way for the
+    same entry (the background sender, a twin request), up to the bridge's timeout; the
+    database is used in short thread hops, the bridge awaited on the event loop.
+
+    Raises NoSuchReview, FeedbackRefused (the drop number or project is not the review's,
+    no group is configured for its project, the two request keys differ), KeyReused and
+    DuplicateFeedback (with `group` set).
+    """
+    review = await anyio.to_thread.run_sync(_review_of, store, request.review_id)
+    if review is None:
+        raise NoSuchReview(f"No drop with id {request.review_id}")
+    drop_number, project_name = review
+    if request.drop_number.replace(" ", "").upper() != drop_number:
+        raise FeedbackRefused(
+            f"dropNumber {request.drop_number} is not the number of drop {request.review_id}"
+        )
+    if request.project is not None and request.project != project_name:
+        raise FeedbackRefused(f"Drop {drop_number} belongs to project {project_name}")
+    project = config.by_name(project_name) if project_name else None
+    if project is None:
+        raise FeedbackRefused(
+            f"No WhatsApp group is configured for project {project_name or '(none)'}; "
+            "add it to projects.yaml"
+        )
+    key = request.idempotency_key or request.request_key or f"srv-{uuid.uuid4()}"
+    header, body = request.idempotency_key, request.request_key
+    if header and body and header != body:
+        raise FeedbackRefused("Idempotency-Key header and requestKey differ")
+    queue = partial(
+        enqueue,
+        store,
+        review_id=request.review_id,
+        drop_number=drop_number,
+        project=project_name,
+        recipient=project.group_jid,
+        message=request.message,
+        request_key=key,
+        requested_by=request.requested_by,
+        resend=request.resend,
+    )
+    try:
+        entry, _created = await anyio.to_thread.run_sync(queue)
+    except DuplicateFeedback as exc:
+        exc.group = project.description
+        raise
+    return Delivery(await settle(store, sender, entry), project.description)
+
+
+async def settle(store: ReviewStore, sender: FeedbackSender, entry: OutboxEntry) -> OutboxEntry:
+    """`entry` after this request's attempt, or after the one under way elsewhere.
+
+    A pending entry is attempted at once. One that the background sender (or a twin
+    request) holds is watched until its attempt is recorded, for at most the bridge's
+    timeout and 2 s, so the answer gives that outcome rather than "queued".
+    """
+    if entry.status == PENDING:
+        entry = await sender.deliver_async(entry.id) or entry
+    deadline = time.monotonic() + sender.client.timeout + 2
+    while entry.status == SENDING and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+        latest = await anyio.to_thread.run_sync(partial(get_entry, store, entry_id=entry.id))
+        entry = latest or entry
+    return entry
+
+
+def _review_of(store: ReviewStore, review_id: uuid.UUID) -> tuple[str, str | None] | None:
+    """The review's drop number and project (None: no such review)."""
+    r = qa_photo_reviews
+    with store.read() as conn:
+        row = conn.execute(sa.select(r.c.drop_number, r.c.project).where(r.c.id == review_id))
+        found = row.first()
+    return (str(found.drop_number), found.project) if found is not None else None

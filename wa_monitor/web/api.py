@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import math
 import re
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -528,56 +526,34 @@ async def send_feedback(
     The bridge is awaited without holding a handler thread: a slow bridge delays this
     answer, never anyone else's.
     """
-    store, config = _store(request), _config(request)
-    row = await run_in_threadpool(_drop_or_404, store, body.dropId)
-    if body.dropNumber.replace(" ", "").upper() != row["drop_number"]:
-        raise ApiError(400, f"dropNumber {body.dropNumber} is not the number of drop {body.dropId}")
-    if body.project is not None and body.project != row["project"]:
-        raise ApiError(400, f"Drop {row['drop_number']} belongs to project {row['project']}")
-    project = config.by_name(row["project"]) if row["project"] else None
-    if project is None:
-        raise ApiError(
-            400,
-            f"No WhatsApp group is configured for project {row['project'] or '(none)'}; "
-            "add it to projects.yaml",
-        )
-    key = idempotency_key or body.requestKey or f"srv-{uuid.uuid4()}"
-    if idempotency_key and body.requestKey and idempotency_key != body.requestKey:
-        raise ApiError(400, "Idempotency-Key header and requestKey differ")
+    config = _config(request)
+    asked = fb.FeedbackRequest(
+        review_id=body.dropId,
+        drop_number=body.dropNumber,
+        message=body.message,
+        requested_by=caller.user.username,
+        project=body.project,
+        idempotency_key=idempotency_key,
+        request_key=body.requestKey,
+        resend=body.resend,
+    )
     try:
-        entry, _created = await run_in_threadpool(
-            lambda: fb.enqueue(
-                store,
-                review_id=row["id"],
-                drop_number=row["drop_number"],
-                project=row["project"],
-                recipient=project.group_jid,
-                message=body.message,
-                request_key=key,
-                requested_by=caller.user.username,
-                resend=body.resend,
-            )
-        )
+        done = await fb.request_feedback(_store(request), _sender(request), config, asked)
+    except fb.NoSuchReview as exc:
+        raise ApiError(404, str(exc)) from None
+    except fb.FeedbackRefused as exc:
+        raise ApiError(400, str(exc)) from None
     except fb.KeyReused:
         raise ApiError(409, "This request key was already used for a different feedback") from None
     except fb.DuplicateFeedback as exc:
         raise ApiError(
             409,
             _duplicate_message(exc.entry, config.zone),
-            details=_sent_data(exc.entry, project.description, config.zone),
+            details=_sent_data(exc.entry, exc.group, config.zone),
         ) from None
-    sender = _sender(request)
-    if entry.status == fb.PENDING:
-        entry = await sender.deliver_async(entry.id) or entry
-    # The background sender (or a twin of this request) may hold it: answer with the
-    # outcome of that attempt rather than "queued" while it is still under way.
-    deadline = time.monotonic() + sender.client.timeout + 2
-    while entry.status == fb.SENDING and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        latest = await run_in_threadpool(partial(fb.get_entry, store, entry_id=entry.id))
-        entry = latest or entry
     _changed(request)
-    data = _sent_data(entry, project.description, config.zone)
+    entry = done.entry
+    data = _sent_data(entry, done.group, config.zone)
     if entry.status == fb.SENT:
         return ok(data, "Feedback sent to the project's WhatsApp group")
     if entry.status == fb.FAILED:
