@@ -54,13 +54,105 @@ _ALLOWED_TAGS = {
 _NOT_YAML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
 
 _TOP_KEYS = {"projects", "timezone", "drop_pattern", "steps"}
-_PROJECT_KEYS = {"name", "enabled", "group_jid", "description", "drop_pattern", "since"}
-_REQUIRED = ("name", "group_jid", "description")
-_HINTS = {
-    "name": "give the project the name reviewers know it by, e.g. `name: Lawley`",
-    "group_jid": "copy the group's JID from `wa-monitor groups`",
-    "description": "describe the group in a few words, e.g. `description: Lawley Activation 3`",
-}
+
+
+@dataclass(frozen=True)
+class ProjectField:
+    """One key of a project entry: how it is checked, written and offered for adding."""
+
+    key: str
+    # Shown by the dashboard's form and `projects add --help`.
+    label: str
+    help: str
+    # text, flag (true/false), jid (a group JID), pattern (a regular expression) or
+    # moment (an ISO date or date-time in the projects' zone).
+    kind: str = "text"
+    # Required in the file; `missing` says what to write when it is not there.
+    required: bool = False
+    missing: str = ""
+    # How `projects add` and the dashboard's form ask for it: "required", "optional",
+    # or "" (edited in the file only). A description may be left out when adding: it
+    # defaults to the group's name.
+    added: str = ""
+    max_length: int = 200
+    # Written in double quotes by `projects add` (a JID or a description may look like
+    # a number or hold a `: `).
+    quoted: bool = True
+    # The attribute of Project holding the value, when it is not named like the key.
+    attribute: str = ""
+    # The value when the key is absent (for a flag; other kinds are None, or the file's).
+    default: Any = None
+    # The option of `projects add` that sets a flag false, e.g. --disabled.
+    negative: str = ""
+
+    @property
+    def api_name(self) -> str:
+        """The key as the dashboard's API spells it (camelCase)."""
+        head, *rest = self.key.split("_")
+        return head + "".join(part.title() for part in rest)
+
+    @property
+    def option(self) -> str:
+        """The option of `projects add`."""
+        return "--" + self.key.replace("_", "-")
+
+
+# The keys of a project entry, in the order `projects add` writes them. To add a field:
+# add it here and to `Project` (below), with a `_Validator` reader for a new kind; the
+# CLI's `projects add` and the dashboard's form and API follow from this table (a new
+# kind of input also needs its widget in web/templates/projects.html).
+PROJECT_FIELDS: tuple[ProjectField, ...] = (
+    ProjectField(
+        "name",
+        "Project name",
+        "The project's name, as reviewers know it.",
+        required=True,
+        missing="give the project the name reviewers know it by, e.g. `name: Lawley`",
+        added="required",
+        max_length=100,
+        quoted=False,
+    ),
+    ProjectField(
+        "enabled",
+        "Enabled",
+        "Monitor it from the next scan (or add it disabled).",
+        "flag",
+        added="optional",
+        default=True,
+        negative="disabled",
+    ),
+    ProjectField(
+        "group_jid",
+        "Group JID",
+        "The group's JID (…@g.us).",
+        "jid",
+        required=True,
+        missing="copy the group's JID from `wa-monitor groups`",
+        added="required",
+        max_length=100,
+    ),
+    ProjectField(
+        "description",
+        "Description",
+        "A few words (default: the group's name).",
+        required=True,
+        missing="describe the group in a few words, e.g. `description: Lawley Activation 3`",
+        added="optional",
+    ),
+    ProjectField(
+        "drop_pattern",
+        "Drop pattern",
+        "The project's own drop number pattern (default: the file's).",
+        "pattern",
+        attribute="pattern",
+    ),
+    ProjectField("since", "Since", "Ignore the group's messages before this moment.", "moment"),
+)
+_PROJECT_KEYS = {f.key for f in PROJECT_FIELDS}
+_REQUIRED = tuple(f.key for f in PROJECT_FIELDS if f.required)
+_HINTS = {f.key: f.missing for f in PROJECT_FIELDS if f.required}
+# What a field's reader returns once it has said the value's problem (None is a value).
+_INVALID: Any = object()
 
 
 @dataclass(frozen=True)
@@ -611,8 +703,7 @@ class _Validator:
         self, item: CommentedMap, line: int, default_pattern: DropPattern | None, zone: str
     ) -> Project | None:
         raw_name = item.get("name")
-        name = str(raw_name).strip() if raw_name is not None else None
-        label = name or f"#{line}"
+        label = (str(raw_name).strip() if raw_name is not None else "") or f"#{line}"
         ok = True
         for key in item:
             if key not in _PROJECT_KEYS:
@@ -627,42 +718,59 @@ class _Validator:
             if value is None or not str(value).strip():
                 self.problem(line, f"`{key}` is missing; {_HINTS[key]}", label)
                 ok = False
-        jid = str(item.get("group_jid") or "").strip()
-        if jid and not GROUP_JID.fullmatch(jid):
-            self.problem(
-                _value_line(item, "group_jid"),
-                f"group_jid `{jid}` is not a group JID (<digits>@g.us); "
-                "copy it from `wa-monitor groups`",
-                label,
-            )
-            ok = False
-        enabled = item.get("enabled", True)
-        if not isinstance(enabled, bool):
-            self.problem(_value_line(item, "enabled"), "`enabled` must be true or false", label)
-            ok = False
-        pattern = default_pattern
-        if "drop_pattern" in item:
-            pattern = self._pattern(item, "drop_pattern", DEFAULT_DROP_PATTERN, label)
-            ok = ok and pattern is not None
-        since = self._since(item, zone, label)
-        if "since" in item and since is None:
-            ok = False
-        if not ok or pattern is None or name is None:
+        values: dict[str, Any] = {}
+        for spec in PROJECT_FIELDS:
+            value = self._field(spec, item, label, default_pattern, zone)
+            ok = ok and value is not _INVALID
+            values[spec.attribute or spec.key] = value
+        if not ok or values["pattern"] is None or values["name"] is None:
             return None
-        return Project(
-            name=name,
-            group_jid=jid,
-            description=str(item["description"]).strip(),
-            enabled=bool(enabled),
-            pattern=pattern,
-            since=since,
-            line=line,
-        )
+        return Project(**values, line=line)
 
-    def _since(self, item: CommentedMap, zone: str, label: str) -> datetime | None:
-        if "since" not in item:
+    def _field(
+        self,
+        spec: ProjectField,
+        item: CommentedMap,
+        label: str,
+        default_pattern: DropPattern | None,
+        zone: str,
+    ) -> Any:
+        """The value of one field of a project entry, or _INVALID once its problem is said."""
+        key = spec.key
+        if spec.kind == "text":
+            value = item.get(key)
+            return str(value).strip() if value is not None else None
+        if spec.kind == "jid":
+            jid = str(item.get(key) or "").strip()
+            if jid and not GROUP_JID.fullmatch(jid):
+                self.problem(
+                    _value_line(item, key),
+                    f"{key} `{jid}` is not a group JID (<digits>@g.us); "
+                    "copy it from `wa-monitor groups`",
+                    label,
+                )
+                return _INVALID
+            return jid
+        if spec.kind == "flag":
+            flag = item.get(key, spec.default)
+            if not isinstance(flag, bool):
+                self.problem(_value_line(item, key), f"`{key}` must be true or false", label)
+                return _INVALID
+            return flag
+        if spec.kind == "pattern":
+            if key not in item:
+                return default_pattern
+            pattern = self._pattern(item, key, DEFAULT_DROP_PATTERN, label)
+            return _INVALID if pattern is None else pattern
+        if spec.kind == "moment":
+            moment = self._since(item, key, zone, label)
+            return _INVALID if key in item and moment is None else moment
+        raise AssertionError(f"no reader for the field kind {spec.kind!r}")
+
+    def _since(self, item: CommentedMap, key: str, zone: str, label: str) -> datetime | None:
+        if key not in item:
             return None
-        value = item.get("since")
+        value = item.get(key)
         tz = ZoneInfo(zone)
         if isinstance(value, datetime):
             return value if value.tzinfo else value.replace(tzinfo=tz)
@@ -672,8 +780,8 @@ class _Validator:
             parsed = datetime.fromisoformat(str(value))
         except ValueError:
             self.problem(
-                _value_line(item, "since"),
-                f"`since: {value}` is not an ISO date or date-time; "
+                _value_line(item, key),
+                f"`{key}: {value}` is not an ISO date or date-time; "
                 "write e.g. 2025-11-01 or 2025-11-01T08:00:00+02:00",
                 label,
             )

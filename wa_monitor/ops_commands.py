@@ -362,25 +362,37 @@ def projects_list(app: App) -> None:
     out.print(table)
 
 
+def _field_options(command: Any) -> Any:
+    """`projects add`'s options: one per field of the projects file that adding asks for."""
+    from wa_monitor.config import PROJECT_FIELDS
+
+    for spec in reversed([f for f in PROJECT_FIELDS if f.added]):
+        if spec.kind == "flag":
+            flags = f"{spec.option}/--{spec.negative}" if spec.negative else spec.option
+            command = click.option(flags, default=spec.default, help=spec.help)(command)
+        elif spec.kind == "jid":
+            # Either the JID or the group's name, so neither option is required by click.
+            command = click.option(
+                "--group-name", help="Or the group's name in the bridge store."
+            )(command)
+            command = click.option(spec.option, help=spec.help)(command)
+        else:
+            required = spec.added == "required"
+            command = click.option(spec.option, required=required, help=spec.help)(command)
+    return command
+
+
 @projects.command("add")
-@click.option("--name", required=True, help="The project's name, as reviewers know it.")
-@click.option("--group-jid", help="The group's JID (…@g.us).")
-@click.option("--group-name", help="Or the group's name in the bridge store.")
-@click.option("--description", help="A few words (default: the group's name).")
-@click.option("--disabled", is_flag=True, help="Add it disabled.")
+@_field_options
 @click.pass_obj
 @handle_errors
-def projects_add(
-    app: App,
-    name: str,
-    group_jid: str | None,
-    group_name: str | None,
-    description: str | None,
-    disabled: bool,
-) -> None:
+def projects_add(app: App, /, group_name: str | None, **fields: Any) -> None:
     """Add a project; the running service starts monitoring it at its next scan."""
     from wa_monitor.projects_edit import add_project, os_actor, resolve_group
 
+    name: str = fields.pop("name")
+    group_jid: str | None = fields.pop("group_jid")
+    description: str = fields.pop("description") or ""
     if bool(group_jid) == bool(group_name):
         raise ConfigError(["give exactly one of --group-jid and --group-name"])
     if group_name:
@@ -400,10 +412,10 @@ def projects_add(
             name=name,
             group_jid=group_jid,
             description=description or name,
-            enabled=not disabled,
             actor=os_actor(),
             source="cli",
             store=store,
+            **{key: value for key, value in fields.items() if value is not None},
         )
     finally:
         if store is not None:

@@ -33,6 +33,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from wa_monitor.bridge import BridgeStore, GroupInfo
 from wa_monitor.config import (
     GROUP_JID,
+    PROJECT_FIELDS,
     ProjectsConfig,
     load_config,
     parse_config,
@@ -281,17 +282,31 @@ def add_project(
     *,
     name: str,
     group_jid: str,
-    description: str,
-    enabled: bool = True,
+    description: str = "",
     actor: str,
     source: str = "cli",
     store: ReviewStore | None = None,
+    **fields: Any,
 ) -> EditResult:
+    """Add a project entry: `fields` are further keys of PROJECT_FIELDS (enabled, …).
+
+    Keys are written in the table's order; a field left out gets its default when it
+    has one (`enabled: true`), and the description defaults to the name.
+    """
+    unknown = sorted(set(fields) - {f.key for f in PROJECT_FIELDS})
+    if unknown:
+        raise TypeError(f"add_project() got fields the projects file does not have: {unknown}")
     name, group_jid, description = name.strip(), group_jid.strip(), description.strip()
     if not GROUP_JID.fullmatch(group_jid):
         raise ConfigError(
             [f"`{group_jid}` is not a group JID (<digits>@g.us); pick it with --group-name"]
         )
+    values: dict[str, Any] = {
+        **fields,
+        "name": name,
+        "group_jid": group_jid,
+        "description": description or name,
+    }
 
     def change(data: CommentedMap) -> None:
         seq = _projects_seq(data)
@@ -308,10 +323,13 @@ def add_project(
                     ]
                 )
         entry = CommentedMap()
-        entry["name"] = name
-        entry["enabled"] = enabled
-        entry["group_jid"] = DoubleQuotedScalarString(group_jid)
-        entry["description"] = DoubleQuotedScalarString(description or name)
+        for spec in PROJECT_FIELDS:
+            value = values.get(spec.key, spec.default)
+            if isinstance(value, str):
+                value = value.strip()
+                entry[spec.key] = DoubleQuotedScalarString(value) if spec.quoted else value
+            elif value is not None:
+                entry[spec.key] = value
         _append(seq, entry)
 
     return edit_projects(path, change, actor=actor, source=source, store=store)
