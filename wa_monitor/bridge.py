@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from wa_monitor.errors import BridgeBusyError, BridgeStoreError
+from wa_monitor.source import Filters, Prefilter, RawMessage, ScanRange, Sender
 
 log = logging.getLogger("wa_monitor")
 
@@ -42,29 +43,9 @@ _EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
 # beyond them, converting to the business zone or to UTC for storage would overflow.
 _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)
-# SQLite hands out random rowids once a table holds this one: a rowid cursor is blind then.
-MAX_ROWID = 2**63 - 1
 # The cursor's anchor column is varchar(250); rows looked at, at most, to find an anchor.
 _ANCHOR_MAX = 250
 _ANCHOR_TRIES = 100
-
-
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """A row of the bridge's messages table that may name a drop."""
-
-    rowid: int
-    chat_jid: str
-    id: str
-    sender: str
-    content: str | None
-    timestamp: str | float | None  # text as written; a number is an epoch time
-
-
-@dataclass(frozen=True, slots=True)
-class Sender:
-    phone: str
-    name: str
 
 
 @dataclass(frozen=True)
@@ -73,26 +54,6 @@ class GroupInfo:
     name: str | None
     messages: int
     last_message: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Prefilter:
-    """Text every message naming a drop must contain, for SQLite to filter rows on.
-
-    Case-sensitive text is matched with GLOB, which is exact and cheaper than LIKE;
-    otherwise LIKE (ASCII case-insensitive), as for a plain `str` key of `read_range`.
-    """
-
-    text: str
-    case_sensitive: bool = False
-
-
-@dataclass(frozen=True)
-class ScanRange:
-    """Candidate rows of a rowid range, and how many messages of each group it held."""
-
-    rows: list[RawMessage]
-    counts: dict[str, int]
 
 
 def as_text(value: object) -> str | None:
@@ -168,7 +129,10 @@ def _ro_uri(path: Path) -> str:
 
 
 class BridgeStore:
-    """A read-only view of the bridge's store; never writes, keeps read transactions short."""
+    """A read-only view of the bridge's store; never writes, keeps read transactions short.
+
+    The monitor's first `wa_monitor.source.Source`: SQLite's rowids are the cursor.
+    """
 
     def __init__(
         self,
@@ -310,9 +274,7 @@ class BridgeStore:
         )
         return row is None or int(row[0]) < rowid
 
-    def read_range(
-        self, low: int, high: int, filters: Mapping[str | Prefilter | None, Sequence[str]]
-    ) -> ScanRange:
+    def read_range(self, low: int, high: int, filters: Filters) -> ScanRange:
         """Rows with low < rowid <= high of the given groups that may name a drop.
 
         `filters` maps a literal every drop must contain (a `str` is matched without

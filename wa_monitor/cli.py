@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from wa_monitor import __version__
+from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig
 from wa_monitor.console import err, handle_errors, out
 from wa_monitor.context import App, pass_app
@@ -129,7 +130,7 @@ def db_current(app: App) -> None:
 
 
 @contextmanager
-def monitor_for(app: App) -> Iterator[Monitor]:
+def monitor_for(app: App) -> Iterator[Monitor[BridgeStore]]:
     config = app.config()
     bridge = app.bridge()
     store = app.review_store(pre_ping=False)

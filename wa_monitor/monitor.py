@@ -1,4 +1,10 @@
-"""The drop monitor: bridge rows → drop posts → review database, batch by batch."""
+"""The drop monitor: source rows → drop posts → review database, batch by batch.
+
+The monitor reads through a `wa_monitor.source.Source` (the bridge's store in
+production) and tells its caller how scans went through hooks (`on_error`,
+`on_scanned`), not subclasses. Turning rows into posts is pure: `find_drops` then
+`drop_posts`, with the senders of the matched rows resolved in between.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,26 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import Generic, TypeVar
 
-from wa_monitor.bridge import (
+from wa_monitor.bridge import parse_timestamp
+from wa_monitor.config import Project, ProjectsConfig
+from wa_monitor.detect import DropPattern
+from wa_monitor.errors import BridgeStoreError, ReviewDatabaseError, WaMonitorError
+from wa_monitor.reviews import Plan, Post
+from wa_monitor.source import (
     MAX_ROWID,
-    BridgeStore,
+    Filters,
     Prefilter,
     RawMessage,
     ScanRange,
     Sender,
-    parse_timestamp,
+    Source,
 )
-from wa_monitor.config import Project, ProjectsConfig
-from wa_monitor.detect import DropPattern
-from wa_monitor.errors import BridgeStoreError, ReviewDatabaseError
-from wa_monitor.reviews import Plan, Post
 from wa_monitor.store import Cursor, ReviewStore
 
 log = logging.getLogger("wa_monitor")
@@ -60,11 +68,14 @@ class ScanSummary:
 
 
 ProgressFn = Callable[[int, int], None]
+ErrorHook = Callable[[WaMonitorError], None]
+ScannedHook = Callable[[float], None]
+S = TypeVar("S", bound=Source)
 
 
 @dataclass(frozen=True)
 class _Read:
-    """What a batch read from messages.db: its end, its groups, its rows, its anchor."""
+    """What a batch read from the source: its end, its groups, its rows, its anchor."""
 
     high: int
     active: dict[str, Project]
@@ -83,6 +94,15 @@ class OddRow:
     problem: str  # what is wrong with it, for the log
     reason: str = ""  # why it was skipped (a counter label); "" when its drops were kept
     drops: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A row whose text names drops, with its project."""
+
+    row: RawMessage
+    project: Project
+    drops: list[str]
 
 
 def clean_text(value: str, limit: int) -> str:
@@ -107,21 +127,29 @@ def message_key(message_id: str) -> str:
     return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class Monitor:
-    """Scans the enabled projects' groups and records what they post."""
+class Monitor(Generic[S]):
+    """Scans the enabled projects' groups of a source and records what they post.
+
+    `on_error` is told every error of a scan and of polling the source (which is then
+    raised, or retried by `run`); `on_scanned` the seconds each completed scan took.
+    """
 
     def __init__(
         self,
         config: ProjectsConfig,
-        bridge: BridgeStore,
+        source: S,
         store: ReviewStore,
         *,
         chunk: int = DEFAULT_CHUNK,
+        on_error: ErrorHook | None = None,
+        on_scanned: ScannedHook | None = None,
     ) -> None:
         self.config = config
-        self.bridge = bridge
+        self.source = source
         self.store = store
         self.chunk = chunk
+        self.on_error = on_error
+        self.on_scanned = on_scanned
         self._cursors: dict[str, Cursor] | None = None
         self._rowids_exhausted = False
 
@@ -143,12 +171,27 @@ class Monitor:
     def scan(
         self, stop: threading.Event | None = None, progress: ProgressFn | None = None
     ) -> ScanSummary:
-        """Read every enabled group up to the store's current end; record what it names."""
+        """Read every enabled group up to the source's current end; record what it names."""
+        started = time.monotonic()
+        try:
+            summary = self._scan(stop, progress)
+        except WaMonitorError as exc:
+            self._failed(exc)
+            raise
+        if self.on_scanned is not None:
+            self.on_scanned(time.monotonic() - started)
+        return summary
+
+    def _failed(self, exc: WaMonitorError) -> None:
+        if self.on_error is not None:
+            self.on_error(exc)
+
+    def _scan(self, stop: threading.Event | None, progress: ProgressFn | None) -> ScanSummary:
         summary = ScanSummary()
         projects = self.config.by_group()
         if not projects:
             return summary
-        high = self.bridge.max_rowid()
+        high = self.source.max_rowid()
         self._check_rowids(high)
         cursors = self._checked_cursors(projects, high, summary)
         low = min(cursors[jid].last_rowid for jid in projects)
@@ -210,7 +253,7 @@ class Monitor:
                 reason = f"its highest rowid {high} is below the cursor {cursor.last_rowid}"
             elif cursor.anchor:
                 if cursor.anchor not in moved:
-                    moved[cursor.anchor] = self.bridge.anchor_moved_back(cursor.anchor)
+                    moved[cursor.anchor] = self.source.anchor_moved_back(cursor.anchor)
                 if moved[cursor.anchor]:
                     reason = "the last message read is gone from it"
             if reason:
@@ -228,25 +271,22 @@ class Monitor:
     def _read(
         self, projects: dict[str, Project], cursors: dict[str, Cursor], low: int, limit: int
     ) -> _Read | None:
-        """Read the next range above `low` of messages.db (the only bridge access of a batch).
+        """Read the next range above `low` of the source (its only access in a batch).
 
         A range that would hold no row starts at the next row present instead, so a gap
         in the rowids (a row written at rowid 10^12) costs one seek, not a walk over
         empty ranges. None: no row is left up to `limit`.
         """
-        following = self.bridge.next_rowid(low)
+        following = self.source.next_rowid(low)
         if following is None or following > limit:
             return None
         if following > low + self.chunk:
             low = following - 1
         high = min(low + self.chunk, limit)
         active = {jid: p for jid, p in projects.items() if cursors[jid].last_rowid < high}
-        filters: dict[str | Prefilter | None, list[str]] = {}
-        for jid, project in active.items():
-            filters.setdefault(prefilter(project.pattern), []).append(jid)
         read_at = datetime.now(UTC)
-        scanned = self.bridge.read_range(low, high, filters)
-        return _Read(high, active, scanned, self.bridge.anchor(high), read_at)
+        scanned = self.source.read_range(low, high, filters_of(active))
+        return _Read(high, active, scanned, self.source.anchor(high), read_at)
 
     def _record_range(
         self, cursors: dict[str, Cursor], read: _Read
@@ -258,7 +298,7 @@ class Monitor:
             for r in scanned.rows
             if r.chat_jid in active and r.rowid > cursors[r.chat_jid].last_rowid
         ]
-        posts, odd = self._posts(rows, active, read.read_at)
+        posts, odd = read_posts(self.source, rows, active, self.config.zone, read.read_at)
         advanced = {jid: Cursor(read.high, read.anchor) for jid in active}
         plan = self.store.record_batch(posts, advanced, self.config.zone)
         cursors.update(advanced)
@@ -300,42 +340,6 @@ class Monitor:
                     ", ".join(row.drops),
                 )
 
-    def _posts(
-        self, rows: Iterable[RawMessage], projects: dict[str, Project], read_at: datetime
-    ) -> tuple[list[Post], list[OddRow]]:
-        """The drop posts of `rows`, and the rows that could not be read as written.
-
-        Whatever a row holds, it costs at most itself: one that cannot be used is
-        skipped and reported, never allowed to fail the batch, which would stop the
-        cursor at it for good.
-        """
-        matched: list[tuple[RawMessage, Project, list[str]]] = []
-        odd: list[OddRow] = []
-        for row in rows:
-            project = projects[row.chat_jid]
-            try:
-                drops = project.pattern.find(row.content)
-            except Exception as exc:  # a row must never stop the scan
-                odd.append(_unusable(row, project, exc))
-                continue
-            if drops:
-                matched.append((row, project, drops))
-        if not matched:
-            return [], odd
-        senders = self.bridge.resolve_senders(r.sender for r, _, _ in matched)
-        zone = self.config.zone
-        posts: list[Post] = []
-        for row, project, drops in matched:
-            try:
-                row_posts, note = _row_posts(row, project, drops, senders, zone, read_at)
-            except Exception as exc:  # a row must never stop the scan
-                odd.append(_unusable(row, project, exc))
-                continue
-            posts.extend(row_posts)
-            if note is not None:
-                odd.append(note)
-        return posts, odd
-
     def _log_plan(self, plan: Plan) -> None:
         for event in plan.events:
             post = event.post
@@ -361,10 +365,10 @@ class Monitor:
         on_scan: Callable[[ScanSummary], None] | None = None,
         before_poll: Callable[[], None] | None = None,
     ) -> None:
-        """Scan whenever messages.db changes, and at least every `interval` seconds.
+        """Scan whenever the source changes, and at least every `interval` seconds.
 
-        Waking is cheap: between scans it only reads `PRAGMA data_version` (which
-        changes when the bridge commits) and stats the file, every `poll` seconds.
+        Waking is cheap: between scans it only asks the source's `data_version` (for
+        the bridge's store, a PRAGMA and a stat of the file), every `poll` seconds.
         """
         last_version: int | None = None
         last_scan = float("-inf")
@@ -374,10 +378,14 @@ class Monitor:
             try:
                 if before_poll is not None:
                     before_poll()
-                if self.bridge.replaced():
-                    self.bridge.open()
-                    last_version = None
-                version = self.bridge.data_version()
+                try:
+                    if self.source.replaced():
+                        self.source.open()
+                        last_version = None
+                    version = self.source.data_version()
+                except BridgeStoreError as exc:
+                    self._failed(exc)
+                    raise
                 if version != last_version or time.monotonic() - last_scan >= interval:
                     summary = self.scan(stop)
                     last_version, last_scan = version, time.monotonic()
@@ -397,11 +405,84 @@ class Monitor:
                 stop.wait(min(interval, poll * 2 ** min(failures, 10)))
 
 
+def filters_of(projects: dict[str, Project]) -> Filters:
+    """The groups to read, by the text their drop pattern requires (the source's pre-filter)."""
+    filters: dict[str | Prefilter | None, list[str]] = {}
+    for jid, project in projects.items():
+        filters.setdefault(prefilter(project.pattern), []).append(jid)
+    return filters
+
+
+def find_drops(
+    rows: Iterable[RawMessage], projects: dict[str, Project]
+) -> tuple[list[Match], list[OddRow]]:
+    """The rows naming drops, and the rows whose text could not be matched.
+
+    Whatever a row holds, it costs at most itself: one that cannot be used is
+    skipped and reported, never allowed to fail the batch, which would stop the
+    cursor at it for good.
+    """
+    matched: list[Match] = []
+    odd: list[OddRow] = []
+    for row in rows:
+        project = projects[row.chat_jid]
+        try:
+            drops = project.pattern.find(row.content)
+        except Exception as exc:  # a row must never stop the scan
+            odd.append(_unusable(row, project, exc))
+            continue
+        if drops:
+            matched.append(Match(row, project, drops))
+    return matched, odd
+
+
+def drop_posts(
+    matches: Iterable[Match], senders: Mapping[str, Sender], zone: tzinfo, read_at: datetime
+) -> tuple[list[Post], list[OddRow]]:
+    """The posts of matched rows (`senders`: theirs, resolved), and the rows that are odd.
+
+    A row without a readable time gets `read_at`; a row that fails is skipped and
+    reported, like in `find_drops`.
+    """
+    posts: list[Post] = []
+    odd: list[OddRow] = []
+    for match in matches:
+        row, project = match.row, match.project
+        try:
+            row_posts, note = _row_posts(row, project, match.drops, senders, zone, read_at)
+        except Exception as exc:  # a row must never stop the scan
+            odd.append(_unusable(row, project, exc))
+            continue
+        posts.extend(row_posts)
+        if note is not None:
+            odd.append(note)
+    return posts, odd
+
+
+def read_posts(
+    source: Source,
+    rows: Iterable[RawMessage],
+    projects: dict[str, Project],
+    zone: tzinfo,
+    read_at: datetime,
+) -> tuple[list[Post], list[OddRow]]:
+    """The drop posts of `rows`, and the rows that could not be read as written.
+
+    Only the senders of the rows that name a drop are asked of the source.
+    """
+    matched, odd = find_drops(rows, projects)
+    if not matched:
+        return [], odd
+    senders = source.resolve_senders(m.row.sender for m in matched)
+    posts, more = drop_posts(matched, senders, zone, read_at)
+    return posts, odd + more
+
+
 def _row_posts(
     row: RawMessage,
     project: Project,
     drops: list[str],
-    senders: dict[str, Sender],
+    senders: Mapping[str, Sender],
     zone: tzinfo,
     read_at: datetime,
 ) -> tuple[list[Post], OddRow | None]:

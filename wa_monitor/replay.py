@@ -1,6 +1,6 @@
 """`wa-monitor replay --dry-run`: the current detection over past messages, writing nothing.
 
-It reads the bridge store like a scan does (rowid ranges, the projects' patterns),
+It reads the source (the bridge store) like a scan does (rowid ranges, the projects' patterns),
 keeps the posts whose message time is in the window, and asks the review database,
 read-only, what is already recorded. The result: what a scan of this code would
 record now (new reviews, resubmissions), what is already recorded, and what is
@@ -16,11 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from wa_monitor.bridge import BridgeStore, Prefilter
 from wa_monitor.config import ProjectsConfig
-from wa_monitor.monitor import DEFAULT_CHUNK, Monitor, prefilter
+from wa_monitor.monitor import DEFAULT_CHUNK, filters_of, read_posts
 from wa_monitor.reviews import Event, ExistingReview, Key, Post, plan_batch
 from wa_monitor.schema import drop_submissions, qa_photo_reviews
+from wa_monitor.source import Source
 from wa_monitor.store import ReviewStore
 
 
@@ -121,7 +121,7 @@ def _recorded(
 
 def replay(
     config: ProjectsConfig,
-    bridge: BridgeStore,
+    source: Source,
     store: ReviewStore,
     since: datetime,
     until: datetime | None = None,
@@ -129,30 +129,26 @@ def replay(
     projects: list[str] | None = None,
     chunk: int = DEFAULT_CHUNK,
 ) -> ReplayResult:
-    """What scanning the bridge store's messages of [since, until) would record now."""
+    """What scanning the source's messages of [since, until) would record now."""
     result = ReplayResult(since, until)
     by_group = {
         jid: p for jid, p in config.by_group().items() if not projects or p.name in projects
     }
     if not by_group:
         return result
-    # A Monitor without cursors: only its message → post logic is used; nothing is written.
-    reader = Monitor(config, bridge, store, chunk=chunk)
-    filters: dict[str | Prefilter | None, list[str]] = {}
-    for jid, project in by_group.items():
-        filters.setdefault(prefilter(project.pattern), []).append(jid)
-    high = bridge.max_rowid()
+    filters = filters_of(by_group)
+    high = source.max_rowid()
     low = 0
     read_at = datetime.now(UTC)
     # A range that would hold no row starts at the next row present: a gap costs one seek.
-    while (following := bridge.next_rowid(low)) is not None and following <= high:
+    while (following := source.next_rowid(low)) is not None and following <= high:
         if following > low + chunk:
             low = following - 1
         upper = min(low + chunk, high)
-        scanned = bridge.read_range(low, upper, filters)
+        scanned = source.read_range(low, upper, filters)
         for jid, count in scanned.counts.items():
             result.messages[by_group[jid].name] += count
-        posts, _ = reader._posts(scanned.rows, by_group, read_at)
+        posts, _ = read_posts(source, scanned.rows, by_group, config.zone, read_at)
         for post in posts:
             if post.time >= since and (until is None or post.time < until):
                 result.detected.append(post)

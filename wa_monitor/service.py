@@ -241,48 +241,6 @@ class Counters:
         }
 
 
-class _ServiceMonitor(Monitor):
-    """A Monitor that tells the service how each scan went (errors included)."""
-
-    service: Service
-
-    def scan(
-        self,
-        stop: threading.Event | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> ScanSummary:
-        started = time.monotonic()
-        try:
-            summary = super().scan(stop, progress)
-        except WaMonitorError as exc:
-            self.service.scan_failed(exc)
-            raise
-        self.service.last_scan_duration = time.monotonic() - started
-        return summary
-
-
-class _CountingBridge(BridgeStore):
-    """A BridgeStore whose failures between scans (re-open, polling) are counted too."""
-
-    service: Service | None = None
-
-    def open(self) -> None:
-        try:
-            super().open()
-        except BridgeStoreError as exc:
-            if self.service is not None:
-                self.service.scan_failed(exc)
-            raise
-
-    def data_version(self) -> int:
-        try:
-            return super().data_version()
-        except BridgeStoreError as exc:
-            if self.service is not None:
-                self.service.scan_failed(exc)
-            raise
-
-
 class Service:
     """Monitor.run plus reload, heartbeat, staleness, metrics and the systemd watchdog."""
 
@@ -321,7 +279,7 @@ class Service:
         self._ready = False  # READY=1 sent: only then may the watchdog be fed
         self._beat_error = ""
         self._metrics_server: Any = None
-        self.monitor: _ServiceMonitor | None = None
+        self.monitor: Monitor[BridgeStore] | None = None
         self.watcher: ConfigWatcher | None = None
         self.store: ReviewStore | None = None
 
@@ -335,23 +293,22 @@ class Service:
         try:
             store.check_schema()
             guard(self.settings, store)
-            bridge = _CountingBridge(
-                self.settings.require_bridge(), self.settings.whatsapp_store_path
-            )
-            bridge.service = self
-            with contextlib.suppress(BridgeStoreError):
+            bridge = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
+            try:
+                bridge.open()
+            except BridgeStoreError as exc:
                 # Not there yet (bridge not paired, being re-paired) or unreadable: Monitor.run
                 # logs it once and opens the file when a valid one appears, instead of the
                 # service exiting into a restart loop.
-                bridge.open()
+                self.scan_failed(exc)
         except BaseException:
             store.dispose()
             raise
         self.store = store
         self.watcher = ConfigWatcher(self.config_path, config, self.hup, text=text)
-        monitor = _ServiceMonitor(config, bridge, store)
-        monitor.service = self
-        self.monitor = monitor
+        self.monitor = Monitor(
+            config, bridge, store, on_error=self.scan_failed, on_scanned=self._scanned
+        )
         if self.settings.metrics_port:
             from prometheus_client import start_http_server
 
@@ -404,7 +361,7 @@ class Service:
             self._metrics_server.server_close()
             self._metrics_server = None
         if self.monitor is not None:
-            self.monitor.bridge.close()
+            self.monitor.source.close()
         if self.store is not None:
             self.store.dispose()
 
@@ -445,7 +402,7 @@ class Service:
         log.info(
             "📂 %s: bridge store %s, review database %s, projects file %s",
             self.settings.env_name or "default",
-            self.monitor.bridge.messages_db,
+            self.monitor.source.messages_db,
             self.monitor.store.masked_url,
             self.config_path,
         )
@@ -470,6 +427,9 @@ class Service:
         self.last_error = ""
         self.bridge_error = ""
         self.scanned.set()
+
+    def _scanned(self, seconds: float) -> None:
+        self.last_scan_duration = seconds
 
     def scan_failed(self, exc: WaMonitorError) -> None:
         kind = error_kind(exc)
@@ -541,7 +501,7 @@ class Service:
         assert self.monitor is not None
         config = self.monitor.config
         now = datetime.now(UTC)
-        path = self.monitor.bridge.messages_db
+        path = self.monitor.source.messages_db
         changed = store_changed_at(path)
         self.bridge_changed_at = changed
         if changed is not None:
@@ -560,7 +520,7 @@ class Service:
             self.bridge_stale = stale
         names = {p.group_jid: p.name for p in config.enabled}
         try:
-            newest = self.monitor.bridge.newest_messages(names)
+            newest = self.monitor.source.newest_messages(names)
         except BridgeStoreError as exc:
             self.scan_failed(exc)
             return
@@ -608,14 +568,14 @@ class Service:
             "last_error": self.last_error,
             "healthy": self.healthy,
             "bridge": {
-                "path": str(self.monitor.bridge.messages_db),
+                "path": str(self.monitor.source.messages_db),
                 "changed_at": self.bridge_changed_at.isoformat()
                 if self.bridge_changed_at
                 else None,
                 "stale": self.bridge_stale,
                 "readable": not self.bridge_error,
                 "error": self.bridge_error,
-                "contacts_error": self.monitor.bridge.contacts_problem,
+                "contacts_error": self.monitor.source.contacts_problem,
             },
             "groups": self.group_status,
             "outbox_pending": self._outbox(),

@@ -1,4 +1,8 @@
-"""The monitor end to end over a real bridge store and a real review database (both backends)."""
+"""The monitor end to end over a source and a real review database (both backends).
+
+Each test that is about the monitor's logic runs over both sources: the bridge's real
+SQLite store, and the in-memory source, which must keep the same promises.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,19 @@ import hashlib
 import itertools
 import logging
 import random
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tests.helpers import (
+    _OPEN,
     LAWLEY,
     MOHADIN,
     OTHER,
@@ -22,20 +32,140 @@ from tests.helpers import (
     VELO,
     Bridge,
     config_from,
-    make_monitor,
     review_state,
 )
-from wa_monitor.errors import ReviewDatabaseError
+from tests.helpers import make_monitor as make_bridge_monitor
+from wa_monitor.config import ProjectsConfig
+from wa_monitor.errors import ReviewDatabaseError, WaMonitorError
+from wa_monitor.memory_source import InMemorySource
+from wa_monitor.monitor import Monitor
 from wa_monitor.schema import qa_photo_reviews
 from wa_monitor.store import ReviewStore
 
 
+@dataclass
+class BridgeMessages:
+    """Messages written to a real bridge store, read by BridgeStore."""
+
+    directory: Path
+    bridge: Bridge = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bridge = Bridge(self.directory)
+
+    def post(
+        self, chat_jid: str, content: str | None, *, rowid: int | None = None, **kw: Any
+    ) -> tuple[str, int]:
+        if rowid is None:
+            return self.bridge.post(chat_jid, content, **kw)
+        # A row at a chosen rowid (a gap), written as a repair tool would.
+        message_id = kw.get("message_id") or uuid.uuid4().hex[:20].upper()
+        when = kw.get("when", T0)
+        with sqlite3.connect(self.bridge.messages_db) as conn:
+            conn.execute(
+                "INSERT INTO messages (rowid, id, chat_jid, sender, content, timestamp, "
+                "is_from_me, media_type, filename, url, file_length) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, '', '', '', 0)",
+                (
+                    rowid,
+                    message_id,
+                    chat_jid,
+                    kw.get("sender", "27821234567"),
+                    content,
+                    self.bridge.writer.timestamp(when),
+                ),
+            )
+        conn.close()
+        return message_id, rowid
+
+    def chatter(self, chat_jid: str, n: int, when: datetime = T0) -> None:
+        self.bridge.chatter(chat_jid, n, when)
+
+    def redeliver(self, chat_jid: str, message_id: str) -> int:
+        return self.bridge.redeliver(chat_jid, message_id)
+
+    def member(self, phone: str, *, lid: str | None = None, name: str | None = None) -> None:
+        self.bridge.member(phone, lid=lid, name=name)
+
+    def recreate(self) -> None:
+        """Re-pairing: operators delete messages.db; the bridge starts over at rowid 1."""
+        self.bridge.close()
+        self.bridge.messages_db.unlink()
+        self.bridge = Bridge(self.directory)
+
+    def monitor(self, url: str, config: ProjectsConfig | None, chunk: int) -> Monitor[Any]:
+        return make_bridge_monitor(self.bridge, url, config, chunk=chunk)
+
+
+@dataclass
+class MemoryMessages:
+    """The same messages in an InMemorySource."""
+
+    source: InMemorySource = field(default_factory=InMemorySource)
+
+    def post(
+        self,
+        chat_jid: str,
+        content: str | None,
+        *,
+        sender: str = "27821234567",
+        when: datetime = T0,
+        message_id: str | None = None,
+        media_type: str = "",
+        timestamp: str | None = None,
+        rowid: int | None = None,
+    ) -> tuple[str, int]:
+        message_id = message_id or uuid.uuid4().hex[:20].upper()
+        written = timestamp if timestamp is not None else when
+        return message_id, self.source.store(
+            chat_jid, message_id, sender, content, written, rowid=rowid
+        )
+
+    def chatter(self, chat_jid: str, n: int, when: datetime = T0) -> None:
+        for i in range(n):
+            self.post(chat_jid, f"Pole {i} done, moving on", when=when + timedelta(seconds=i))
+
+    def redeliver(self, chat_jid: str, message_id: str) -> int:
+        return self.source.redeliver(chat_jid, message_id)
+
+    def member(self, phone: str, *, lid: str | None = None, name: str | None = None) -> None:
+        self.source.member(phone, lid=lid, name=name)
+
+    def recreate(self) -> None:
+        self.source.recreate()
+
+    def monitor(self, url: str, config: ProjectsConfig | None, chunk: int) -> Monitor[Any]:
+        self.source.open()
+        monitor = Monitor(config or config_from(), self.source, ReviewStore(url), chunk=chunk)
+        _OPEN.append(monitor)
+        return monitor
+
+
+Messages = BridgeMessages | MemoryMessages
+
+
+@pytest.fixture(params=["bridge", "memory"])
+def new_source(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Messages]:
+    def make(name: str) -> Messages:
+        if request.param == "bridge":
+            return BridgeMessages(tmp_path / name)
+        return MemoryMessages()
+
+    return make
+
+
 @pytest.fixture
-def bridge(tmp_path: Path) -> Bridge:
-    return Bridge(tmp_path / "store")
+def bridge(new_source: Callable[[str], Messages]) -> Messages:
+    return new_source("store")
 
 
-def test_new_drop_is_recorded_with_sender_and_dates(bridge: Bridge, db_url: str) -> None:
+def make_monitor(
+    messages: Messages, url: str, config: ProjectsConfig | None = None, *, chunk: int = 100_000
+) -> Monitor[Any]:
+    return messages.monitor(url, config, chunk)
+
+
+def test_new_drop_is_recorded_with_sender_and_dates(bridge: Messages, db_url: str) -> None:
     bridge.member("27821234567", name="Thabo Nkosi")
     late_evening = datetime(2025, 11, 9, 23, 30, tzinfo=SAST)  # 21:30 UTC: same SAST day
     bridge.post(VELO, "DR12345678 done, all photos attached", when=late_evening)
@@ -65,7 +195,7 @@ def test_new_drop_is_recorded_with_sender_and_dates(bridge: Bridge, db_url: str)
     )
 
 
-def test_lid_sender_is_resolved_to_phone_and_name(bridge: Bridge, db_url: str) -> None:
+def test_lid_sender_is_resolved_to_phone_and_name(bridge: Messages, db_url: str) -> None:
     # FIELD_NOTES bug 3: LIDs are digits too; only the lid map tells them apart.
     bridge.member("27829999999", lid="112233445566778", name="Sipho Dlamini")
     bridge.post(VELO, "DR11111111", sender="112233445566778")
@@ -82,7 +212,7 @@ def test_lid_sender_is_resolved_to_phone_and_name(bridge: Bridge, db_url: str) -
     assert by_drop["DR44444444"]["user_name"] == "27820000000"
 
 
-def test_resubmission_updates_the_review(bridge: Bridge, db_url: str) -> None:
+def test_resubmission_updates_the_review(bridge: Messages, db_url: str) -> None:
     bridge.member("27821111111", name="First Installer")
     bridge.member("27822222222", name="Second Installer")
     bridge.post(VELO, "DR12345678", sender="27821111111", when=T0)
@@ -115,7 +245,7 @@ def test_resubmission_updates_the_review(bridge: Bridge, db_url: str) -> None:
     assert kinds == ["new", "resubmission"]
 
 
-def test_redelivered_message_changes_nothing(bridge: Bridge, db_url: str) -> None:
+def test_redelivered_message_changes_nothing(bridge: Messages, db_url: str) -> None:
     message_id, rowid = bridge.post(VELO, "DR12345678")
     monitor = make_monitor(bridge, db_url)
     monitor.scan()
@@ -129,7 +259,7 @@ def test_redelivered_message_changes_nothing(bridge: Bridge, db_url: str) -> Non
     assert (review_state(monitor.store), monitor.store.submissions()) == before
 
 
-def test_random_message_ids_are_not_a_cursor(bridge: Bridge, db_url: str) -> None:
+def test_random_message_ids_are_not_a_cursor(bridge: Messages, db_url: str) -> None:
     # FIELD_NOTES bug 1: 'ABCD…' then '3EB0…': an id cursor would skip the second.
     bridge.post(VELO, "DR11111111", message_id="ABCDEF0123456789")
     monitor = make_monitor(bridge, db_url)
@@ -139,7 +269,7 @@ def test_random_message_ids_are_not_a_cursor(bridge: Bridge, db_url: str) -> Non
     assert {r["drop_number"] for r in monitor.store.reviews()} == {"DR11111111", "DR22222222"}
 
 
-def test_history_synced_old_message_is_processed(bridge: Bridge, db_url: str) -> None:
+def test_history_synced_old_message_is_processed(bridge: Messages, db_url: str) -> None:
     bridge.post(VELO, "DR12345678 again", when=T0 + timedelta(days=1))
     monitor = make_monitor(bridge, db_url)
     monitor.scan()
@@ -156,7 +286,9 @@ def test_history_synced_old_message_is_processed(bridge: Bridge, db_url: str) ->
     assert "DR87654321" in by_drop
 
 
-def test_final_state_does_not_depend_on_storage_order(tmp_path: Path, db_url: str) -> None:
+def test_final_state_does_not_depend_on_storage_order(
+    new_source: Callable[[str], Messages], tmp_path: Path, db_url: str
+) -> None:
     posts = [
         (VELO, "DR12345678", "27821111111", T0),
         (VELO, "DR12345678 fixed", "27822222222", T0 + timedelta(hours=1)),
@@ -168,7 +300,7 @@ def test_final_state_does_not_depend_on_storage_order(tmp_path: Path, db_url: st
     for n, order in enumerate(
         itertools.islice(itertools.permutations(range(len(posts))), 0, 120, 23)
     ):
-        bridge = Bridge(tmp_path / f"order{n}")
+        bridge = new_source(f"order{n}")
         for i in order:
             jid, text, sender, when = posts[i]
             bridge.post(jid, text, sender=sender, when=when, message_id=f"MSG{i:04d}")
@@ -199,7 +331,7 @@ def _fresh_copy(db_url: str, tmp_path: Path, n: int) -> str:
     return db_url
 
 
-def test_same_drop_in_two_groups_gives_two_reviews(bridge: Bridge, db_url: str) -> None:
+def test_same_drop_in_two_groups_gives_two_reviews(bridge: Messages, db_url: str) -> None:
     # FIELD_NOTES bug 6.
     bridge.post(LAWLEY, "DR12345678")
     bridge.post(VELO, "DR12345678")
@@ -212,7 +344,7 @@ def test_same_drop_in_two_groups_gives_two_reviews(bridge: Bridge, db_url: str) 
     }
 
 
-def test_one_message_naming_several_drops(bridge: Bridge, db_url: str) -> None:
+def test_one_message_naming_several_drops(bridge: Messages, db_url: str) -> None:
     bridge.post(VELO, "DR11111111 and DR22222222 done (DR11111111 again)")
     monitor = make_monitor(bridge, db_url)
     summary = monitor.scan()
@@ -220,7 +352,7 @@ def test_one_message_naming_several_drops(bridge: Bridge, db_url: str) -> None:
     assert len(monitor.store.submissions()) == 2
 
 
-def test_only_enabled_groups_are_monitored(bridge: Bridge, db_url: str) -> None:
+def test_only_enabled_groups_are_monitored(bridge: Messages, db_url: str) -> None:
     bridge.post(MOHADIN, "DR11111111")  # disabled project
     bridge.post(OTHER, "DR22222222")  # not configured
     bridge.post(VELO, "DR33333333")
@@ -229,7 +361,7 @@ def test_only_enabled_groups_are_monitored(bridge: Bridge, db_url: str) -> None:
     assert [r["drop_number"] for r in monitor.store.reviews()] == ["DR33333333"]
 
 
-def test_per_project_pattern_and_since(bridge: Bridge, db_url: str) -> None:
+def test_per_project_pattern_and_since(bridge: Messages, db_url: str) -> None:
     # FIELD_NOTES bug 9: 6/7 digits, a space, lower case.
     config = config_from(
         PROJECTS_YAML.replace(
@@ -252,7 +384,7 @@ def test_per_project_pattern_and_since(bridge: Bridge, db_url: str) -> None:
     ]
 
 
-def test_cursor_survives_a_restart(bridge: Bridge, db_url: str) -> None:
+def test_cursor_survives_a_restart(bridge: Messages, db_url: str) -> None:
     # FIELD_NOTES bug 2: state persisted with the rows it produced.
     bridge.post(VELO, "DR11111111")
     first = make_monitor(bridge, db_url)
@@ -266,7 +398,7 @@ def test_cursor_survives_a_restart(bridge: Bridge, db_url: str) -> None:
     assert len(restarted.store.submissions()) == 2
 
 
-def test_a_failed_batch_leaves_nothing_half_done(bridge: Bridge, db_url: str) -> None:
+def test_a_failed_batch_leaves_nothing_half_done(bridge: Messages, db_url: str) -> None:
     bridge.post(VELO, "DR11111111")
     monitor = make_monitor(bridge, db_url)
     monitor.scan()
@@ -290,7 +422,7 @@ def test_a_failed_batch_leaves_nothing_half_done(bridge: Bridge, db_url: str) ->
 
 
 def test_recreated_store_is_rescanned_without_duplicates(
-    bridge: Bridge, db_url: str, caplog: pytest.LogCaptureFixture
+    bridge: Messages, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     bridge.chatter(VELO, 20)
     original, _ = bridge.post(VELO, "DR11111111")
@@ -298,12 +430,10 @@ def test_recreated_store_is_rescanned_without_duplicates(
     monitor.scan()
     # Re-pairing: operators delete messages.db; the bridge starts over at rowid 1 and
     # history sync brings back some old messages.
-    bridge.close()
-    bridge.messages_db.unlink()
-    again = Bridge(bridge.directory)
-    again.post(VELO, "DR11111111", message_id=original)  # the same message, synced again
-    again.post(VELO, "DR22222222")
-    monitor.bridge.open()
+    bridge.recreate()
+    bridge.post(VELO, "DR11111111", message_id=original)  # the same message, synced again
+    bridge.post(VELO, "DR22222222")
+    monitor.source.open()
 
     with caplog.at_level(logging.WARNING, logger="wa_monitor"):
         summary = monitor.scan()
@@ -313,22 +443,20 @@ def test_recreated_store_is_rescanned_without_duplicates(
     assert sorted(r["drop_number"] for r in monitor.store.reviews()) == ["DR11111111", "DR22222222"]
 
 
-def test_recreated_store_grown_past_the_cursor_is_noticed(bridge: Bridge, db_url: str) -> None:
+def test_recreated_store_grown_past_the_cursor_is_noticed(bridge: Messages, db_url: str) -> None:
     bridge.post(VELO, "DR11111111")
     monitor = make_monitor(bridge, db_url)
     monitor.scan()
-    bridge.close()
-    bridge.messages_db.unlink()
-    again = Bridge(bridge.directory)
-    again.post(VELO, "DR22222222")  # rowid 1: at or below the old cursor
-    again.chatter(VELO, 10)
-    monitor.bridge.open()
+    bridge.recreate()
+    bridge.post(VELO, "DR22222222")  # rowid 1: at or below the old cursor
+    bridge.chatter(VELO, 10)
+    monitor.source.open()
     summary = monitor.scan()
     assert summary.new == {"Velo Test": 1}
     assert sorted(r["drop_number"] for r in monitor.store.reviews()) == ["DR11111111", "DR22222222"]
 
 
-def test_hostile_message_content_is_data(bridge: Bridge, db_url: str) -> None:
+def test_hostile_message_content_is_data(bridge: Messages, db_url: str) -> None:
     bridge.post(VELO, None, media_type="image")
     bridge.post(VELO, "", media_type="image")
     bridge.post(VELO, "'); DROP TABLE qa_photo_reviews; -- DR11111111")
@@ -344,23 +472,26 @@ def test_hostile_message_content_is_data(bridge: Bridge, db_url: str) -> None:
     assert all(d.isascii() for d in drops)
 
 
-def test_scan_never_writes_to_the_bridge_store(bridge: Bridge, db_url: str) -> None:
+def test_scan_never_writes_to_the_bridge_store(tmp_path: Path, db_url: str) -> None:
+    bridge = Bridge(tmp_path / "store")
     bridge.chatter(VELO, 50)
     bridge.post(VELO, "DR12345678")
     bridge.close()
     before = hashlib.sha256(bridge.messages_db.read_bytes()).hexdigest()
     mtime = bridge.messages_db.stat().st_mtime_ns
-    monitor = make_monitor(bridge, db_url)
+    monitor = make_bridge_monitor(bridge, db_url)
     monitor.scan()
-    monitor.bridge.close()
+    monitor.source.close()
     assert hashlib.sha256(bridge.messages_db.read_bytes()).hexdigest() == before
     assert bridge.messages_db.stat().st_mtime_ns == mtime
     assert not bridge.messages_db.with_name("messages.db-journal").exists()
 
 
-def test_many_batches_give_the_same_result_as_one(tmp_path: Path, db_url: str) -> None:
+def test_many_batches_give_the_same_result_as_one(
+    new_source: Callable[[str], Messages], db_url: str
+) -> None:
     rng = random.Random(7)
-    bridge = Bridge(tmp_path / "store")
+    bridge = new_source("store")
     for i in range(300):
         jid = rng.choice([VELO, LAWLEY, OTHER])
         text = f"DR{rng.randrange(10**7, 10**7 + 40):08d}" if rng.random() < 0.3 else "chatter"
@@ -375,3 +506,41 @@ def test_many_batches_give_the_same_result_as_one(tmp_path: Path, db_url: str) -
     many.scan()
     assert review_state(many.store) == expected
     assert len(expected) > 10
+
+
+def test_rowid_gaps_cost_no_message(bridge: Messages, db_url: str) -> None:
+    bridge.post(VELO, "DR11111111")
+    bridge.post(VELO, "DR22222222", rowid=10**12)  # far above: a repair tool, a fork
+    bridge.post(VELO, "DR33333333")  # the bridge goes on above it
+    monitor = make_monitor(bridge, db_url, chunk=100)
+    summary = monitor.scan()
+    assert summary.messages == 3
+    assert sorted(r["drop_number"] for r in monitor.store.reviews()) == [
+        "DR11111111",
+        "DR22222222",
+        "DR33333333",
+    ]
+    bridge.post(VELO, "DR44444444")
+    assert make_monitor(bridge, db_url, chunk=100).scan().new == {"Velo Test": 1}
+
+
+def test_hooks_are_told_each_scan_and_each_error(bridge: Messages, db_url: str) -> None:
+    bridge.post(VELO, "DR11111111")
+    errors: list[WaMonitorError] = []
+    durations: list[float] = []
+    monitor = make_monitor(bridge, db_url)
+    monitor.on_error, monitor.on_scanned = errors.append, durations.append
+    monitor.scan()
+    assert errors == [] and len(durations) == 1 and durations[0] >= 0
+
+    def crash(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "INSERT INTO qa_photo_reviews" in statement:
+            raise ReviewDatabaseError("connection lost (injected)")
+
+    bridge.post(VELO, "DR22222222")
+    sa.event.listen(monitor.store.engine, "before_cursor_execute", crash)
+    with pytest.raises(ReviewDatabaseError) as raised:
+        monitor.scan()
+    sa.event.remove(monitor.store.engine, "before_cursor_execute", crash)
+    assert errors == [raised.value]
+    assert len(durations) == 1  # only completed scans are timed

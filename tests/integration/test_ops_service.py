@@ -173,7 +173,7 @@ def test_a_file_changed_during_a_scan_applies_from_the_next_scan(
     service.open()
     assert service.monitor is not None
     service.monitor.chunk = 1  # one rowid per batch: the change lands mid-scan
-    reader = service.monitor.bridge.read_range
+    reader = service.monitor.source.read_range
     changed = threading.Event()
 
     def read_range(*args: object, **kwargs: object) -> object:
@@ -184,7 +184,7 @@ def test_a_file_changed_during_a_scan_applies_from_the_next_scan(
             changed.set()
         return reader(*args, **kwargs)  # type: ignore[arg-type]
 
-    service.monitor.bridge.read_range = read_range  # type: ignore[method-assign]
+    service.monitor.source.read_range = read_range  # type: ignore[method-assign]
     with running(service):
         wait_for(lambda: service.counters.scans >= 1)
         # The scan in hand finished with the config it began with: all three recorded.
