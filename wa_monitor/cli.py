@@ -19,8 +19,8 @@ from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig
 from wa_monitor.console import err, handle_errors, out
 from wa_monitor.context import App, pass_app
+from wa_monitor.early_signals import release_early_signals
 from wa_monitor.errors import WaMonitorError
-from wa_monitor.launch import release_early_signals
 from wa_monitor.logs import setup_logging
 from wa_monitor.monitor import Monitor, ScanSummary
 from wa_monitor.ops_commands import COMMANDS as OPS_COMMANDS

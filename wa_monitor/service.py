@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, parse_config, read_config_text
+from wa_monitor.early_signals import take_early_signals
 from wa_monitor.environments import guard
 from wa_monitor.errors import (
     BridgeBusyError,
@@ -37,7 +38,6 @@ from wa_monitor.errors import (
 from wa_monitor.health import group_staleness, store_changed_at
 from wa_monitor.heartbeats import outbox_depth, record_heartbeat
 from wa_monitor.hours import WorkingHours
-from wa_monitor.launch import take_early_signals
 from wa_monitor.metrics import MonitorMetrics
 from wa_monitor.monitor import Monitor, ScanSummary
 from wa_monitor.projects_edit import already_audited, file_owner, make_diff, record_audit
