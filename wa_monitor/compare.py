@@ -151,7 +151,7 @@ def fetch(store: ReviewStore, jids: list[str], since: datetime | None) -> dict[K
 
 
 def compare(a: Side, b: Side, since: datetime | None = None) -> Comparison:
-    from wa_monitor.environments import same_database
+    from wa_monitor.database import open_review_store, same_database
 
     groups_a = {p.group_jid: p.name for p in a.config.enabled}
     groups_b = {p.group_jid: p.name for p in b.config.enabled}
@@ -163,12 +163,8 @@ def compare(a: Side, b: Side, since: datetime | None = None) -> Comparison:
     jids = list(result.shared)
     seen: list[dict[Key, Seen]] = []
     for side in (a, b):
-        store = ReviewStore(side.settings.database_url)
-        try:
-            store.check_schema()
+        with open_review_store(side.settings, purpose="read") as store:
             seen.append(fetch(store, jids, since) if jids else {})
-        finally:
-            store.dispose()
     rows_a, rows_b = seen
     for key in set(rows_a) | set(rows_b):
         line = Line(key, rows_a.get(key), rows_b.get(key))

@@ -9,6 +9,7 @@ import click
 
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, load_config, resolve_config_path
+from wa_monitor.database import Purpose, open_review_store
 from wa_monitor.settings import Settings, load_settings
 from wa_monitor.store import ReviewStore
 
@@ -34,19 +35,13 @@ class App:
     def config(self) -> ProjectsConfig:
         return load_config(self.config_path)
 
-    def review_store(self, *, check_schema: bool = True, pre_ping: bool = True) -> ReviewStore:
-        """The review database; a dev environment is refused prod's (environments.guard)."""
-        from wa_monitor.environments import guard
-
-        store = ReviewStore(self.settings.database_url, pre_ping=pre_ping)
-        try:
-            guard(self.settings, store)
-            if check_schema:
-                store.check_schema()
-        except BaseException:
-            store.dispose()
-            raise
-        return store
+    def review_store(
+        self, *, purpose: Purpose = "write", check_schema: bool = True, pre_ping: bool = True
+    ) -> ReviewStore:
+        """The review database, through the one door (`database.open_review_store`)."""
+        return open_review_store(
+            self.settings, purpose=purpose, check_schema=check_schema, pre_ping=pre_ping
+        )
 
     def bridge(self) -> BridgeStore:
         bridge = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)

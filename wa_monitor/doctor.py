@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, load_config
-from wa_monitor.environments import guard
+from wa_monitor.database import guard, open_review_store
 from wa_monitor.errors import BridgeStoreError, ConfigError, WaMonitorError
 from wa_monitor.health import Check, Report, group_staleness, readiness
 from wa_monitor.hours import WorkingHours
@@ -181,7 +181,9 @@ def run_doctor(
     zone = config.zone if config is not None else ZoneInfo("UTC")
     now = now or datetime.now(UTC)
     try:
-        store: ReviewStore | None = ReviewStore(settings.database_url)
+        store: ReviewStore | None = open_review_store(
+            settings, purpose="read", check_schema=False
+        )
     except WaMonitorError as exc:
         checks.append(Check("database", "fail", str(exc), "fix DATABASE_URL"))
         store = None

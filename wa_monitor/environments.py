@@ -77,7 +77,7 @@ def guard(settings: Settings, store: ReviewStore | None = None) -> None:
                 f"(see {prod_file})"
             )
     if store is not None and not problems:
-        from wa_monitor.health import read_heartbeats
+        from wa_monitor.heartbeats import read_heartbeats
 
         try:
             beats = read_heartbeats(store)

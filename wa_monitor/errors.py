@@ -35,6 +35,24 @@ class ReviewDataError(ReviewDatabaseError):
     """The review database refused a value (too long, NUL in text, …): it is up, the data is not."""
 
 
+class ConstraintViolation(ReviewDataError):
+    """The review database refused a row that breaks one of its constraints."""
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        self.constraint = constraint  # the constraint's name, as PostgreSQL knows it
+        super().__init__(message)
+
+
+class UniqueViolation(ConstraintViolation):
+    """A row with the same unique key is already there (`constraint` says which key)."""
+
+
+class SharedDatabaseError(WaMonitorError):
+    """A non-prod environment is pointed at prod's review database."""
+
+    exit_code = 2
+
+
 class SchemaVersionError(ReviewDatabaseError):
     """The review database schema is not the one this version of WA Monitor knows."""
 

@@ -31,8 +31,8 @@ import anyio.to_thread
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
+from wa_monitor.errors import UniqueViolation
 from wa_monitor.config import ProjectsConfig
 from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits
 from wa_monitor.steps import STEP_COLUMNS, STEP_LABELS
@@ -331,7 +331,7 @@ def enqueue(
             if resend:
                 changes["resend"] = True
             _audit(conn, review_id, requested_by, "feedback_queued", changes)
-    except IntegrityError:
+    except UniqueViolation:
         # The key was taken at this instant by a request for another drop.
         entry = get_entry(store, request_key=request_key)
         if entry is None:

@@ -64,6 +64,7 @@ class Report:
 
 
 def describe_age(seconds: float) -> str:
+    """An age as an operator reads it: `45 s`, `12 min`, `3.5 h`, `2.0 days`."""
     seconds = max(0, int(seconds))
     if seconds < 120:
         return f"{seconds} s"
@@ -231,6 +232,9 @@ def check_bridge_fresh(
     )
 
 
+# -- the groups ---------------------------------------------------------------------------
+
+
 def group_staleness(
     newest: Mapping[str, datetime | None],
     names: Mapping[str, str],
@@ -271,10 +275,6 @@ def group_staleness(
         else:
             checks.append(Check(label, "pass", f"{jid}: newest message {describe_age(age)} ago"))
     return checks
-
-
-def summarise(checks: Sequence[Check]) -> Report:
-    return Report(tuple(checks))
 
 
 def reported_groups(beat: Mapping[str, Any] | None) -> list[Check]:

@@ -19,7 +19,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from wa_monitor.console import err, handle_errors, out
-from wa_monitor.errors import ConfigError, ForeignSchemaError, WaMonitorError
+from wa_monitor.errors import (
+    ConfigError,
+    ForeignSchemaError,
+    SharedDatabaseError,
+    WaMonitorError,
+)
 from wa_monitor.health import Report
 
 if TYPE_CHECKING:
@@ -76,11 +81,10 @@ def _zone(app: App) -> tzinfo:
 def status(app: App, as_json: bool, instance: str | None) -> None:
     """Is the monitor healthy? Exits 1 when not (heartbeat, database, bridge store)."""
     from wa_monitor.health import live_groups, readiness
-    from wa_monitor.store import ReviewStore
 
     settings = app.settings
     zone = _zone(app)
-    store = ReviewStore(settings.database_url)
+    store = app.review_store(purpose="read", check_schema=False)
     try:
         try:
             store.check_schema()
@@ -323,11 +327,11 @@ def projects() -> None:
 
 
 def _audit_store(app: App) -> Any:
-    from wa_monitor.store import ReviewStore
-
+    """The database the edit is audited in, if it can be; dev is refused prod's (exit 2)."""
     try:
-        store = ReviewStore(app.settings.database_url)
-        store.check_schema()
+        store = app.review_store()
+    except SharedDatabaseError:
+        raise  # a misconfigured environment, not a database that is down: change nothing
     except WaMonitorError as exc:
         err.print(f"[yellow]warning:[/] not audited in the database: {escape(str(exc))}")
         return None

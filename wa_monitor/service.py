@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, parse_config, read_config_text
 from wa_monitor.early_signals import take_early_signals
-from wa_monitor.environments import guard
+from wa_monitor.database import open_review_store
 from wa_monitor.errors import (
     BridgeBusyError,
     BridgeStoreError,
@@ -289,10 +289,8 @@ class Service:
         """Load and check everything; raises a clear error when the service cannot start."""
         text = read_config_text(self.config_path)
         config = parse_config(text, self.config_path)
-        store = ReviewStore(self.settings.database_url, pre_ping=False)
+        store = open_review_store(self.settings, pre_ping=False)
         try:
-            store.check_schema()
-            guard(self.settings, store)
             bridge = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
             try:
                 bridge.open()

@@ -15,17 +15,25 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError
 
 from wa_monitor.errors import (
+    ConstraintViolation,
     ForeignSchemaError,
     ReviewDatabaseError,
     ReviewDataError,
     SchemaVersionError,
+    UniqueViolation,
 )
 from wa_monitor.masking import mask_url
 from wa_monitor.reviews import ExistingReview, Key, Plan, Post, plan_batch
-from wa_monitor.schema import SCHEMA_HEAD, drop_submissions, qa_photo_reviews, scan_cursors
+from wa_monitor.schema import (
+    SCHEMA_HEAD,
+    drop_submissions,
+    metadata,
+    qa_photo_reviews,
+    scan_cursors,
+)
 
 if TYPE_CHECKING:
     # Alembic is imported where migrations run: the service never loads it (~9 MB RSS).
@@ -88,6 +96,74 @@ def create_review_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True)
         connect_args={"connect_timeout": 10, "prepare_threshold": None},
         json_deserializer=_json_loads,
     )
+
+
+@contextmanager
+def wrap_exceptions(url: str) -> Iterator[None]:
+    """Driver errors raised inside, as the project's own exceptions (see `translate`)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise translate(exc, url) from exc
+
+
+def translate(exc: DBAPIError, url: str) -> ReviewDatabaseError:
+    """The project's exception for a driver error of the review database at `url`.
+
+    A refused row is not an unreachable database: callers answer them differently, and
+    a unique violation names its constraint, the same name on both backends.
+    """
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    message = f"review database {mask_url(url)}: {mask_url(reason)}"
+    if isinstance(exc, IntegrityError):
+        if _is_unique_violation(exc.orig):
+            return UniqueViolation(message, constraint=_unique_constraint(exc.orig))
+        return ConstraintViolation(message, constraint=_constraint_name(exc.orig))
+    if isinstance(exc, DataError):
+        return ReviewDataError(message)
+    return ReviewDatabaseError(message)
+
+
+_PG_UNIQUE_VIOLATION = "23505"
+_SQLITE_UNIQUE_FAILED = "UNIQUE constraint failed: "
+
+
+def _is_unique_violation(orig: Any) -> bool:
+    if getattr(orig, "sqlstate", None) == _PG_UNIQUE_VIOLATION:
+        return True
+    return str(orig).startswith(_SQLITE_UNIQUE_FAILED)
+
+
+def _constraint_name(orig: Any) -> str | None:
+    diag = getattr(orig, "diag", None)  # psycopg's; SQLite names no constraint
+    name = getattr(diag, "constraint_name", None)
+    return str(name) if name else None
+
+
+def _unique_constraint(orig: Any) -> str | None:
+    """The violated unique constraint's name; on SQLite, from the columns it lists."""
+    name = _constraint_name(orig)
+    text = str(orig)
+    if name or not text.startswith(_SQLITE_UNIQUE_FAILED):
+        return name
+    # "UNIQUE constraint failed: users.username" (or "t.a, t.b"): look the columns up in
+    # the schema and answer PostgreSQL's name for them.
+    qualified = [c.strip() for c in text.removeprefix(_SQLITE_UNIQUE_FAILED).split(",")]
+    tables = {c.partition(".")[0] for c in qualified}
+    table = metadata.tables.get(tables.pop()) if len(tables) == 1 else None
+    if table is None:
+        return None
+    columns = [c.partition(".")[2] for c in qualified]
+    if [c.name for c in table.primary_key] == columns:
+        return f"{table.name}_pkey"
+    for unique in (c for c in table.constraints if isinstance(c, sa.UniqueConstraint)):
+        if [c.name for c in unique.columns] == columns:
+            # Unnamed (a column's unique=True): PostgreSQL's default name.
+            return str(unique.name or f"{table.name}_{'_'.join(columns)}_key")
+    for index in table.indexes:
+        if index.unique and [c.name for c in index.columns] == columns:
+            return str(index.name)
+    return None
 
 
 def _json_loads(text: str | bytes) -> Any:
@@ -353,22 +429,25 @@ class ReviewStore:
         return self.engine.dialect.name
 
     def dispose(self) -> None:
+        """Close the engine's connections; safe to call twice."""
         self.engine.dispose()
+
+    def __enter__(self) -> ReviewStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.dispose()
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A transaction, with driver errors translated into ReviewDatabaseError."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, IntegrityError):
-                raise
-            raise self._translate(exc) from exc
+        """A transaction, with driver errors translated (`translate`)."""
+        with wrap_exceptions(self.url), self.engine.begin() as conn:
+            yield conn
+
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reading, with driver errors translated into ReviewDatabaseError.
+        """A connection for reading, with driver errors translated (`translate`).
 
         On PostgreSQL it runs in autocommit: each statement sees what was committed when
         it started, and no BEGIN or COMMIT travels to the server. Callers whose statements
@@ -378,20 +457,8 @@ class ReviewStore:
             with self.begin() as conn:
                 yield conn
             return
-        try:
-            with self._reader.connect() as conn:
-                yield conn
-        except (OperationalError, DBAPIError) as exc:
-            raise self._translate(exc) from exc
-
-    def _translate(self, exc: DBAPIError) -> ReviewDatabaseError:
-        # A refused value is not an unreachable database: callers answer them differently.
-        kind = ReviewDataError if isinstance(exc, DataError) else ReviewDatabaseError
-        return kind(self._describe(exc))
-
-    def _describe(self, exc: DBAPIError) -> str:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        return f"review database {self.masked_url}: {mask_url(reason)}"
+        with wrap_exceptions(self.url), self._reader.connect() as conn:
+            yield conn
 
     def ping(self) -> None:
         with self.begin() as conn:
@@ -537,7 +604,7 @@ class ReviewStore:
             try:
                 with self.begin() as conn:
                     return self._record(conn, posts, cursors, zone)
-            except (ConcurrentWriter, IntegrityError):
+            except (ConcurrentWriter, UniqueViolation):
                 if attempt == attempts - 1:
                     raise ReviewDatabaseError(
                         "another monitor keeps recording the same drops; gave up after "

@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.exc import IntegrityError
 
-from wa_monitor.errors import ReviewDatabaseError, WaMonitorError
+from wa_monitor.errors import ReviewDatabaseError, UniqueViolation, WaMonitorError
 from wa_monitor.schema import api_tokens, users
 from wa_monitor.store import ReviewStore
 
@@ -125,7 +124,7 @@ def add_user(store: ReviewStore, username: str, password: str, role: str) -> Use
                 )
                 .returning(users.c.id)
             ).scalar_one()
-    except IntegrityError:
+    except UniqueViolation:
         raise UserError(f"user {username!r} already exists") from None
     return User(int(new_id), username, role, False, now, None)
 

@@ -11,8 +11,9 @@ from rich.table import Table
 
 from wa_monitor.console import err, handle_errors, out
 from wa_monitor.context import App, pass_app
+from wa_monitor.database import open_review_store
 from wa_monitor.logs import setup_logging
-from wa_monitor.store import ReviewStore, create_review_engine
+from wa_monitor.store import ReviewStore
 from wa_monitor.users import ROLES
 
 log = logging.getLogger("wa_monitor.web")
@@ -37,17 +38,7 @@ def _web_store(app: App) -> ReviewStore:
     WEB_THREADS (8) handlers, the feedback sender and the summary cards' refreshes each
     hold at most one connection: 20 (+ SQLAlchemy's overflow of 10) leaves room.
     """
-    from wa_monitor.environments import guard
-
-    url = app.settings.database_url
-    store = ReviewStore(url, engine=create_review_engine(url, pool_size=WEB_POOL_SIZE))
-    try:
-        guard(app.settings, store)
-        store.check_schema()
-    except BaseException:
-        store.dispose()
-        raise
-    return store
+    return open_review_store(app.settings, pool_size=WEB_POOL_SIZE)
 
 
 @click.command("serve")

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import LAWLEY, MOHADIN, T0, VELO, Bridge
-from wa_monitor.environments import SharedDatabaseError
+from wa_monitor.errors import SharedDatabaseError
 from wa_monitor.health import check_heartbeat
 from wa_monitor.heartbeats import read_heartbeats, record_heartbeat
 from wa_monitor.projects_edit import add_project, audit_rows

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from wa_monitor.config import load_config
-from wa_monitor.environments import UnitOptions, render_unit, same_database
+from wa_monitor.database import same_database
+from wa_monitor.environments import UnitOptions, render_unit
 from wa_monitor.errors import ConfigError
 from wa_monitor.health import group_staleness
 from wa_monitor.hours import WorkingHours
