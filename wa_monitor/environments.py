@@ -1,111 +1,20 @@
-"""Prod and dev side by side: the guard that keeps dev out of prod's data, and the units."""
+"""Prod and dev side by side: one systemd unit, an instance per environment.
+
+The guard that keeps dev out of prod's review data is in `database`.
+"""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.engine import URL
-
-from wa_monitor.errors import ConfigError, WaMonitorError
-from wa_monitor.settings import Settings, mask_url, read_env_file
-from wa_monitor.store import ReviewStore, engine_url
-
-log = logging.getLogger("wa_monitor")
+from wa_monitor.errors import WaMonitorError
 
 DEFAULT_PREFIX = Path("/opt/wa-monitor")
 DEFAULT_BRIDGE_STORE = Path("/opt/velo-test-monitor/services/whatsapp-bridge/store")
 UNIT_NAME = "wa-monitor@.service"
-
-
-class SharedDatabaseError(WaMonitorError):
-    """A non-prod environment is pointed at prod's review database."""
-
-    exit_code = 2
-
-
-def database_identity(url: str) -> tuple[Any, ...]:
-    """What makes two DATABASE_URLs the same database (and PostgreSQL schema)."""
-    parsed: URL = engine_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:":
-            database = str(Path(database).expanduser().resolve())
-        return ("sqlite", database)
-    host = (parsed.host or "localhost").lower()
-    if host in {"localhost", "::1"}:
-        host = "127.0.0.1"
-    options = str(parsed.query.get("options", ""))
-    return ("postgresql", host, parsed.port or 5432, parsed.database or "", options)
-
-
-def same_database(a: str, b: str) -> bool:
-    try:
-        return database_identity(a) == database_identity(b)
-    except WaMonitorError:
-        return a == b
-
-
-def _url_of(env: Mapping[str, str]) -> str | None:
-    return env.get("DATABASE_URL") or env.get("NEON_DATABASE_URL") or None
-
-
-def guard(settings: Settings, store: ReviewStore | None = None) -> None:
-    """Refuse a non-prod environment writing into prod's review data, unless allowed.
-
-    Two signs of prod's database: prod's env file names the same DATABASE_URL, or a
-    prod monitor's heartbeat is in it.
-    """
-    env = settings.env_name
-    if env is None or env == "prod":
-        return
-    problems: list[str] = []
-    prod_file = settings.prod_env_file
-    if prod_file is not None and prod_file.is_file():
-        try:
-            prod_url = _url_of(read_env_file(prod_file))
-        except ConfigError:
-            prod_url = None
-        if prod_url and same_database(prod_url, settings.database_url):
-            problems.append(
-                f"{env}'s DATABASE_URL {mask_url(settings.database_url)} is prod's "
-                f"(see {prod_file})"
-            )
-    if store is not None and not problems:
-        from wa_monitor.heartbeats import read_heartbeats
-
-        try:
-            beats = read_heartbeats(store)
-        except WaMonitorError:
-            beats = []
-        for beat in beats:
-            status = beat.get("status") or {}
-            if status.get("env") == "prod":
-                problems.append(
-                    f"{env}'s DATABASE_URL {mask_url(settings.database_url)} holds the "
-                    f"heartbeat of prod's monitor {beat['instance']}"
-                )
-                break
-    if not problems:
-        return
-    if settings.allow_shared_database:
-        log.warning(
-            "⚠️ %s; ALLOW_SHARED_DATABASE=true, so %s writes into prod's review data",
-            problems[0],
-            env,
-        )
-        return
-    raise SharedDatabaseError(
-        f"refusing to run: {problems[0]}. {env} must not write into prod's review data: "
-        f"give {env} its own database (e.g. postgresql://…/wa_monitor_{env}, then "
-        f"`wa-monitor --env-file /opt/wa-monitor/{env}/.env db upgrade`), or set "
-        "ALLOW_SHARED_DATABASE=true if you really mean it"
-    )
 
 
 # -- systemd units ------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from typing import Any, NoReturn
 
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, parse_config, read_config_text
-from wa_monitor.early_signals import take_early_signals
 from wa_monitor.database import open_review_store
+from wa_monitor.early_signals import take_early_signals
 from wa_monitor.errors import (
     BridgeBusyError,
     BridgeStoreError,
