@@ -214,12 +214,15 @@ def projects_page(request: Request) -> Response:
             },
             status_code=403,
         )
+    from wa_monitor.web.projects import form_fields
+
     config: ProjectsConfig = request.app.state.config
     boot: dict[str, Any] = {
         "csrf": caller.csrf,
         "user": caller.user.username,
         "timezone": config.timezone,
         "zoneAbbr": _zone_abbr(config),
+        "fields": form_fields(),
     }
     return templates.TemplateResponse(
         request,
@@ -228,6 +231,7 @@ def projects_page(request: Request) -> Response:
             "user": caller.user,
             "csrf": caller.csrf,
             "boot": boot,
+            "fields": boot["fields"],
             "path": str(config.path),
             "version": __version__,
         },

@@ -9,14 +9,14 @@ its next scan.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi import Path as PathParameter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from wa_monitor.config import ProjectsConfig
+from wa_monitor.config import PROJECT_FIELDS, ProjectField, ProjectsConfig
 from wa_monitor.errors import BridgeStoreError, ConfigError
 from wa_monitor.projects_edit import (
     EditResult,
@@ -31,14 +31,49 @@ from wa_monitor.web.envelope import ApiError, ok
 
 router = APIRouter(prefix="/api", tags=["projects"])
 ProjectName = Annotated[str, PathParameter(max_length=100)]
+# The fields create_project reads itself (the group may be named instead of its JID).
+_ASKED = {"name", "group_jid", "description"}
 
 
-class NewProject(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    groupJid: str | None = Field(default=None, max_length=100)
+def _body_field(spec: ProjectField) -> tuple[Any, Any]:
+    """The type and constraints of one field of the add form's body."""
+    if spec.kind == "flag":
+        return bool, Field(default=spec.default)
+    if spec.added == "required" and spec.kind != "jid":  # a JID may come as a group's name
+        return str, Field(min_length=1, max_length=spec.max_length)
+    return str | None, Field(default=None, max_length=spec.max_length)
+
+
+class _GroupLookup(BaseModel):
+    # Instead of groupJid: the group's name in the bridge store, looked up on adding.
     groupName: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=200)
-    enabled: bool = True
+
+
+ADDED_FIELDS = tuple(f for f in PROJECT_FIELDS if f.added)
+# The add form's body: the fields of the projects file that adding asks for, camelCase.
+# Its attributes come from the table, which mypy cannot read: to it, the body is Any.
+if TYPE_CHECKING:
+    NewProject = Any
+else:
+    NewProject = create_model(
+        "NewProject", __base__=_GroupLookup, **{f.api_name: _body_field(f) for f in ADDED_FIELDS}
+    )
+
+
+def form_fields() -> list[dict[str, Any]]:
+    """The add form's fields, for the projects page (its template and script)."""
+    return [
+        {
+            "name": f.api_name,
+            "label": f.label,
+            "help": f.help,
+            "kind": f.kind,
+            "required": f.added == "required",
+            "maxLength": f.max_length,
+            "default": f.default,
+        }
+        for f in ADDED_FIELDS
+    ]
 
 
 def _path(request: Request) -> Path:
@@ -53,12 +88,7 @@ def _store(request: Request) -> ReviewStore:
 
 def _project_list(config: ProjectsConfig) -> list[dict[str, Any]]:
     return [
-        {
-            "name": p.name,
-            "groupJid": p.group_jid,
-            "description": p.description,
-            "enabled": p.enabled,
-        }
+        {f.api_name: getattr(p, f.attribute or f.key) for f in ADDED_FIELDS}
         for p in config.projects
     ]
 
@@ -92,7 +122,9 @@ def list_projects(request: Request, _caller: Admin) -> JSONResponse:
 
 @router.post("/wa-monitor-projects")
 def create_project(
-    request: Request, caller: Admin, body: Annotated[NewProject, Body()]
+    request: Request,
+    caller: Admin,
+    body: Annotated[NewProject, Body()],
 ) -> JSONResponse:
     """Add a project by group JID, or by the group's name in the bridge store."""
     if bool(body.groupJid) == bool(body.groupName):
@@ -123,7 +155,7 @@ def create_project(
             name=body.name,
             group_jid=jid,
             description=description or body.name,
-            enabled=body.enabled,
+            **{f.key: getattr(body, f.api_name) for f in ADDED_FIELDS if f.key not in _ASKED},
             actor=f"dashboard:{caller.user.username}",
             source="dashboard",
             store=_store(request),

@@ -135,7 +135,11 @@
 
   // -- the add form -------------------------------------------------------------------
 
-  const FIELD_INPUT = { name: "#add-name", groupJid: "#add-jid", groupName: "#add-group-name", description: "#add-description" };
+  // The form's inputs, one per field the server lists in boot.fields (and the group's
+  // name, which stands in for its JID), keyed as the API names them.
+  const FIELD_INPUT = { groupName: "#add-groupName" };
+  for (const f of boot.fields) FIELD_INPUT[f.name] = `#add-${f.name}`;
+  const JID = boot.fields.find((f) => f.kind === "jid").name;
 
   function by() {
     return form.elements.by.value;
@@ -163,7 +167,7 @@
     if (!fields.size) {
       const m = error.message.toLowerCase();
       if (/already exists|project named/.test(m)) fields.add("name");
-      else if (by() === "jid" && /jid|group/.test(m)) fields.add("groupJid");
+      else if (by() === "jid" && /jid|group/.test(m)) fields.add(JID);
       else if (by() === "name" && /group/.test(m)) fields.add("groupName");
     }
     return [...fields];
@@ -185,18 +189,20 @@
     event.preventDefault();
     if (busy) return;
     clearErrors();
-    const name = $("#add-name").value.trim();
-    const body = { name, enabled: form.elements.enabled.checked };
-    if (by() === "jid") body.groupJid = $("#add-jid").value.trim();
-    else body.groupName = $("#add-group-name").value.trim();
-    const description = $("#add-description").value.trim();
-    if (description) body.description = description;
+    const body = {};
+    for (const f of boot.fields) {
+      const input = $(FIELD_INPUT[f.name]);
+      if (f.kind === "flag") body[f.name] = input.checked;
+      else if (f.kind !== "jid" && (f.required || input.value.trim())) body[f.name] = input.value.trim();
+    }
+    if (by() === "jid") body[JID] = $(FIELD_INPUT[JID]).value.trim();
+    else body.groupName = $(FIELD_INPUT.groupName).value.trim();
     // The obvious mistakes, before asking the server (which checks everything again).
-    if (!name) return showError({ message: "Give the project a name", details: [{ field: "name" }] });
-    if (!body.groupJid && !body.groupName)
+    if (!body.name) return showError({ message: "Give the project a name", details: [{ field: "name" }] });
+    if (!body[JID] && !body.groupName)
       return showError({
         message: by() === "jid" ? "Give the group's JID (<digits>@g.us)" : "Give the group's name",
-        details: [{ field: by() === "jid" ? "groupJid" : "groupName" }],
+        details: [{ field: by() === "jid" ? JID : "groupName" }],
       });
     busy = true;
     const submit = $("#add-submit");
