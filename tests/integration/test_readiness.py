@@ -1,7 +1,8 @@
 """`wa-monitor status`, `/readyz` and `doctor` report one readiness: for the same review
 database, heartbeat and bridge store they give the same checks, in the same order, with
 the same findings (each consumer adds only its own: /readyz the database writes, doctor
-its troubleshooting checks, status and doctor the groups)."""
+its troubleshooting checks, status and doctor the groups). A dashboard on a host
+without the bridge store reports the monitor's view of it instead."""
 
 from __future__ import annotations
 
@@ -124,3 +125,36 @@ def test_status_readyz_and_doctor_report_the_same_readiness(
     healthy = all(status != "fail" for _, status, *_ in expected)
     assert (result.exit_code == 0) == healthy, result.output
     assert (answer.status_code == 200) == healthy, readyz
+
+
+@pytest.mark.parametrize(
+    ("bridge", "expected"),
+    [
+        ({"readable": True, "stale": False}, ("bridge store", "pass")),
+        ({"readable": False, "error": "disk I/O error"}, ("bridge store", "fail")),
+        ({"readable": True, "stale": True}, ("bridge activity", "fail")),
+    ],
+)
+def test_a_dashboard_without_the_bridge_store_takes_the_monitors_view_of_it(
+    bridge: dict[str, Any], expected: tuple[str, str], store: ReviewStore
+) -> None:
+    from wa_monitor.settings import settings_from
+    from wa_monitor.web.health import readiness
+
+    groups = [
+        {"jid": LAWLEY, "project": "Lawley", "newest_at": "2025-11-10T08:00:00", "stale": True}
+    ]
+    _beat(store, bridge=bridge, groups=groups)
+    settings = settings_from({"DATABASE_URL": store.url, "SECRET_KEY": "test-secret-key-0123"})
+    assert settings.whatsapp_db_path is None
+    report = readiness(settings, store)
+    found = [(c.name, c.status) for c in report.checks]
+    assert found == [
+        ("database", "pass"),
+        ("schema", "pass"),
+        ("database writes", "pass"),
+        ("heartbeat", "pass"),
+        expected,
+        ("group Lawley", "warn"),  # quiet, as the monitor judged it: not a reason to be unready
+    ]
+    assert report.healthy == (expected[1] == "pass")
