@@ -28,6 +28,34 @@ def _pg_url(database: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+# The figures fault tests report (tests/faults/support.figure), gathered from every
+# test's report so that they reach the summary from pytest-xdist's workers too.
+_FIGURES: list[str] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    if report.when == "teardown":
+        from tests.faults.support import FIGURES
+
+        report.user_properties.extend(("figure", text) for text in FIGURES)
+        FIGURES.clear()
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _FIGURES.extend(str(value) for key, value in report.user_properties if key == "figure")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("WA Monitor faults: what was injected, what was checked")
+    for line in _FIGURES:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def _close_what_tests_opened() -> Iterator[None]:
     from tests.helpers import close_all

@@ -15,7 +15,6 @@ import pytest
 
 from tests.conftest import _pg_admin, _pg_url
 from tests.faults.support import (
-    FIGURES,
     PROJECTS_YAML,
     Site,
     State,
@@ -33,14 +32,6 @@ BACKFILL_MESSAGES = 200_000
 # re-wrote many times (INSERT OR REPLACE leaves gaps): a 100k-rowid batch then holds
 # ~2,000 messages, so a backfill is ~100 commits for the kills to fall between.
 ROWID_SPREAD = 50
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not FIGURES:
-        return
-    terminalreporter.section("WA Monitor faults: what was injected, what was checked")
-    for line in FIGURES:
-        terminalreporter.write_line(line)
 
 
 @dataclass(frozen=True)
