@@ -84,6 +84,8 @@ class ProjectField:
     default: Any = None
     # The option of `projects add` that sets a flag false, e.g. --disabled.
     negative: str = ""
+    # The heading of its column in the dashboard's list, when it is not the label.
+    column: str = ""
 
     @property
     def api_name(self) -> str:
@@ -100,7 +102,8 @@ class ProjectField:
 # The keys of a project entry, in the order `projects add` writes them. To add a field:
 # add it here and to `Project` (below), with a `_Validator` reader for a new kind; the
 # CLI's `projects add` and the dashboard's form and API follow from this table (a new
-# kind of input also needs its widget in web/templates/projects.html).
+# kind of input also needs its widget in web/templates/projects.html and its cell in
+# web/static/projects.js).
 PROJECT_FIELDS: tuple[ProjectField, ...] = (
     ProjectField(
         "name",
@@ -109,6 +112,7 @@ PROJECT_FIELDS: tuple[ProjectField, ...] = (
         required=True,
         missing="give the project the name reviewers know it by, e.g. `name: Lawley`",
         added="required",
+        column="Name",
         max_length=100,
         quoted=False,
     ),
@@ -120,6 +124,7 @@ PROJECT_FIELDS: tuple[ProjectField, ...] = (
         added="optional",
         default=True,
         negative="disabled",
+        column="Status",
     ),
     ProjectField(
         "group_jid",

@@ -61,18 +61,21 @@ else:
 
 
 def form_fields() -> list[dict[str, Any]]:
-    """The add form's fields, for the projects page (its template and script)."""
+    """The fields of the projects page's form and list (texts, then flags), for its script."""
+    ordered = sorted(ADDED_FIELDS, key=lambda f: f.kind == "flag")
     return [
         {
             "name": f.api_name,
             "label": f.label,
+            "column": f.column or f.label,
             "help": f.help,
             "kind": f.kind,
             "required": f.added == "required",
             "maxLength": f.max_length,
             "default": f.default,
+            "off": f.negative.capitalize() or f"Not {f.label.lower()}",
         }
-        for f in ADDED_FIELDS
+        for f in ordered
     ]
 
 

@@ -27,6 +27,20 @@
 
   // -- the list -----------------------------------------------------------------------
 
+  // One cell per field of boot.fields, the first (the name) heading its row.
+  function cell(f, p, first) {
+    const value = p[f.name];
+    if (first) return h("th", { scope: "row", "data-label": f.column, text: value });
+    if (f.kind === "jid") return h("td", { "data-label": f.column }, h("code", { text: value }));
+    if (f.kind === "flag")
+      return h(
+        "td",
+        { "data-label": f.column },
+        h("span", { class: `chip ${value ? "good" : "bad"}`, text: value ? f.label : f.off })
+      );
+    return h("td", { "data-label": f.column, text: value || "" });
+  }
+
   function renderProjects(projects) {
     const rows = projects.map((p) => {
       const action = p.enabled ? "disable" : "enable";
@@ -34,14 +48,7 @@
       return h(
         "tr",
         { "data-name": p.name, class: p.enabled ? "" : "off" },
-        h("th", { scope: "row", "data-label": "Name", text: p.name }),
-        h("td", { "data-label": "Group JID" }, h("code", { text: p.groupJid })),
-        h("td", { "data-label": "Description", text: p.description || "" }),
-        h(
-          "td",
-          { "data-label": "Status" },
-          h("span", { class: `chip ${p.enabled ? "good" : "bad"}`, text: p.enabled ? "Enabled" : "Disabled" })
-        ),
+        ...boot.fields.map((f, i) => cell(f, p, i === 0)),
         h(
           "td",
           { class: "row-action" },
@@ -59,7 +66,8 @@
         )
       );
     });
-    if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: "5", class: "muted", text: "No projects yet" })));
+    const columns = String(boot.fields.length + 1);
+    if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: columns, class: "muted", text: "No projects yet" })));
     $("#projects-rows").replaceChildren(...rows);
     const on = projects.filter((p) => p.enabled).length;
     $("#projects-count").textContent = `(${on} enabled of ${projects.length})`;
