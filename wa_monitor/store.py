@@ -34,6 +34,7 @@ from wa_monitor.schema import (
     qa_photo_reviews,
     scan_cursors,
 )
+from wa_monitor.sql import queries
 
 if TYPE_CHECKING:
     # Alembic is imported where migrations run: the service never loads it (~9 MB RSS).
@@ -219,18 +220,11 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-# Each statement of a batch takes all its rows as one JSON parameter, so its text (and
-# plan) is the same for 1 drop or 5,000: one round trip, no statement splitting, nothing
-# for the driver to re-parse, no per-value work in SQLAlchemy (json.dumps is C). The
-# columns' own types and lengths still apply on assignment.
+# The batch's statements are in wa_monitor/sql/batch_*.sql. Each takes all its rows as
+# one JSON parameter, so its text (and plan) is the same for 1 drop or 5,000.
 _EXISTING_COLUMNS = (
     "project", "drop_number", "id", "whatsapp_message_date", "last_message_date",
     "user_name", "submitted_by", "incomplete", "feedback_sent", "comment",
-)  # fmt: skip
-_REVIEW_COLUMNS = (
-    "id", "drop_number", "project", "user_name", "submitted_by", "whatsapp_message_date",
-    "last_message_date", "review_date", "resubmitted", "incomplete", "completed", "comment",
-    "created_at", "updated_at",
 )  # fmt: skip
 
 
@@ -238,10 +232,8 @@ _REVIEW_COLUMNS = (
 class _BatchSQL:
     """The statements recording a batch, in one dialect, and how values become JSON."""
 
-    existing: sa.TextClause  # :rows = [{project, drop_number}]
+    existing: sa.TextualSelect  # :rows = [{project, drop_number}], typed as the table's
     log_submissions: sa.TextClause  # RETURNING the logged (chat_jid, message_id, drop_number)
-    new_reviews: sa.TextClause  # a SELECT of _REVIEW_COLUMNS, for INSERT … SELECT
-    update_reviews: sa.TextClause
     encode: Callable[[Any], Any]
 
     def dumps(self, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -273,134 +265,30 @@ def _sqlite_encode(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
+def _existing_query(text: str) -> sa.TextualSelect:
+    # Typed result columns: instants and ids are read back as the table's own types do.
+    return sa.text(text).columns(*(qa_photo_reviews.c[c] for c in _EXISTING_COLUMNS))
+
+
+_PG_QUERIES = queries("batch_postgresql.sql")
 _PG = _BatchSQL(
-    # LATERAL: one unique-index probe per key, whatever the table's size or statistics
-    # (a hash join would read every review of every project on each batch).
-    existing=sa.text(
-        "SELECT t.project, t.drop_number, t.id, t.whatsapp_message_date, "
-        "t.last_message_date, t.user_name, t.submitted_by, t.incomplete, t.feedback_sent, "
-        "t.comment FROM json_to_recordset(CAST(:rows AS json)) "
-        "AS k(project text, drop_number text) CROSS JOIN LATERAL ("
-        "SELECT * FROM qa_photo_reviews AS r "
-        "WHERE r.project = k.project AND r.drop_number = k.drop_number FOR UPDATE) AS t"
-    ),
-    log_submissions=sa.text(
-        "INSERT INTO drop_submissions "
-        "(chat_jid, message_id, drop_number, project, sender, sender_name, message_time, kind) "
-        "SELECT chat_jid, message_id, drop_number, project, sender, sender_name, "
-        "message_time, kind FROM json_to_recordset(CAST(:rows AS json)) AS v(chat_jid text, "
-        "message_id text, drop_number text, project text, sender text, sender_name text, "
-        "message_time timestamptz, kind text) "
-        "ON CONFLICT (chat_jid, message_id, drop_number) DO NOTHING "
-        "RETURNING chat_jid, message_id, drop_number"
-    ),
-    new_reviews=sa.text(
-        "SELECT id, drop_number, project, user_name, submitted_by, whatsapp_message_date, "
-        "last_message_date, review_date, resubmitted, incomplete, completed, comment, "
-        "created_at, updated_at FROM json_to_recordset(CAST(:rows AS json)) AS v(id uuid, "
-        "drop_number text, project text, user_name text, submitted_by text, "
-        "whatsapp_message_date timestamptz, last_message_date timestamptz, review_date date, "
-        "resubmitted boolean, incomplete boolean, completed boolean, comment text, "
-        "created_at timestamptz, updated_at timestamptz)"
-    ),
-    update_reviews=sa.text(
-        "UPDATE qa_photo_reviews AS t SET whatsapp_message_date = v.whatsapp_message_date, "
-        "review_date = v.review_date, last_message_date = v.last_message_date, "
-        "user_name = v.user_name, submitted_by = v.submitted_by, incomplete = v.incomplete, "
-        "feedback_sent = v.feedback_sent, resubmitted = v.resubmitted, comment = v.comment, "
-        "updated_at = v.updated_at "
-        "FROM json_to_recordset(CAST(:rows AS json)) AS v(_id uuid, "
-        "whatsapp_message_date timestamptz, review_date date, last_message_date timestamptz, "
-        "user_name text, submitted_by text, incomplete boolean, feedback_sent timestamptz, "
-        "resubmitted boolean, comment text, updated_at timestamptz) "
-        # The ids again as an array: a primary-key probe per row, not a scan of the table.
-        "WHERE t.id = v._id AND t.id = ANY(ARRAY(SELECT CAST(e ->> '_id' AS uuid) "
-        "FROM json_array_elements(CAST(:rows AS json)) AS e))"
-    ),
+    existing=_existing_query(_PG_QUERIES["existing_reviews"]),
+    log_submissions=sa.text(_PG_QUERIES["log_submissions"]),
     encode=_pg_encode,
 )
+# :cursors, :submissions, :expected, :updates, :inserts: a batch's writes in one statement.
+_PG_RECORD = sa.text(_PG_QUERIES["record_batch"])
+# :updates, :inserts: the reviews, after a re-delivered message kept _PG_RECORD from them.
+_PG_WRITE_REVIEWS = sa.text(_PG_QUERIES["write_reviews"])
 
-# On PostgreSQL a batch's writes are one statement of data-modifying CTEs: the cursors,
-# the submissions log, and the reviews, which are written only if every submission was
-# new to the log (`complete`). With BEGIN, the select of existing reviews and COMMIT, a
-# batch is four round trips. A batch with a re-delivered message (a submission already
-# logged) leaves its reviews to a second statement, planned again without it: five.
-_PG_SAVE_CURSORS = (
-    "INSERT INTO scan_cursors (chat_jid, last_rowid, anchor, updated_at) "
-    "SELECT chat_jid, last_rowid, anchor, updated_at "
-    "FROM json_to_recordset(CAST(:cursors AS json)) "
-    "AS c(chat_jid text, last_rowid bigint, anchor text, updated_at timestamptz) "
-    "ON CONFLICT (chat_jid) DO UPDATE SET last_rowid = excluded.last_rowid, "
-    "anchor = excluded.anchor, updated_at = excluded.updated_at"
-)
-_PG_INSERT_REVIEWS = "INSERT INTO qa_photo_reviews ({}) {}".format(
-    ", ".join(_REVIEW_COLUMNS), _PG.new_reviews.text.replace(":rows", ":inserts")
-)
-_PG_UPDATE_REVIEWS = _PG.update_reviews.text.replace(":rows", ":updates")
-_ONLY_IF_COMPLETE = "(SELECT ok FROM complete)"
-_PG_RECORD = sa.text(
-    " ".join(
-        (
-            f"WITH saved_cursors AS ({_PG_SAVE_CURSORS}),",
-            f"logged AS ({_PG.log_submissions.text}),",
-            "complete AS (SELECT count(*) = CAST(:expected AS integer) AS ok FROM logged),",
-            f"updated AS ({_PG_UPDATE_REVIEWS} AND {_ONLY_IF_COMPLETE}),",
-            f"inserted AS ({_PG_INSERT_REVIEWS} WHERE {_ONLY_IF_COMPLETE})",
-            "SELECT chat_jid, message_id, drop_number FROM logged",
-        )
-    )
-)
-_PG_WRITE_REVIEWS = sa.text(
-    f"WITH updated AS ({_PG.update_reviews.text.replace(':rows', ':updates')}) "
-    f"INSERT INTO qa_photo_reviews ({', '.join(_REVIEW_COLUMNS)}) "
-    + _PG.new_reviews.text.replace(":rows", ":inserts")
-)
-
+_SQLITE_QUERIES = queries("batch_sqlite.sql")
 _SQLITE = _BatchSQL(
-    existing=sa.text(
-        "SELECT project, drop_number, id, whatsapp_message_date, last_message_date, "
-        "user_name, submitted_by, incomplete, feedback_sent, comment FROM qa_photo_reviews "
-        "WHERE (project, drop_number) IN (SELECT json_extract(value, '$.project'), "
-        "json_extract(value, '$.drop_number') FROM json_each(:rows))"
-    ),
-    # "WHERE true": SQLite's grammar needs it before ON CONFLICT in INSERT … SELECT.
-    log_submissions=sa.text(
-        "INSERT INTO drop_submissions "
-        "(chat_jid, message_id, drop_number, project, sender, sender_name, message_time, kind) "
-        "SELECT json_extract(value, '$.chat_jid'), json_extract(value, '$.message_id'), "
-        "json_extract(value, '$.drop_number'), json_extract(value, '$.project'), "
-        "json_extract(value, '$.sender'), json_extract(value, '$.sender_name'), "
-        "json_extract(value, '$.message_time'), json_extract(value, '$.kind') "
-        "FROM json_each(:rows) WHERE true "
-        "ON CONFLICT (chat_jid, message_id, drop_number) DO NOTHING "
-        "RETURNING chat_jid, message_id, drop_number"
-    ),
-    new_reviews=sa.text(
-        "SELECT json_extract(value, '$.id'), json_extract(value, '$.drop_number'), "
-        "json_extract(value, '$.project'), json_extract(value, '$.user_name'), "
-        "json_extract(value, '$.submitted_by'), json_extract(value, '$.whatsapp_message_date'), "
-        "json_extract(value, '$.last_message_date'), json_extract(value, '$.review_date'), "
-        "json_extract(value, '$.resubmitted'), json_extract(value, '$.incomplete'), "
-        "json_extract(value, '$.completed'), json_extract(value, '$.comment'), "
-        "json_extract(value, '$.created_at'), json_extract(value, '$.updated_at') "
-        "FROM json_each(:rows)"
-    ),
-    update_reviews=sa.text(
-        "UPDATE qa_photo_reviews SET "
-        "whatsapp_message_date = json_extract(v.value, '$.whatsapp_message_date'), "
-        "review_date = json_extract(v.value, '$.review_date'), "
-        "last_message_date = json_extract(v.value, '$.last_message_date'), "
-        "user_name = json_extract(v.value, '$.user_name'), "
-        "submitted_by = json_extract(v.value, '$.submitted_by'), "
-        "incomplete = json_extract(v.value, '$.incomplete'), "
-        "feedback_sent = json_extract(v.value, '$.feedback_sent'), "
-        "resubmitted = json_extract(v.value, '$.resubmitted'), "
-        "comment = json_extract(v.value, '$.comment'), "
-        "updated_at = json_extract(v.value, '$.updated_at') "
-        "FROM json_each(:rows) AS v WHERE qa_photo_reviews.id = json_extract(v.value, '$._id')"
-    ),
+    existing=_existing_query(_SQLITE_QUERIES["existing_reviews"]),
+    log_submissions=sa.text(_SQLITE_QUERIES["log_submissions"]),
     encode=_sqlite_encode,
 )
+_SQLITE_INSERT_REVIEWS = sa.text(_SQLITE_QUERIES["insert_reviews"])
+_SQLITE_UPDATE_REVIEWS = sa.text(_SQLITE_QUERIES["update_reviews"])
 
 
 def _batch_sql(conn: Connection) -> _BatchSQL:
@@ -633,8 +521,8 @@ class ReviewStore:
             plan = plan_batch(posts, existing, zone, now)
             if on_pg and cursor_rows:
                 params = {
-                    **sql.rows(plan.submissions),
                     "cursors": sql.dumps(cursor_rows),
+                    "submissions": sql.dumps(plan.submissions),
                     "expected": len(plan.submissions),
                     "inserts": sql.dumps(plan.inserts),
                     "updates": sql.dumps(plan.updates),
@@ -657,18 +545,15 @@ class ReviewStore:
                 conn.execute(_PG_WRITE_REVIEWS, params)
             else:
                 if plan.inserts:
-                    new = sql.new_reviews.columns(*(qa_photo_reviews.c[c] for c in _REVIEW_COLUMNS))
-                    insert = sa.insert(qa_photo_reviews).from_select(_REVIEW_COLUMNS, new)
-                    conn.execute(insert, sql.rows(plan.inserts))
+                    conn.execute(_SQLITE_INSERT_REVIEWS, sql.rows(plan.inserts))
                 if plan.updates:
-                    conn.execute(sql.update_reviews, sql.rows(plan.updates))
+                    conn.execute(_SQLITE_UPDATE_REVIEWS, sql.rows(plan.updates))
         if cursor_rows and not cursors_saved:
             self._save_cursors(conn, cursor_rows)
         return plan
 
     def _existing(self, conn: Connection, keys: set[Key]) -> dict[Key, ExistingReview]:
         sql = _batch_sql(conn)
-        query = sql.existing.columns(*(qa_photo_reviews.c[c] for c in _EXISTING_COLUMNS))
         keys_json = sql.rows([{"project": p, "drop_number": d} for p, d in sorted(keys)])
         return {
             (row.project, row.drop_number): ExistingReview(
@@ -681,7 +566,7 @@ class ReviewStore:
                 feedback_sent=row.feedback_sent,
                 comment=row.comment,
             )
-            for row in conn.execute(query, keys_json)
+            for row in conn.execute(sql.existing, keys_json)
         }
 
     def _log_submissions(
