@@ -15,7 +15,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from wa_monitor.bridge import (
     _BLOB_CONTENT,
     _HAS_NUL,
-    Prefilter,
     _glob_escape,
     as_text,
     parse_timestamp,
@@ -26,6 +25,7 @@ from wa_monitor.monitor import clean_text, message_key, prefilter
 from wa_monitor.reviews import Post, local_date, resubmission_line
 from wa_monitor.schema import UTCDateTime
 from wa_monitor.sim import format_bridge_timestamp
+from wa_monitor.source import Prefilter
 
 CANONICAL = re.compile(r"[A-Z0-9][A-Z0-9\-_/]{0,49}", re.ASCII)
 PATTERNS = [
