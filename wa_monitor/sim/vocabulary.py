@@ -6,6 +6,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
+_T = TypeVar("_T")
+
 FIRST_NAMES: Final = (
     "Thabo", "Sipho", "Lerato", "Nomvula", "Johan", "Pieter", "Anele", "Zanele", "Themba",
     "Bongani", "Karabo", "Mpho", "Lindiwe", "Sibusiso", "Ayanda", "Nkosinathi", "Kagiso",
@@ -186,15 +188,13 @@ BENCH_KINDS: Final = (
 )  # fmt: skip
 
 
-_T = TypeVar("_T")
-
-
 def pick(rng: random.Random, items: Sequence[_T]) -> _T:
     """rng.choice, three times faster (the bulk generator picks millions of words)."""
     return items[int(rng.random() * len(items))]
 
 
 def hex_digits(rng: random.Random, digits: int) -> str:
+    """`digits` random upper-case hex digits."""
     return f"{rng.getrandbits(digits * 4):0{digits}X}"
 
 
