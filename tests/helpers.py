@@ -10,11 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
 
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.config import ProjectsConfig, parse_config
 from wa_monitor.monitor import Monitor
+from wa_monitor.schema import drop_submissions, qa_photo_reviews
 from wa_monitor.sim import Member, MessageRow, StoreWriter
 from wa_monitor.store import ReviewStore
 
@@ -159,6 +163,22 @@ def review_state(store: ReviewStore) -> dict[tuple[str, str], dict[str, object]]
         (r["project"], r["drop_number"]): {k: v for k, v in r.items() if k not in skip}
         for r in store.reviews()
     }
+
+
+def submissions(store: ReviewStore) -> list[dict[str, Any]]:
+    """The submissions log, in (chat, message, drop) order."""
+    t = drop_submissions
+    with store.begin() as conn:
+        query = sa.select(t).order_by(t.c.chat_jid, t.c.message_id, t.c.drop_number)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def review_id(store: ReviewStore, project: str, drop_number: str) -> uuid.UUID | None:
+    t = qa_photo_reviews
+    with store.begin() as conn:
+        return conn.execute(
+            sa.select(t.c.id).where(t.c.project == project, t.c.drop_number == drop_number)
+        ).scalar()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

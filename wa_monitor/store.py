@@ -29,7 +29,6 @@ from wa_monitor.masking import mask_url
 from wa_monitor.reviews import ExistingReview, Key, Plan, Post, plan_batch
 from wa_monitor.schema import (
     SCHEMA_HEAD,
-    drop_submissions,
     metadata,
     qa_photo_reviews,
     scan_cursors,
@@ -589,23 +588,11 @@ class ReviewStore:
         )
         conn.execute(stmt, rows)
 
-    # -- reading (tests, summaries) ---------------------------------------------------
+    # -- reading (the demo's summary) ------------------------------------------------
 
     def reviews(self) -> list[dict[str, Any]]:
+        """Every review, in (project, drop) order."""
         t = qa_photo_reviews
         with self.begin() as conn:
             rows = conn.execute(sa.select(t).order_by(t.c.project, t.c.drop_number)).mappings()
             return [dict(r) for r in rows]
-
-    def submissions(self) -> list[dict[str, Any]]:
-        t = drop_submissions
-        with self.begin() as conn:
-            query = sa.select(t).order_by(t.c.chat_jid, t.c.message_id, t.c.drop_number)
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def review_id(self, project: str, drop_number: str) -> uuid.UUID | None:
-        t = qa_photo_reviews
-        with self.begin() as conn:
-            return conn.execute(
-                sa.select(t.c.id).where(t.c.project == project, t.c.drop_number == drop_number)
-            ).scalar()

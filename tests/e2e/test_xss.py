@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.fakebridge import Answer, running_bridge
-from tests.helpers import Bridge
+from tests.helpers import Bridge, review_id
 from tests.integration.test_api_support import (
     LAWLEY_JID,
     PASSWORD,
@@ -78,7 +78,7 @@ def test_a_hostile_sender_name_renders_as_text(
     # A resubmission by the same hostile sender puts the name in the review's comment too.
     record(store, post("DR66660001", minutes_ago(20), name=NAME, sender="27820000666"))
     # A reviewer's comment with markup, saved through the API.
-    drop_id = str(store.review_id("Lawley", "DR66660001"))
+    drop_id = str(review_id(store, "Lawley", "DR66660001"))
     saved = httpx.patch(
         f"{server}/api/wa-monitor-drops/{drop_id}",
         json={
@@ -291,7 +291,7 @@ def _fill(url: str, store: ReviewStore) -> None:
         assert added.status_code == 200, added.text
         first = Post(MAMELODI_JID, "3EB0X1", DROP, PROJECT, PHONE, SENDER_NAME, minutes_ago(30))
         record(store, first, post("DR66660002", minutes_ago(25)))
-        drop_id = str(store.review_id(PROJECT, DROP))
+        drop_id = str(review_id(store, PROJECT, DROP))
         saved = http.patch(
             f"/api/wa-monitor-drops/{drop_id}",
             json={"comment": COMMENT, "incorrectSteps": [STEP], "incorrectComments": {STEP: WHY}},
@@ -307,7 +307,7 @@ def _fill(url: str, store: ReviewStore) -> None:
             headers=admin,
         )
         assert sent.status_code == 502, sent.text  # the bridge refused it, with its reason
-        other = str(store.review_id("Lawley", "DR66660002"))
+        other = str(review_id(store, "Lawley", "DR66660002"))
         locked = http.post(f"/api/wa-monitor-drops/{other}/lock", headers=reviewer)
         assert locked.status_code == 200, locked.text
 

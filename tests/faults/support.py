@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.helpers import review_state
+from tests.helpers import review_state, submissions
 from wa_monitor.schema import scan_cursors
 from wa_monitor.sim import DEMO_GROUPS, SimTruth
 from wa_monitor.store import ReviewStore
@@ -188,7 +188,7 @@ class State:
 
     @classmethod
     def of(cls, store: ReviewStore) -> State:
-        rows = store.submissions()
+        rows = submissions(store)
         skip = {"id", "recorded_at"}
         subs = {
             (r["chat_jid"], r["message_id"], r["drop_number"]): {

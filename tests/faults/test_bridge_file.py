@@ -13,6 +13,7 @@ import pytest
 from tests.faults.bridgeio import message, post
 from tests.faults.conftest import make_site
 from tests.faults.support import PROJECT_NAMES, Site, figure, wait_until
+from tests.helpers import submissions
 from wa_monitor.heartbeats import read_heartbeats
 from wa_monitor.sim import StoreWriter
 
@@ -58,7 +59,7 @@ def test_missing_recreated_truncated_and_corrupt_store(tmp_path: Path, db_url: s
 
     def drops() -> dict[str, int]:
         counts: dict[str, int] = {}
-        for s in store.submissions():
+        for s in submissions(store):
             counts[s["drop_number"]] = counts.get(s["drop_number"], 0) + 1
         return counts
 

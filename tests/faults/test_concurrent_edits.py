@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.faults.support import Site, figure, wait_until
-from tests.helpers import Bridge
+from tests.helpers import Bridge, submissions
 from tests.integration.test_api_support import (
     LiveServer,
     add_people,
@@ -184,7 +184,7 @@ def test_reviewers_saving_while_the_monitor_records_resubmissions_lose_nothing(
             posted.append((drop, name))
             time.sleep(rng.uniform(0, 2 * SECONDS / RESUBMISSIONS))  # random moments
         wait_until(
-            lambda: len(store.submissions()) == 5 + RESUBMISSIONS,
+            lambda: len(submissions(store)) == 5 + RESUBMISSIONS,
             60,
             "every resubmission recorded",
             process=monitor,

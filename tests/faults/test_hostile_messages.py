@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.faults.support import figure
 from tests.helpers import OTHER, PROJECTS_YAML, VELO, config_from
+from tests.helpers import submissions as read_submissions
 from wa_monitor.bridge import BridgeStore
 from wa_monitor.monitor import Monitor
 from wa_monitor.sim import MESSAGES_SCHEMA, create_bridge_store
@@ -320,7 +321,7 @@ def test_whole_rows_of_any_storage_class_never_stop_or_stall_a_scan(db_url: str)
                 first = monitor.scan()
                 again = Monitor(CONFIG, bridge, store).scan()
                 reviews = store.reviews()
-                submissions = store.submissions()
+                submissions = read_submissions(store)
                 cursors = store.load_cursors()
             finally:
                 bridge.close()

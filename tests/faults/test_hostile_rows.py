@@ -36,7 +36,7 @@ from tests.faults.support import (
     figure,
     wait_until,
 )
-from tests.helpers import Bridge, make_monitor
+from tests.helpers import Bridge, make_monitor, submissions
 from wa_monitor import monitor as monitor_module
 from wa_monitor.heartbeats import read_heartbeats, record_heartbeat
 from wa_monitor.metrics import DatabaseCollector, MonitorMetrics
@@ -118,7 +118,7 @@ def _drops(store: ReviewStore) -> dict[str, dict[str, Any]]:
 
 def _submissions(store: ReviewStore) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
-    for s in store.submissions():
+    for s in submissions(store):
         found.setdefault(s["drop_number"], []).append(s)
     return found
 

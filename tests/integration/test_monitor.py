@@ -33,6 +33,7 @@ from tests.helpers import (
     Bridge,
     config_from,
     review_state,
+    submissions,
 )
 from tests.helpers import make_monitor as make_bridge_monitor
 from wa_monitor.config import ProjectsConfig
@@ -187,7 +188,7 @@ def test_new_drop_is_recorded_with_sender_and_dates(bridge: Messages, db_url: st
         False,
     )
     assert review["feedback_sent"] is None
-    [logged] = monitor.store.submissions()
+    [logged] = submissions(monitor.store)
     assert (logged["kind"], logged["sender"], logged["project"]) == (
         "new",
         "27821234567",
@@ -241,7 +242,7 @@ def test_resubmission_updates_the_review(bridge: Messages, db_url: str) -> None:
     lines = review["comment"].splitlines()
     assert lines[0] == "Reviewer: redo step 3"  # earlier text kept
     assert lines[1] == "🔄 Resubmitted 2025-11-09 21:15 SAST by Second Installer"
-    kinds = sorted(s["kind"] for s in monitor.store.submissions())
+    kinds = sorted(s["kind"] for s in submissions(monitor.store))
     assert kinds == ["new", "resubmission"]
 
 
@@ -249,14 +250,14 @@ def test_redelivered_message_changes_nothing(bridge: Messages, db_url: str) -> N
     message_id, rowid = bridge.post(VELO, "DR12345678")
     monitor = make_monitor(bridge, db_url)
     monitor.scan()
-    before = review_state(monitor.store), monitor.store.submissions()
+    before = review_state(monitor.store), submissions(monitor.store)
 
     new_rowid = bridge.redeliver(VELO, message_id)
     summary = monitor.scan()
 
     assert new_rowid > rowid
     assert summary.drops == 0
-    assert (review_state(monitor.store), monitor.store.submissions()) == before
+    assert (review_state(monitor.store), submissions(monitor.store)) == before
 
 
 def test_random_message_ids_are_not_a_cursor(bridge: Messages, db_url: str) -> None:
@@ -349,7 +350,7 @@ def test_one_message_naming_several_drops(bridge: Messages, db_url: str) -> None
     monitor = make_monitor(bridge, db_url)
     summary = monitor.scan()
     assert summary.new == {"Velo Test": 2}
-    assert len(monitor.store.submissions()) == 2
+    assert len(submissions(monitor.store)) == 2
 
 
 def test_only_enabled_groups_are_monitored(bridge: Messages, db_url: str) -> None:
@@ -395,7 +396,7 @@ def test_cursor_survives_a_restart(bridge: Messages, db_url: str) -> None:
     summary = restarted.scan()
     assert summary.new == {"Velo Test": 1}
     assert summary.messages == 1  # only the new message was read
-    assert len(restarted.store.submissions()) == 2
+    assert len(submissions(restarted.store)) == 2
 
 
 def test_a_failed_batch_leaves_nothing_half_done(bridge: Messages, db_url: str) -> None:
@@ -414,11 +415,11 @@ def test_a_failed_batch_leaves_nothing_half_done(bridge: Messages, db_url: str) 
         monitor.scan()
     sa.event.remove(monitor.store.engine, "before_cursor_execute", crash_on_review_insert)
     # The submissions log, the review and the cursor rolled back together.
-    assert len(monitor.store.submissions()) == 1
+    assert len(submissions(monitor.store)) == 1
     monitor.forget_cursors()
     summary = monitor.scan()
     assert (summary.new, summary.resubmitted) == ({"Velo Test": 1}, {"Velo Test": 1})
-    assert len(monitor.store.submissions()) == 3
+    assert len(submissions(monitor.store)) == 3
 
 
 def test_recreated_store_is_rescanned_without_duplicates(

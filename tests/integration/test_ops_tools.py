@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from tests.helpers import LAWLEY, T0, VELO, Bridge, make_monitor
+from tests.helpers import LAWLEY, T0, VELO, Bridge, make_monitor, submissions
 from tests.integration.test_api_support import TestClient, add_people
 from wa_monitor.cli import main
 from wa_monitor.compare import compare, load_side
@@ -143,7 +143,7 @@ def test_compare_reports_a_different_kind_for_the_same_message(
     bridge.post(VELO, "DR12345678", when=T0)
     make_monitor(bridge, prod.db_url, load_config(prod.config)).scan()
     prod_store, dev_store = ReviewStore(prod.db_url), ReviewStore(dev.db_url)
-    rows = [dict(r) for r in prod_store.submissions()]
+    rows = [dict(r) for r in submissions(prod_store)]
     prod_store.dispose()
     for r in rows:
         r.pop("id")

@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from tests.helpers import review_id
 from tests.integration.test_api_support import (
     PASSWORD,
     LiveServer,
@@ -122,7 +123,7 @@ def test_every_api_route_needs_the_right_role(
     app: FastAPI, client: TestClient, store: ReviewStore, people: People
 ) -> None:
     record(store, post("DR10000001", minutes_ago(5)))
-    drop_id = str(store.review_id("Lawley", "DR10000001"))
+    drop_id = str(review_id(store, "Lawley", "DR10000001"))
     routes = api_routes(app)
     assert len(routes) >= 17
     checked = 0
@@ -182,7 +183,7 @@ def test_csrf_is_required_for_session_writes(
     client: TestClient, store: ReviewStore, people: People
 ) -> None:
     record(store, post("DR10000002", minutes_ago(5)))
-    drop_id = str(store.review_id("Lawley", "DR10000002"))
+    drop_id = str(review_id(store, "Lawley", "DR10000002"))
     assert sign_in(client, "reviewer").status_code == 303
     token = session_csrf(client)
     url = f"/api/wa-monitor-drops/{drop_id}"
