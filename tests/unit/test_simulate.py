@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import sqlite3
@@ -225,6 +226,24 @@ def test_same_seed_same_store_different_seed_different_store(tmp_path: Path) -> 
     assert a[0][-1][0] == 3_000 + truth_a.redeliveries  # the last rowid
     assert a[0] != c[0]
     assert truth_a.drops != truth_c.drops
+
+
+# What seed 1 writes (5,000 messages, every drop format): the benchmarks cache stores by
+# size and seed and compare figures across versions of the code, so a change to what a
+# seed writes must be deliberate. Python's random streams are stable for a given seed.
+PINNED_ROWS_SHA256 = "de620569259380a7812f9b5301aa42d88ef9e135940af1b32575ea4eaf582cc1"
+
+
+def test_a_seed_writes_the_rows_it_always_wrote(tmp_path: Path) -> None:
+    truth = generate_store(
+        tmp_path / "m.db",
+        tmp_path / "w.db",
+        n_messages=5_000,
+        seed=1,
+        drop_formats=ALL_DROP_FORMATS,
+    )
+    digest = hashlib.sha256(repr(dump(tmp_path / "m.db", tmp_path / "w.db")).encode()).hexdigest()
+    assert (digest, len(truth.drops)) == (PINNED_ROWS_SHA256, 48)
 
 
 # -- truth ----------------------------------------------------------------------------
