@@ -32,8 +32,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wa_monitor.errors import UniqueViolation
 from wa_monitor.config import ProjectsConfig
+from wa_monitor.errors import UniqueViolation
 from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits
 from wa_monitor.steps import STEP_COLUMNS, STEP_LABELS
 from wa_monitor.store import ReviewStore
