@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -46,6 +47,18 @@ _LATEST = datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)
 # The cursor's anchor column is varchar(250); rows looked at, at most, to find an anchor.
 _ANCHOR_MAX = 250
 _ANCHOR_TRIES = 100
+# Lookups by a set of keys take the keys as one JSON array: one text whatever their number.
+_NEWEST_IN_CHATS = (
+    "SELECT jid, last_message_time FROM chats WHERE jid IN (SELECT value FROM json_each(?))"
+)
+_PHONES_OF_LIDS = (
+    "SELECT lid, pn FROM whatsmeow_lid_map WHERE lid IN (SELECT value FROM json_each(?))"
+)
+_CONTACT_NAMES = (
+    "SELECT their_jid, full_name, push_name, first_name FROM whatsmeow_contacts "
+    "WHERE their_jid IN (SELECT value FROM json_each(?))"
+)
+_COLUMNS_OF = "SELECT name FROM pragma_table_info(?)"
 
 
 @dataclass(frozen=True)
@@ -385,12 +398,10 @@ class BridgeStore:
         if not wanted:
             return {}
         conn = self.conn
-        marks = ",".join("?" * len(wanted))
         found: dict[str, datetime | None] = dict.fromkeys(wanted)
         try:
             conn.execute("BEGIN")
-            sql = f"SELECT jid, last_message_time FROM chats WHERE jid IN ({marks})"  # noqa: S608
-            for jid, when in conn.execute(sql, wanted):
+            for jid, when in conn.execute(_NEWEST_IN_CHATS, (json.dumps(wanted),)):
                 found[jid] = parse_timestamp(when)
             for jid in [j for j, when in found.items() if when is None]:
                 row = conn.execute(
@@ -473,9 +484,7 @@ class ContactBook:
         """Phone number (user part) of each LID user part found in whatsmeow_lid_map."""
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(users), 500):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT lid, pn FROM whatsmeow_lid_map WHERE lid IN ({marks})"  # noqa: S608
-            rows = self._query("whatsmeow_lid_map", sql, chunk)
+            rows = self._query("whatsmeow_lid_map", _PHONES_OF_LIDS, chunk)
             if rows is None:
                 break
             for lid, pn in rows:
@@ -492,12 +501,7 @@ class ContactBook:
                 jids[f"{user}@lid"] = phone
         names: dict[str, str] = {}
         for chunk in _chunks(sorted(jids), 500):
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "SELECT their_jid, full_name, push_name, first_name "  # noqa: S608
-                f"FROM whatsmeow_contacts WHERE their_jid IN ({marks})"
-            )
-            rows = self._query("whatsmeow_contacts", sql, chunk)
+            rows = self._query("whatsmeow_contacts", _CONTACT_NAMES, chunk)
             if rows is None:
                 break
             for jid, *candidates in rows:
@@ -508,15 +512,15 @@ class ContactBook:
                     names[owner] = name
         return names
 
-    def _query(self, table: str, sql: str, params: Sequence[str]) -> list[tuple[Any, ...]] | None:
-        """The rows of `sql`, [] when `table` is absent (older bridges), None when unreadable."""
+    def _query(self, table: str, sql: str, keys: Sequence[str]) -> list[tuple[Any, ...]] | None:
+        """Rows of `sql` for `keys`; [] without `table` (older bridges), None when unreadable."""
         conn = self._connection()
         if conn is None:
             return None
         if table not in self._tables:
             return []
         try:
-            rows = conn.execute(sql, params).fetchall()
+            rows = conn.execute(sql, (json.dumps(list(keys)),)).fetchall()
         except sqlite3.DatabaseError as exc:
             if not _is_busy(exc):
                 self.close()
@@ -591,7 +595,7 @@ class ContactBook:
 
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     for table, needed in REQUIRED_COLUMNS.items():
-        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        columns = {r[0] for r in conn.execute(_COLUMNS_OF, (table,))}
         if not columns:
             raise BridgeStoreError(
                 f"{path}: not a bridge store: table `{table}` is missing; "
