@@ -34,6 +34,7 @@ projects:
     group_jid: "120363418298130331@g.us"
     description: "Lawley Activation 3"
 """
+MOHADIN = "120363400000000099@g.us"
 
 
 def settings(db_url: str, **extra: str) -> Settings:
@@ -156,8 +157,17 @@ def test_writers_from_dev_are_refused_prods_database_readers_are_not(
         store.ping()
 
 
-def test_projects_add_from_dev_is_refused_prods_database_and_changes_nothing(
-    store: ReviewStore, tmp_path: Path
+WRITERS = {
+    "projects add": ["projects", "add", "--name", "Mohadin", "--group-jid", MOHADIN],
+    "projects disable": ["projects", "disable", "Lawley"],
+    "db upgrade": ["db", "upgrade"],
+    "users add": ["users", "add", "thandi", "--password", "correct horse battery"],
+}
+
+
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_every_writer_from_dev_is_refused_prods_database_and_changes_nothing(
+    store: ReviewStore, tmp_path: Path, command: str
 ) -> None:
     projects = tmp_path / "projects.yaml"
     projects.write_text(PROJECTS)
@@ -168,14 +178,12 @@ def test_projects_add_from_dev_is_refused_prods_database_and_changes_nothing(
     )
     result = CliRunner().invoke(
         main,
-        [
-            *("--env-file", str(env_file), "--config", str(projects)),
-            *("projects", "add", "--name", "Mohadin", "--group-jid", "120363400000000099@g.us"),
-        ],
+        ["--env-file", str(env_file), "--config", str(projects), *WRITERS[command]],
         env={"DATABASE_URL": None, "WA_MONITOR_ENV": None, "WA_MONITOR_CONFIG": None},
     )
     assert result.exit_code == 2, result.output
-    assert "refusing to run" in result.output
+    assert "refusing to run: dev's DATABASE_URL" in result.output
     assert projects.read_text() == PROJECTS
     with store.read() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(config_audit)).scalar() == 0
+        for table in (config_audit, users):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
