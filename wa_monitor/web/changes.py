@@ -26,6 +26,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar, cast
 
 import psycopg
+from psycopg.sql import SQL, Identifier
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -146,7 +147,8 @@ class ChangeFeed:
             wait = self._retry
             try:
                 with self._connect() as conn:
-                    conn.execute(f"LISTEN {self._listen_to}")
+                    # A channel is an identifier, not a value: quoted, never formatted.
+                    conn.execute(SQL("LISTEN {}").format(Identifier(self._listen_to)))
                     self._probe(conn)
                     with self._lock:
                         self._epoch += 1  # whatever happened while deaf is stale now
