@@ -99,11 +99,11 @@ class ProjectField:
         return "--" + self.key.replace("_", "-")
 
 
-# The keys of a project entry, in the order `projects add` writes them. To add a field:
-# add it here and to `Project` (below), with a `_Validator` reader for a new kind; the
-# CLI's `projects add` and the dashboard's form and API follow from this table (a new
-# kind of input also needs its widget in web/templates/projects.html and its cell in
-# web/static/projects.js).
+# The keys of a project entry, in the order `projects add` writes them. To add a field,
+# add it here and to `Project` (below): the file's checks, `projects add` (its options
+# and the entry it writes) and the dashboard's API, add form and list follow from this
+# table. Only a new kind of field touches more: its reader in `_Validator._field`, its
+# input in web/templates/projects.html and its cell in web/static/projects.js.
 PROJECT_FIELDS: tuple[ProjectField, ...] = (
     ProjectField(
         "name",
