@@ -804,3 +804,26 @@ def _review_of(store: ReviewStore, review_id: uuid.UUID) -> tuple[str, str | Non
         row = conn.execute(sa.select(r.c.drop_number, r.c.project).where(r.c.id == review_id))
         found = row.first()
     return (str(found.drop_number), found.project) if found is not None else None
+
+
+class Decision(StrEnum):
+    """A reviewer's decision on an outbox entry."""
+
+    RETRY = "retry"  # a failed entry is queued again
+    SEND_AGAIN = "send-again"  # an unconfirmed one is, at the reviewer's word
+    MARK_SENT = "mark-sent"  # the reviewer saw it in the group
+
+
+async def decide(
+    store: ReviewStore, sender: FeedbackSender, decision: Decision, entry_id: int, actor: str
+) -> OutboxEntry | None:
+    """Apply `actor`'s decision on entry `entry_id`; an entry queued again is attempted at once.
+
+    Returns the entry afterwards, or None when there is no entry in the state the decision
+    needs (failed for retry, unconfirmed for send-again, either for mark-sent).
+    """
+    change = {Decision.RETRY: retry, Decision.SEND_AGAIN: send_again, Decision.MARK_SENT: mark_sent}
+    entry = await anyio.to_thread.run_sync(change[decision], store, entry_id, actor)
+    if entry is not None and decision is not Decision.MARK_SENT:
+        entry = await sender.deliver_async(entry.id) or entry
+    return entry

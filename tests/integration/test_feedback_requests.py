@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakebridge import FakeBridge, running_bridge
+from tests.fakebridge import BAD_REQUEST, FakeBridge, running_bridge
 from tests.integration.test_api_support import (
     LAWLEY_JID,
     minutes_ago,
@@ -107,3 +107,24 @@ def test_the_same_message_moments_later_names_the_first_entry_and_its_group(
         ask(store, sender, asked)
     assert caught.value.entry.id == first.entry.id
     assert caught.value.group == "Lawley Activation 3 group"
+
+
+def test_a_reviewers_decision_needs_the_entry_in_the_state_it_names(
+    store: ReviewStore, sender: fb.FeedbackSender, bridge: FakeBridge, asked: fb.FeedbackRequest
+) -> None:
+    sent = ask(store, sender, asked).entry
+    for decision in fb.Decision:
+        assert asyncio.run(fb.decide(store, sender, decision, sent.id, "ben")) is None
+    assert len(bridge.requests) == 1
+
+
+def test_a_failed_feedback_marked_as_sent_is_not_posted_again(
+    store: ReviewStore, sender: fb.FeedbackSender, bridge: FakeBridge, asked: fb.FeedbackRequest
+) -> None:
+    bridge.answer(BAD_REQUEST)
+    failed = ask(store, sender, asked).entry
+    assert failed.status == fb.FAILED
+    marked = asyncio.run(fb.decide(store, sender, fb.Decision.MARK_SENT, failed.id, "ben"))
+    assert marked is not None and marked.status == fb.SENT
+    assert len(bridge.requests) == 1
+    assert review(store, "DR80000002")["feedback_count"] == 1

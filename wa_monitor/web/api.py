@@ -7,14 +7,11 @@ import io
 import math
 import re
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from wa_monitor import feedback as fb
 from wa_monitor import users as user_store
@@ -23,7 +20,7 @@ from wa_monitor.review_edits import LOCK_SECONDS, EditConflict, EditRejected, Lo
 from wa_monitor.steps import STEP_COLUMNS
 from wa_monitor.store import ReviewStore
 from wa_monitor.web import queries as q
-from wa_monitor.web.auth import Admin, Reviewer, Viewer
+from wa_monitor.web.auth import Admin, Caller, Reviewer, Viewer
 from wa_monitor.web.changes import AnswerCache
 from wa_monitor.web.envelope import (
     ApiError,
@@ -627,17 +624,16 @@ OutboxId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 async def _outbox_action(
     request: Request,
-    change: Callable[[], fb.OutboxEntry | None],
+    caller: Caller,
+    decision: fb.Decision,
+    entry_id: int,
     missing: str,
     message: str,
-    *,
-    deliver: bool,
 ) -> JSONResponse:
-    entry = await run_in_threadpool(change)
+    store, sender = _store(request), _sender(request)
+    entry = await fb.decide(store, sender, decision, entry_id, caller.user.username)
     if entry is None:
         raise ApiError(404, missing)
-    if deliver:
-        entry = await _sender(request).deliver_async(entry.id) or entry
     _changed(request)
     state = feedback_state(entry.__dict__, _config(request).zone)
     return ok(FeedbackState.model_validate(state).model_dump(mode="json"), message)
@@ -652,10 +648,11 @@ async def retry_feedback(request: Request, caller: Reviewer, entry_id: OutboxId)
     """Queue a failed feedback again."""
     return await _outbox_action(
         request,
-        partial(fb.retry, _store(request), entry_id, caller.user.username),
+        caller,
+        fb.Decision.RETRY,
+        entry_id,
         f"No failed feedback #{entry_id}",
         "Feedback queued",
-        deliver=True,
     )
 
 
@@ -671,10 +668,11 @@ async def send_feedback_again(
     get it twice if the first attempt did arrive."""
     return await _outbox_action(
         request,
-        partial(fb.send_again, _store(request), entry_id, caller.user.username),
+        caller,
+        fb.Decision.SEND_AGAIN,
+        entry_id,
         f"No unconfirmed feedback #{entry_id}",
         "Feedback sent again",
-        deliver=True,
     )
 
 
@@ -689,10 +687,11 @@ async def mark_feedback_sent(
     """Record that an unconfirmed (or failed) feedback is in the group (recorded, by whom)."""
     return await _outbox_action(
         request,
-        partial(fb.mark_sent, _store(request), entry_id, caller.user.username),
+        caller,
+        fb.Decision.MARK_SENT,
+        entry_id,
         f"No unconfirmed or failed feedback #{entry_id}",
         "Feedback marked as sent",
-        deliver=False,
     )
 
 
