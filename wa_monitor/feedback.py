@@ -827,3 +827,24 @@ async def decide(
     if entry is not None and decision is not Decision.MARK_SENT:
         entry = await sender.deliver_async(entry.id) or entry
     return entry
+
+
+@dataclass(frozen=True)
+class Draft:
+    """The feedback a saved review gives, and where it would go."""
+
+    message: str
+    recipient: str | None  # the project's group; None when none is configured
+
+
+def draft_for(review: Mapping[str, Any], config: ProjectsConfig) -> Draft:
+    """The message generated from a saved review (its columns), for the reviewer to edit."""
+    text = feedback_text(
+        review["drop_number"],
+        {s: bool(review[s]) for s in STEP_COLUMNS},
+        review["incorrect_steps"] or [],
+        review["incorrect_comments"] or {},
+        config.step_labels,
+    )
+    project = config.by_name(review["project"]) if review["project"] else None
+    return Draft(text, project.group_jid if project else None)

@@ -468,23 +468,15 @@ def unlock_drop(request: Request, caller: Reviewer, drop_id: uuid.UUID) -> JSONR
 )
 def feedback_draft(request: Request, _caller: Viewer, drop_id: uuid.UUID) -> JSONResponse:
     """The feedback message generated from the saved review (edit it before sending)."""
-    config = _config(request)
     row = _drop_or_404(_store(request), drop_id)
-    text = fb.feedback_text(
-        row["drop_number"],
-        {s: bool(row[s]) for s in STEP_COLUMNS},
-        row["incorrect_steps"] or [],
-        row["incorrect_comments"] or {},
-        config.step_labels,
-    )
-    project = config.by_name(row["project"]) if row["project"] else None
+    draft = fb.draft_for(row, _config(request))
     return ok(
         {
             "dropId": str(drop_id),
             "dropNumber": row["drop_number"],
             "project": row["project"],
-            "recipient": project.group_jid if project else None,
-            "message": text,
+            "recipient": draft.recipient,
+            "message": draft.message,
         }
     )
 
