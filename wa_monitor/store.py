@@ -331,7 +331,6 @@ class ReviewStore:
         with wrap_exceptions(self.url), self.engine.begin() as conn:
             yield conn
 
-
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reading, with driver errors translated (`translate`).
