@@ -181,9 +181,7 @@ def run_doctor(
     zone = config.zone if config is not None else ZoneInfo("UTC")
     now = now or datetime.now(UTC)
     try:
-        store: ReviewStore | None = open_review_store(
-            settings, purpose="read", check_schema=False
-        )
+        store: ReviewStore | None = open_review_store(settings, purpose="read", check_schema=False)
     except WaMonitorError as exc:
         checks.append(Check("database", "fail", str(exc), "fix DATABASE_URL"))
         store = None
