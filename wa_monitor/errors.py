@@ -32,7 +32,7 @@ class ReviewDatabaseError(WaMonitorError):
 
 
 class ReviewDataError(ReviewDatabaseError):
-    """The review database refused a value (too long, NUL in text, …): it is up, the data is not."""
+    """The review database refused a value (too long, NUL in text, a constraint): it is up."""
 
 
 class ConstraintViolation(ReviewDataError):
