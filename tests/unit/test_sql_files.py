@@ -21,6 +21,7 @@ WHERE a = :a
 -- second_query --
 UPDATE t SET a = :a
 -- a note between lines
+    -- and an indented one
 WHERE b = :b
 """
 

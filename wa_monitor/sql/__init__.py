@@ -14,7 +14,7 @@ from importlib import resources
 from types import MappingProxyType
 
 _HEADING = re.compile(r"^-- ([a-z0-9_]+) --\n", re.MULTILINE)
-_COMMENT_LINE = re.compile(r"^\s*--.*(?:\n|$)", re.MULTILINE)
+_COMMENT_LINE = re.compile(r"^[ \t]*--.*(?:\n|$)", re.MULTILINE)
 
 
 class QueryFileError(Exception):
