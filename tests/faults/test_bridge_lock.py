@@ -15,6 +15,9 @@ from tests.faults.conftest import Backfill, make_site
 from tests.faults.support import PROJECT_NAMES, cursor_floor, figure, wait_until
 from wa_monitor.sim import StoreWriter
 
+# Checks wall-clock bounds: run alone, not beside the parallel part of the suite.
+pytestmark = pytest.mark.timing
+
 LOCK_S = 10.0
 VELO = list(PROJECT_NAMES)[1]
 

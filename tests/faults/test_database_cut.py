@@ -23,6 +23,9 @@ from tests.faults.support import (
     wait_until,
 )
 
+# The backfill store and its reference runs are built once per worker: their users share one.
+pytestmark = pytest.mark.xdist_group("backfill")
+
 CUTS = 5
 OUTAGE_S = 4.0
 

@@ -32,6 +32,9 @@ from tests.integration.test_api_support import (
 from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits, users
 from wa_monitor.store import ReviewStore
 
+# Checks wall-clock bounds: run alone, not beside the parallel part of the suite.
+pytestmark = pytest.mark.timing
+
 OUT_OF_RANGE = ("0001-01-01", "9999-12-31", "1969-12-31", "3000-01-01")
 DATE_ROUTES = (
     ("/api/wa-monitor-drops", ("dateFrom", "dateTo")),

@@ -43,6 +43,9 @@ from wa_monitor.metrics import DatabaseCollector, MonitorMetrics
 from wa_monitor.sim import Member, StoreWriter
 from wa_monitor.store import ReviewStore
 
+# Checks wall-clock bounds: run alone, not beside the parallel part of the suite.
+pytestmark = pytest.mark.timing
+
 VELO = list(PROJECT_NAMES)[1]
 VELO_NAME = PROJECT_NAMES[VELO]
 OTHER = "120363400000000001@g.us"  # a group nobody monitors

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 import sqlalchemy as sa
 
 from tests.faults.conftest import Backfill, References, backend_of, make_site
@@ -20,6 +21,9 @@ from tests.faults.support import (
     wait_until,
 )
 from wa_monitor.monitor import DEFAULT_CHUNK
+
+# The backfill store and its reference runs are built once per worker: their users share one.
+pytestmark = pytest.mark.xdist_group("backfill")
 
 KILLS = 20
 

@@ -25,6 +25,9 @@ from tests.integration.test_api_support import PASSWORD, People, add_people
 from wa_monitor.store import ReviewStore
 from wa_monitor.users import list_users
 
+# Checks wall-clock bounds: run alone, not beside the parallel part of the suite.
+pytestmark = pytest.mark.timing
+
 
 @dataclass(frozen=True)
 class Served:

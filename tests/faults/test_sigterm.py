@@ -38,6 +38,9 @@ from tests.faults.support import (
     wait_until,
 )
 
+# The backfill store and its reference runs are built once per worker: their users share one.
+pytestmark = pytest.mark.xdist_group("backfill")
+
 SIGTERMS = 3
 VELO = list(PROJECT_NAMES)[1]
 

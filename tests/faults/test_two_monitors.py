@@ -9,6 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.faults.conftest import Backfill, References, backend_of, make_site
 from tests.faults.support import (
     PROJECT_NAMES,
@@ -21,6 +23,9 @@ from tests.faults.support import (
 from wa_monitor.heartbeats import record_heartbeat
 from wa_monitor.sim import MessageRow, StoreWriter
 from wa_monitor.store import ReviewStore
+
+# The backfill store and its reference runs are built once per worker: their users share one.
+pytestmark = pytest.mark.xdist_group("backfill")
 
 LIVE_DROPS = 60  # posted twice each while both monitors run
 

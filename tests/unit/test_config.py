@@ -185,6 +185,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("what", list(HOSTILE))
 def test_a_hostile_projects_file_is_refused_at_its_line_within_bounds(what: str) -> None:
     text, line, message = HOSTILE[what]

@@ -105,6 +105,7 @@ REDOS = [
 ]
 
 
+@pytest.mark.timing
 @pytest.mark.timeout(60)  # a backtracking engine would run for hours, not fail
 @pytest.mark.parametrize(("pattern", "text"), REDOS, ids=[p for p, _ in REDOS])
 def test_catastrophic_patterns_match_in_linear_time(pattern: str, text: str) -> None:
