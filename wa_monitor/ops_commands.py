@@ -376,9 +376,9 @@ def _field_options(command: Any) -> Any:
             command = click.option(flags, default=spec.default, help=spec.help)(command)
         elif spec.kind == "jid":
             # Either the JID or the group's name, so neither option is required by click.
-            command = click.option(
-                "--group-name", help="Or the group's name in the bridge store."
-            )(command)
+            command = click.option("--group-name", help="Or the group's name in the bridge store.")(
+                command
+            )
             command = click.option(spec.option, help=spec.help)(command)
         else:
             required = spec.added == "required"
