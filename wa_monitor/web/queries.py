@@ -448,7 +448,7 @@ def edits(store: ReviewStore, review_id: uuid.UUID, limit: int = 50) -> list[dic
 
 
 def _lock_free_for(actor: str, now: datetime) -> sa.ColumnElement[bool]:
-    """review_edits.held_by_other, negated, as SQL: taking a lock is one conditional UPDATE."""
+    """Free for `actor`: no holder, theirs, or expired (review_edits.held_by_other, in SQL)."""
     cutoff = now - timedelta(seconds=LOCK_SECONDS)
     return sa.or_(R.c.locked_by.is_(None), R.c.locked_by == actor, R.c.locked_at < cutoff)
 
