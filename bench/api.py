@@ -28,9 +28,9 @@ import sqlalchemy as sa
 from bench.data import config, fixture
 from bench.dbs import fresh_database, pg_url
 from bench.measure import rss_mb
-from wa_monitor.config import ProjectsConfig
-from wa_monitor.reviews import Post
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.core.reviews import Post
+from wa_monitor.store.review_store import ReviewStore
 
 Row = tuple[str, str, str, str]
 N_REVIEWS = 1_000_000
@@ -121,7 +121,7 @@ def run_api(work: Path, _worker: Callable[[str, dict[str, Any]], dict[str, Any]]
     if shutil.which("wrk") is None:
         return [("Dashboard API", "not measured", "—", "⚠️ wrk is not installed")]
     try:
-        from wa_monitor.users import add_user, create_token
+        from wa_monitor.store.users import add_user, create_token
         from wa_monitor.web.app import create_app  # noqa: F401 - it must exist
     except ImportError as exc:
         return [("Dashboard API", "not measured", "—", f"⚠️ no dashboard yet: {exc}")]

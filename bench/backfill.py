@@ -18,9 +18,9 @@ from typing import Any
 from bench.baseline import run_baseline
 from bench.data import Fixture, config, fixture
 from bench.measure import StatementCounter, peak_rss_mb
-from wa_monitor.bridge import BridgeStore
-from wa_monitor.monitor import Monitor
-from wa_monitor.store import ReviewStore
+from wa_monitor.monitor.scan import Monitor
+from wa_monitor.sources.bridge import BridgeStore
+from wa_monitor.store.review_store import ReviewStore
 
 
 def check(store: ReviewStore, fx: Fixture, names: dict[str, str]) -> dict[str, Any]:

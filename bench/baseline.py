@@ -18,10 +18,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from wa_monitor.bridge import parse_timestamp, sender_user
-from wa_monitor.config import ProjectsConfig
-from wa_monitor.schema import qa_photo_reviews
-from wa_monitor.store import create_review_engine
+from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.sources.bridge import parse_timestamp, sender_user
+from wa_monitor.store.review_store import create_review_engine
+from wa_monitor.store.schema import qa_photo_reviews
 
 
 @dataclass

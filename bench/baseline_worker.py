@@ -12,7 +12,7 @@ from bench.backfill import check
 from bench.baseline import run_baseline
 from bench.data import config, fixture
 from bench.measure import peak_rss_mb
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from wa_monitor.config import ProjectsConfig, parse_config
+from wa_monitor.core.config import ProjectsConfig, parse_config
 from wa_monitor.sim import DropTruth, SimGroup, bench_groups, generate_store
 
 DATA = Path(__file__).resolve().parent / ".data"

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 
 PG_ADMIN_URL = os.environ.get(
     "WA_MONITOR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -67,9 +67,9 @@ class PacedBridge:
 
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:
-    from wa_monitor import feedback
-    from wa_monitor.schema import qa_photo_reviews
-    from wa_monitor.store import ReviewStore
+    from wa_monitor.feedback import outbox as feedback
+    from wa_monitor.store.review_store import ReviewStore
+    from wa_monitor.store.schema import qa_photo_reviews
 
     n, pace = int(spec.get("n", 1000)), float(spec.get("pace", 0.01))
     store = ReviewStore(str(spec["url"]))

@@ -17,11 +17,11 @@ from typing import Any
 
 from bench.data import config, fixture
 from bench.measure import median, peak_rss_mb
-from wa_monitor.bridge import BridgeStore
-from wa_monitor.config import ProjectsConfig
-from wa_monitor.monitor import Monitor
+from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.monitor.scan import Monitor
 from wa_monitor.sim import SimGroup, generate_store
-from wa_monitor.store import ReviewStore
+from wa_monitor.sources.bridge import BridgeStore
+from wa_monitor.store.review_store import ReviewStore
 
 Setup = tuple[BridgeStore, ReviewStore, ProjectsConfig, Path, Path, list[SimGroup]]
 

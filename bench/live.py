@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from bench.data import config, fixture
 from bench.measure import cpu_seconds, percentile, rss_mb
-from wa_monitor.schema import qa_photo_reviews
 from wa_monitor.sim import MessageRow, StoreWriter
+from wa_monitor.store.schema import qa_photo_reviews
 
 
 def _row(writer: StoreWriter, jid: str, drop: str, n: int) -> MessageRow:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 
 # The PostgreSQL server the tests use (trust auth on 127.0.0.1 in development and CI).
 PG_ADMIN_URL = os.environ.get("WA_MONITOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from wa_monitor.bridge import BridgeStore
-from wa_monitor.config import ProjectsConfig, parse_config
-from wa_monitor.monitor import Monitor
-from wa_monitor.schema import drop_submissions, qa_photo_reviews
+from wa_monitor.core.config import ProjectsConfig, parse_config
+from wa_monitor.monitor.scan import Monitor
 from wa_monitor.sim import Member, MessageRow, StoreWriter
-from wa_monitor.store import ReviewStore
+from wa_monitor.sources.bridge import BridgeStore
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import drop_submissions, qa_photo_reviews
 
 SAST = ZoneInfo("Africa/Johannesburg")
 LAWLEY = "120363418298130331@g.us"

@@ -31,13 +31,13 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.feedback import BridgeClient
-from wa_monitor.schema import review_edits
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import create_token
+from wa_monitor.cli.web import SUMMARY_SECONDS
+from wa_monitor.feedback.outbox import BridgeClient
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import review_edits
+from wa_monitor.store.users import create_token
 from wa_monitor.web.app import create_app
 from wa_monitor.web.changes import feed_for
-from wa_monitor.web_commands import SUMMARY_SECONDS
 
 pytestmark = pytest.mark.browser
 

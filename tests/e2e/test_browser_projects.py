@@ -23,10 +23,10 @@ from tests.integration.test_api_support import (
     LiveServer,
     add_people,
 )
-from wa_monitor.config import load_config
-from wa_monitor.projects_edit import audit_rows
-from wa_monitor.settings import settings_from
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.config import load_config
+from wa_monitor.core.settings import settings_from
+from wa_monitor.monitor.projects_edit import audit_rows
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.app import create_app
 
 pytestmark = [

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.helpers import LAWLEY, PROJECTS_YAML, VELO, Bridge
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 
 WA_MONITOR = [sys.executable, "-m", "wa_monitor"]
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (INFO|WARNING|ERROR) - ")
@@ -272,7 +272,7 @@ def test_simulate_then_scan_records_what_was_posted(sqlite_site: Site) -> None:
     assert simulated.returncode == 0, simulated.stderr
     sqlite_site.run("db", "upgrade")
     demo_config = sqlite_site.root / "demo.yaml"
-    from wa_monitor.demo import projects_yaml
+    from wa_monitor.ops.demo import projects_yaml
 
     demo_config.write_text(projects_yaml())
     result = sqlite_site.run("--config", str(demo_config), "scan")

@@ -30,8 +30,8 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.config import parse_config
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.config import parse_config
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.app import create_app
 
 with warnings.catch_warnings():

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from tests.helpers import LAWLEY, VELO, Bridge
-from wa_monitor.projects_edit import audit_rows
-from wa_monitor.store import ReviewStore
+from wa_monitor.monitor.projects_edit import audit_rows
+from wa_monitor.store.review_store import ReviewStore
 
 WA_MONITOR = [sys.executable, "-m", "wa_monitor"]
 PROJECTS = f"""\

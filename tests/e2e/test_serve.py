@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.test_api_support import PROJECTS_YAML
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 
 
 def free_port() -> int:

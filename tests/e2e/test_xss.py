@@ -31,13 +31,13 @@ from tests.integration.test_api_support import (
     record,
     settings_for,
 )
-from wa_monitor.config import load_config
-from wa_monitor.feedback import BridgeClient
-from wa_monitor.reviews import Post
-from wa_monitor.schema import users
-from wa_monitor.settings import settings_from
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import create_token, hash_password
+from wa_monitor.core.config import load_config
+from wa_monitor.core.reviews import Post
+from wa_monitor.core.settings import settings_from
+from wa_monitor.feedback.outbox import BridgeClient
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import users
+from wa_monitor.store.users import create_token, hash_password
 from wa_monitor.web.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]

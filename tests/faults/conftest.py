@@ -23,9 +23,9 @@ from tests.faults.support import (
     store_max_rowid,
     wait_until,
 )
-from wa_monitor.monitor import DEFAULT_CHUNK
+from wa_monitor.monitor.scan import DEFAULT_CHUNK
 from wa_monitor.sim import SimTruth, create_bridge_store, generate_store
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 
 BACKFILL_MESSAGES = 200_000
 # Rowids of the backfill store are spread out like those of a store that history sync
@@ -212,9 +212,9 @@ def scratch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scratch]
 
 def expected_up_to(backfill: Backfill, rowid: int, url: str, root: Path) -> State:
     """The state an uninterrupted monitor reaches having read the backfill up to `rowid`."""
-    from wa_monitor.bridge import BridgeStore
-    from wa_monitor.config import load_config
-    from wa_monitor.monitor import Monitor
+    from wa_monitor.core.config import load_config
+    from wa_monitor.monitor.scan import Monitor
+    from wa_monitor.sources.bridge import BridgeStore
 
     root.mkdir(parents=True, exist_ok=True)
     part = root / f"upto-{rowid}.db"

@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from tests.helpers import review_state, submissions
-from wa_monitor.schema import scan_cursors
 from wa_monitor.sim import DEMO_GROUPS, SimTruth
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import scan_cursors
 
 WA_MONITOR = [sys.executable, "-m", "wa_monitor"]
 

@@ -14,8 +14,8 @@ from tests.faults.bridgeio import message, post
 from tests.faults.conftest import make_site
 from tests.faults.support import PROJECT_NAMES, Site, figure, wait_until
 from tests.helpers import submissions
-from wa_monitor.heartbeats import read_heartbeats
 from wa_monitor.sim import StoreWriter
+from wa_monitor.store.heartbeats import read_heartbeats
 
 VELO = list(PROJECT_NAMES)[1]
 OBSERVE_S = 3.0  # how long each broken state is left in place

@@ -32,8 +32,8 @@ from tests.integration.test_api_support import (
     projects_config,
     settings_for,
 )
-from wa_monitor.steps import STEP_COLUMNS
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.steps import STEP_COLUMNS
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.app import create_app
 
 GROUP = "120363418298130331@g.us"  # Lawley in the test projects

@@ -51,8 +51,8 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.feedback import BridgeClient, FeedbackSender, enqueue, entries_for
-from wa_monitor.store import ReviewStore
+from wa_monitor.feedback.outbox import BridgeClient, FeedbackSender, enqueue, entries_for
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.app import create_app
 
 

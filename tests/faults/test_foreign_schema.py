@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from tests.faults.conftest import backend_of
 from tests.faults.support import PROJECTS_YAML, figure
 from wa_monitor.sim import create_bridge_store
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 
 COMMANDS = (
     ("scan", "--once"),

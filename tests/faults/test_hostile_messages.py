@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from tests.faults.support import figure
 from tests.helpers import OTHER, PROJECTS_YAML, VELO, config_from
 from tests.helpers import submissions as read_submissions
-from wa_monitor.bridge import BridgeStore
-from wa_monitor.monitor import Monitor
+from wa_monitor.monitor.scan import Monitor
 from wa_monitor.sim import MESSAGES_SCHEMA, create_bridge_store
-from wa_monitor.store import ReviewStore
+from wa_monitor.sources.bridge import BridgeStore
+from wa_monitor.store.review_store import ReviewStore
 
 CANONICAL = re.compile(r"[A-Z0-9][A-Z0-9\-_/]{0,49}", re.ASCII)
 CONFIG = config_from(PROJECTS_YAML)

@@ -29,8 +29,8 @@ from tests.integration.test_api_support import (
     record,
     review,
 )
-from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits, users
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import feedback_outbox, qa_photo_reviews, review_edits, users
 
 # Checks wall-clock bounds: run alone, not beside the parallel part of the suite.
 pytestmark = pytest.mark.timing

@@ -37,11 +37,11 @@ from tests.faults.support import (
     wait_until,
 )
 from tests.helpers import Bridge, make_monitor, submissions
-from wa_monitor import monitor as monitor_module
-from wa_monitor.heartbeats import read_heartbeats, record_heartbeat
-from wa_monitor.metrics import DatabaseCollector, MonitorMetrics
+from wa_monitor.monitor import scan as monitor_module
+from wa_monitor.monitor.metrics import DatabaseCollector, MonitorMetrics
 from wa_monitor.sim import Member, StoreWriter
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.heartbeats import read_heartbeats, record_heartbeat
+from wa_monitor.store.review_store import ReviewStore
 
 # Checks wall-clock bounds: run alone, not beside the parallel part of the suite.
 pytestmark = pytest.mark.timing

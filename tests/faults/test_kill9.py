@@ -20,7 +20,7 @@ from tests.faults.support import (
     store_max_rowid,
     wait_until,
 )
-from wa_monitor.monitor import DEFAULT_CHUNK
+from wa_monitor.monitor.scan import DEFAULT_CHUNK
 
 # The backfill store and its reference runs are built once per worker: their users share one.
 pytestmark = pytest.mark.xdist_group("backfill")

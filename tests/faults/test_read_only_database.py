@@ -18,8 +18,8 @@ from tests.faults.conftest import backend_of
 from tests.faults.serve import Server, running_serve
 from tests.faults.support import figure, wait_until
 from tests.integration.test_api_support import People, add_people, settings_for
-from wa_monitor.heartbeats import record_heartbeat
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.heartbeats import record_heartbeat
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.health import readiness
 
 

@@ -20,7 +20,7 @@ from tests.faults.bridgeio import post
 from tests.faults.conftest import make_site
 from tests.faults.proxy import Proxy
 from tests.faults.support import PROJECT_NAMES, PROJECTS_YAML, WA_MONITOR, figure, wait_until
-from wa_monitor.heartbeats import read_heartbeats
+from wa_monitor.store.heartbeats import read_heartbeats
 
 VELO = list(PROJECT_NAMES)[1]
 

@@ -22,8 +22,8 @@ from tests.e2e.test_serve import environment, free_port, serve, stop, wait_for_h
 from tests.faults.conftest import backend_of
 from tests.faults.support import figure
 from tests.integration.test_api_support import PASSWORD, People, add_people
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import list_users
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.users import list_users
 
 # Checks wall-clock bounds: run alone, not beside the parallel part of the suite.
 pytestmark = pytest.mark.timing

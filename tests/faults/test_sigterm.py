@@ -221,7 +221,7 @@ def signal_at(startup: StartUp, signum: signal.Signals, held: bool) -> tuple[int
 MAIN_THREAD_MOMENTS = [
     ("importing the command (sqlalchemy)", "import", "sqlalchemy", signal.SIGTERM, False),
     ("importing the command, SIGINT", "import", "sqlalchemy", signal.SIGINT, False),
-    ("importing the service module", "import", "wa_monitor.service", signal.SIGTERM, False),
+    ("importing the service module", "import", "wa_monitor.monitor.service", signal.SIGTERM, False),
     ("reading the projects file", "open", "projects.yaml", signal.SIGTERM, True),
 ]
 

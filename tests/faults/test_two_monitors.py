@@ -20,9 +20,9 @@ from tests.faults.support import (
     store_max_rowid,
     wait_until,
 )
-from wa_monitor.heartbeats import record_heartbeat
 from wa_monitor.sim import MessageRow, StoreWriter
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.heartbeats import record_heartbeat
+from wa_monitor.store.review_store import ReviewStore
 
 # The backfill store and its reference runs are built once per worker: their users share one.
 pytestmark = pytest.mark.xdist_group("backfill")

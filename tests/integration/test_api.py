@@ -26,10 +26,10 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.feedback import BridgeClient
-from wa_monitor.schema import qa_photo_reviews, review_edits
-from wa_monitor.steps import STEP_COLUMNS
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.steps import STEP_COLUMNS
+from wa_monitor.feedback.outbox import BridgeClient
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import qa_photo_reviews, review_edits
 from wa_monitor.web.app import create_app
 
 SAST = ZoneInfo("Africa/Johannesburg")

@@ -25,8 +25,8 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.schema import qa_photo_reviews
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import qa_photo_reviews
 from wa_monitor.web.app import create_app
 
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options")

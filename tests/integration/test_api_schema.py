@@ -20,7 +20,7 @@ from tests.integration.test_api_support import (
     record,
     settings_for,
 )
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.app import create_app
 
 with warnings.catch_warnings():

@@ -21,12 +21,12 @@ import sqlalchemy as sa
 import uvicorn
 from argon2 import PasswordHasher
 
-from wa_monitor.config import ProjectsConfig, parse_config
-from wa_monitor.reviews import Post
-from wa_monitor.schema import users
-from wa_monitor.settings import Settings, settings_from
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import create_token
+from wa_monitor.core.config import ProjectsConfig, parse_config
+from wa_monitor.core.reviews import Post
+from wa_monitor.core.settings import Settings, settings_from
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import users
+from wa_monitor.store.users import create_token
 
 with warnings.catch_warnings():
     # starlette 0.49's test client names anyio.abc.BlockingPortal, deprecated in anyio 4.16.

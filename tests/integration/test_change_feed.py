@@ -29,9 +29,10 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.steps import STEP_COLUMNS
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import list_tokens, revoke_token, set_disabled
+from wa_monitor.cli.web import SUMMARY_SECONDS
+from wa_monitor.core.steps import STEP_COLUMNS
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.users import list_tokens, revoke_token, set_disabled
 from wa_monitor.web.app import create_app
 from wa_monitor.web.changes import (
     ACCOUNTS,
@@ -41,7 +42,6 @@ from wa_monitor.web.changes import (
     ChangeFeed,
     Version,
 )
-from wa_monitor.web_commands import SUMMARY_SECONDS
 
 
 @dataclass

@@ -14,18 +14,18 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.exc import DBAPIError
 
-from wa_monitor.cli import main
-from wa_monitor.database import open_review_store
-from wa_monitor.errors import (
+from wa_monitor.cli.main import main
+from wa_monitor.core.errors import (
     ConstraintViolation,
     ReviewDataError,
     SchemaVersionError,
     SharedDatabaseError,
     UniqueViolation,
 )
-from wa_monitor.schema import config_audit, qa_photo_reviews, users
-from wa_monitor.settings import Settings, settings_from
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.settings import Settings, settings_from
+from wa_monitor.store.database import open_review_store
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import config_audit, qa_photo_reviews, users
 
 PROJECTS = """\
 timezone: Africa/Johannesburg

@@ -42,11 +42,17 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.cli import main
-from wa_monitor.config import load_config
-from wa_monitor.feedback import CLAIM_SECONDS, BridgeClient, FeedbackSender, enqueue, entries_for
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import create_token
+from wa_monitor.cli.main import main
+from wa_monitor.core.config import load_config
+from wa_monitor.feedback.outbox import (
+    CLAIM_SECONDS,
+    BridgeClient,
+    FeedbackSender,
+    enqueue,
+    entries_for,
+)
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.users import create_token
 from wa_monitor.web.app import create_app
 
 MESSAGE = "DR80000001\nNEEDS CORRECTION\n\nMissing items:\n• 3. Cable entry outside"

@@ -19,8 +19,8 @@ from tests.integration.test_api_support import (
     record,
     review,
 )
-from wa_monitor import feedback as fb
-from wa_monitor.store import ReviewStore
+from wa_monitor.feedback import outbox as fb
+from wa_monitor.store.review_store import ReviewStore
 
 MESSAGE = "DR80000002\nAll items complete! ✅"
 

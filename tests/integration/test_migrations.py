@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from wa_monitor import migrations
-from wa_monitor.schema import SCHEMA_HEAD, metadata
-from wa_monitor.store import ReviewStore
+from wa_monitor.store import migrations
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import SCHEMA_HEAD, metadata
 
 VERSIONS = Path(migrations.__file__).parent / "versions"
 

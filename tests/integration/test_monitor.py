@@ -36,12 +36,12 @@ from tests.helpers import (
     submissions,
 )
 from tests.helpers import make_monitor as make_bridge_monitor
-from wa_monitor.config import ProjectsConfig
-from wa_monitor.errors import ReviewDatabaseError, WaMonitorError
-from wa_monitor.memory_source import InMemorySource
-from wa_monitor.monitor import Monitor
-from wa_monitor.schema import qa_photo_reviews
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.core.errors import ReviewDatabaseError, WaMonitorError
+from wa_monitor.monitor.scan import Monitor
+from wa_monitor.sources.memory import InMemorySource
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import qa_photo_reviews
 
 
 @dataclass

@@ -18,14 +18,14 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import LAWLEY, MOHADIN, T0, VELO, Bridge
-from wa_monitor.errors import SharedDatabaseError
-from wa_monitor.health import check_heartbeat
-from wa_monitor.heartbeats import read_heartbeats, record_heartbeat
-from wa_monitor.projects_edit import add_project, audit_rows
-from wa_monitor.schema import feedback_outbox
-from wa_monitor.service import Service
-from wa_monitor.settings import Settings, settings_from
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.errors import SharedDatabaseError
+from wa_monitor.core.settings import Settings, settings_from
+from wa_monitor.monitor.health import check_heartbeat
+from wa_monitor.monitor.projects_edit import add_project, audit_rows
+from wa_monitor.monitor.service import Service
+from wa_monitor.store.heartbeats import read_heartbeats, record_heartbeat
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import feedback_outbox
 
 
 def project(name: str, jid: str, enabled: bool = True) -> str:

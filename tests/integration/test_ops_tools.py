@@ -17,15 +17,15 @@ from click.testing import CliRunner, Result
 
 from tests.helpers import LAWLEY, T0, VELO, Bridge, make_monitor, submissions
 from tests.integration.test_api_support import TestClient, add_people
-from wa_monitor.cli import main
-from wa_monitor.compare import compare, load_side
-from wa_monitor.config import load_config
-from wa_monitor.doctor import run_doctor
-from wa_monitor.heartbeats import record_heartbeat
-from wa_monitor.projects_edit import audit_rows
-from wa_monitor.schema import drop_submissions, qa_photo_reviews
-from wa_monitor.settings import settings_from
-from wa_monitor.store import ReviewStore
+from wa_monitor.cli.main import main
+from wa_monitor.core.config import load_config
+from wa_monitor.core.settings import settings_from
+from wa_monitor.monitor.projects_edit import audit_rows
+from wa_monitor.ops.compare import compare, load_side
+from wa_monitor.ops.doctor import run_doctor
+from wa_monitor.store.heartbeats import record_heartbeat
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import drop_submissions, qa_photo_reviews
 
 MAMELODI = "120363408849234743@g.us"
 ELSEWHERE = "120363499999999999@g.us"

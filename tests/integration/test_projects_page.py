@@ -20,8 +20,8 @@ from tests.integration.test_api_support import (
     projects_config,
     settings_for,
 )
-from wa_monitor.schema import users
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import users
 from wa_monitor.web.app import create_app
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

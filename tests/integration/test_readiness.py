@@ -19,12 +19,12 @@ from click.testing import CliRunner
 
 from tests.helpers import LAWLEY, Bridge
 from tests.integration.test_api_support import TestClient, add_people
-from wa_monitor.cli import main
-from wa_monitor.config import load_config
-from wa_monitor.doctor import run_doctor
-from wa_monitor.heartbeats import record_heartbeat
-from wa_monitor.settings import load_settings
-from wa_monitor.store import ReviewStore
+from wa_monitor.cli.main import main
+from wa_monitor.core.config import load_config
+from wa_monitor.core.settings import load_settings
+from wa_monitor.ops.doctor import run_doctor
+from wa_monitor.store.heartbeats import record_heartbeat
+from wa_monitor.store.review_store import ReviewStore
 
 READINESS = ("database", "schema", "heartbeat", "bridge store", "bridge activity")
 INSTANCE = "prod@test"
@@ -138,7 +138,7 @@ def test_status_readyz_and_doctor_report_the_same_readiness(
 def test_a_dashboard_without_the_bridge_store_takes_the_monitors_view_of_it(
     bridge: dict[str, Any], expected: tuple[str, str], store: ReviewStore
 ) -> None:
-    from wa_monitor.settings import settings_from
+    from wa_monitor.core.settings import settings_from
     from wa_monitor.web.health import readiness
 
     groups = [

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import event
 
 from tests.helpers import T0, VELO, Bridge, make_monitor
-from wa_monitor.monitor import Monitor
+from wa_monitor.monitor.scan import Monitor
 from wa_monitor.sim import MessageRow
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 
 # select affected reviews, log submissions, insert reviews, update reviews, save cursors
 MAX_STATEMENTS = 5

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from wa_monitor.errors import SchemaVersionError
-from wa_monitor.schema import SCHEMA_HEAD
-from wa_monitor.steps import STEP_COLUMNS
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.errors import SchemaVersionError
+from wa_monitor.core.steps import STEP_COLUMNS
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import SCHEMA_HEAD
 
 
 def test_upgrade_creates_every_column_of_the_review_table(empty_db_url: str) -> None:
@@ -56,7 +56,7 @@ def test_same_drop_in_two_projects_gives_two_reviews_but_not_twice_in_one(
     # FIELD_NOTES bug 6: the unique key is per project, not global.
     import uuid
 
-    from wa_monitor.schema import qa_photo_reviews
+    from wa_monitor.store.schema import qa_photo_reviews
 
     row = {"drop_number": "DR12345678", "user_name": "x"}
     with store.engine.begin() as conn:

@@ -30,8 +30,8 @@ from tests.integration.test_api_support import (
     record,
     settings_for,
 )
-from wa_monitor.schema import users
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import users
 from wa_monitor.web.app import create_app
 from wa_monitor.web.auth import CSRF_HEADER, LOGIN_CSRF_COOKIE, SESSION_COOKIE, LoginThrottle
 
@@ -296,7 +296,7 @@ def test_sign_in_is_rate_limited_per_address_and_per_user(
 
 @SQLITE_ONLY
 def test_passwords_are_stored_as_argon2id(store: ReviewStore) -> None:
-    from wa_monitor.users import add_user, authenticate
+    from wa_monitor.store.users import add_user, authenticate
 
     add_user(store, "newcomer", "a long pass phrase 123", "viewer")
     with store.engine.connect() as conn:
@@ -376,7 +376,7 @@ def test_security_headers_on_every_answer(client: TestClient, people: People) ->
 
 @SQLITE_ONLY
 def test_a_revoked_token_is_refused(client: TestClient, store: ReviewStore) -> None:
-    from wa_monitor.users import create_token, revoke_token
+    from wa_monitor.store.users import create_token, revoke_token
 
     add_people(store, ("reviewer",))
     token, secret = create_token(store, "reviewer", "laptop")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import VELO, Bridge
-from wa_monitor.errors import BridgeStoreError
+from wa_monitor.core.errors import BridgeStoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 # A URL with a password; placeholders and the tests' own throwaway values are allowed.
@@ -104,7 +104,7 @@ def test_the_monitor_cannot_write_the_bridge_store(tmp_path: Path) -> None:
 
 
 def test_a_missing_store_is_not_created_by_the_monitor(tmp_path: Path) -> None:
-    from wa_monitor.bridge import BridgeStore
+    from wa_monitor.sources.bridge import BridgeStore
 
     path = tmp_path / "store" / "messages.db"
     with pytest.raises(BridgeStoreError, match="not found"):

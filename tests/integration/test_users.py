@@ -27,10 +27,10 @@ from tests.integration.test_api_support import (
     review,
     settings_for,
 )
-from wa_monitor.cli import main
-from wa_monitor.schema import users
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import (
+from wa_monitor.cli.main import main
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import users
+from wa_monitor.store.users import (
     UserError,
     add_user,
     authenticate,

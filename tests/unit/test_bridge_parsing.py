@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wa_monitor.bridge import parse_timestamp, sender_user
-from wa_monitor.monitor import clean_text, message_key
+from wa_monitor.monitor.scan import clean_text, message_key
+from wa_monitor.sources.bridge import parse_timestamp, sender_user
 
 PLUS2 = timezone(timedelta(hours=2))
 JOHANNESBURG = ZoneInfo("Africa/Johannesburg")

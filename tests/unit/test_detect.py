@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from wa_monitor.detect import (
+from wa_monitor.core.detect import (
     DEFAULT_DROP_PATTERN,
     PatternError,
     compile_pattern,

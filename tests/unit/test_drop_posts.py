@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wa_monitor.config import Project
-from wa_monitor.detect import DEFAULT_DROP_PATTERN, compile_pattern
-from wa_monitor.memory_source import InMemorySource
-from wa_monitor.monitor import drop_posts, filters_of, find_drops, read_posts
-from wa_monitor.source import Prefilter, RawMessage, Sender
+from wa_monitor.core.config import Project
+from wa_monitor.core.detect import DEFAULT_DROP_PATTERN, compile_pattern
+from wa_monitor.monitor.scan import drop_posts, filters_of, find_drops, read_posts
+from wa_monitor.sources.memory import InMemorySource
+from wa_monitor.sources.protocol import Prefilter, RawMessage, Sender
 
 SAST = ZoneInfo("Africa/Johannesburg")
 VELO = "120363421664266245@g.us"

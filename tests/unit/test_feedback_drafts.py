@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wa_monitor.config import parse_config
-from wa_monitor.feedback import draft_for
-from wa_monitor.steps import STEP_COLUMNS
+from wa_monitor.core.config import parse_config
+from wa_monitor.core.steps import STEP_COLUMNS
+from wa_monitor.feedback.outbox import draft_for
 
 CONFIG = parse_config(
     """

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from wa_monitor.feedback import Outcome, classify_error, interpret
+from wa_monitor.feedback.outbox import Outcome, classify_error, interpret
 
 URL = "http://bridge.invalid:8080/api/send"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from wa_monitor.feedback import feedback_text
-from wa_monitor.steps import STEP_COLUMNS, STEP_LABELS
+from wa_monitor.core.steps import STEP_COLUMNS, STEP_LABELS
+from wa_monitor.feedback.outbox import feedback_text
 
 
 def test_a_complete_review_says_all_items_complete() -> None:

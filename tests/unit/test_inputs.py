@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wa_monitor.store import _json_loads
+from wa_monitor.store.review_store import _json_loads
 from wa_monitor.web.envelope import scrub, utf8
 from wa_monitor.web.inputs import form_problems, json_problems, text_problem
 from wa_monitor.web.queries import local_day_bounds

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wa_monitor.logs import setup_logging
-from wa_monitor.settings import settings_from
+from wa_monitor.core.logs import setup_logging
+from wa_monitor.core.settings import settings_from
 
 FORMATS = ("text", "json")
 CONTINUATION = "    "  # how a traceback's lines follow their record

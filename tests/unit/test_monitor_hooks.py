@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 from tests.helpers import config_from
-from wa_monitor.errors import BridgeStoreError, WaMonitorError
-from wa_monitor.memory_source import InMemorySource
-from wa_monitor.monitor import Monitor
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.errors import BridgeStoreError, WaMonitorError
+from wa_monitor.monitor.scan import Monitor
+from wa_monitor.sources.memory import InMemorySource
+from wa_monitor.store.review_store import ReviewStore
 
 
 class Unopenable(InMemorySource):

@@ -14,17 +14,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wa_monitor.config import load_config
-from wa_monitor.database import same_database
-from wa_monitor.environments import UnitOptions, render_unit
-from wa_monitor.errors import ConfigError
-from wa_monitor.health import group_staleness
-from wa_monitor.hours import WorkingHours
-from wa_monitor.logs import SafeDailyFileHandler, SafeRotatingFileHandler, setup_logging
-from wa_monitor.ops_commands import parse_when
-from wa_monitor.projects_edit import add_project, disable_project, enable_project, make_diff
-from wa_monitor.service import sd_notify, watchdog_interval
-from wa_monitor.settings import settings_from
+from wa_monitor.cli.ops import parse_when
+from wa_monitor.core.config import load_config
+from wa_monitor.core.errors import ConfigError
+from wa_monitor.core.hours import WorkingHours
+from wa_monitor.core.logs import SafeDailyFileHandler, SafeRotatingFileHandler, setup_logging
+from wa_monitor.core.settings import settings_from
+from wa_monitor.monitor.health import group_staleness
+from wa_monitor.monitor.projects_edit import add_project, disable_project, enable_project, make_diff
+from wa_monitor.monitor.service import sd_notify, watchdog_interval
+from wa_monitor.ops.environments import UnitOptions, render_unit
+from wa_monitor.store.database import same_database
 
 SAST = ZoneInfo("Africa/Johannesburg")
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,7 +294,7 @@ def test_diff_names_both_versions() -> None:
 def test_the_watcher_reads_a_settled_change_keeps_the_last_good_and_obeys_sighup(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from wa_monitor.service import ConfigWatcher
+    from wa_monitor.monitor.service import ConfigWatcher
 
     path = tmp_path / "projects.yaml"
     path.write_text(PROD_YAML)
@@ -331,7 +331,7 @@ def test_the_watcher_reads_a_settled_change_keeps_the_last_good_and_obeys_sighup
 
 
 def test_the_shipped_prod_and_dev_layouts_are_valid_and_separate() -> None:
-    from wa_monitor.settings import read_env_file
+    from wa_monitor.core.settings import read_env_file
 
     settings = {}
     for env in ("prod", "dev"):
@@ -353,8 +353,8 @@ def test_every_metric_the_alert_rules_use_is_exposed(sqlite_template: Path) -> N
 
     from ruamel.yaml import YAML
 
-    from wa_monitor.metrics import MonitorMetrics, database_registry
-    from wa_monitor.store import ReviewStore
+    from wa_monitor.monitor.metrics import MonitorMetrics, database_registry
+    from wa_monitor.store.review_store import ReviewStore
 
     rules = YAML(typ="safe").load((ROOT / "deploy/prometheus/wa-monitor-alerts.yml").read_text())
     used = {

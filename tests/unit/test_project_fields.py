@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from wa_monitor.cli import main
-from wa_monitor.config import PROJECT_FIELDS, Project, load_config
-from wa_monitor.errors import ConfigError
-from wa_monitor.projects_edit import add_project
+from wa_monitor.cli.main import main
+from wa_monitor.core.config import PROJECT_FIELDS, Project, load_config
+from wa_monitor.core.errors import ConfigError
+from wa_monitor.monitor.projects_edit import add_project
 from wa_monitor.web.projects import NewProject, form_fields
 
 PROJECTS = """\

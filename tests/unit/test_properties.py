@@ -12,7 +12,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
-from wa_monitor.bridge import (
+from wa_monitor.core.detect import DEFAULT_DROP_PATTERN, compile_pattern, normalise
+from wa_monitor.core.reviews import Post, local_date, resubmission_line
+from wa_monitor.monitor.scan import clean_text, message_key, prefilter
+from wa_monitor.sim import format_bridge_timestamp
+from wa_monitor.sources.bridge import (
     _BLOB_CONTENT,
     _HAS_NUL,
     _glob_escape,
@@ -20,12 +24,8 @@ from wa_monitor.bridge import (
     parse_timestamp,
     sender_user,
 )
-from wa_monitor.detect import DEFAULT_DROP_PATTERN, compile_pattern, normalise
-from wa_monitor.monitor import clean_text, message_key, prefilter
-from wa_monitor.reviews import Post, local_date, resubmission_line
-from wa_monitor.schema import UTCDateTime
-from wa_monitor.sim import format_bridge_timestamp
-from wa_monitor.source import Prefilter
+from wa_monitor.sources.protocol import Prefilter
+from wa_monitor.store.schema import UTCDateTime
 
 CANONICAL = re.compile(r"[A-Z0-9][A-Z0-9\-_/]{0,49}", re.ASCII)
 PATTERNS = [

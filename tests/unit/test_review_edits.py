@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from wa_monitor.review_edits import (
+from wa_monitor.core.review_edits import (
     LOCK_SECONDS,
     EditConflict,
     EditRejected,
     LockedByOther,
     plan_edit,
 )
-from wa_monitor.reviews import RESUBMISSION_MARK
-from wa_monitor.steps import STEP_COLUMNS
+from wa_monitor.core.reviews import RESUBMISSION_MARK
+from wa_monitor.core.steps import STEP_COLUMNS
 
 NOW = datetime(2025, 11, 10, 9, 0, tzinfo=UTC)
 RESUBMITTED = f"{RESUBMISSION_MARK}2025-11-10 10:00 SAST by Thabo"

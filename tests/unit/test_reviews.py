@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from tests.helpers import SAST, VELO
-from wa_monitor.reviews import ExistingReview, Post, plan_batch
+from wa_monitor.core.reviews import ExistingReview, Post, plan_batch
 
 T = datetime(2025, 11, 9, 23, 50, tzinfo=SAST)
 NOW = datetime(2025, 11, 10, tzinfo=UTC)

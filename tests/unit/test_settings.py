@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from wa_monitor.cli import main
-from wa_monitor.config import resolve_config_path
-from wa_monitor.errors import ConfigError
-from wa_monitor.settings import SETTINGS, load_settings, mask_url, settings_from
+from wa_monitor.cli.main import main
+from wa_monitor.core.config import resolve_config_path
+from wa_monitor.core.errors import ConfigError
+from wa_monitor.core.settings import SETTINGS, load_settings, mask_url, settings_from
 
 
 def test_defaults() -> None:

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from wa_monitor.errors import ConfigError
-from wa_monitor.settings import settings_from
+from wa_monitor.core.errors import ConfigError
+from wa_monitor.core.settings import settings_from
 from wa_monitor.web.auth import LoginThrottle, PasswordChecksBusy, client_address
 
 WINDOW = 900.0

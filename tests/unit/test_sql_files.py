@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from wa_monitor.sql import QueryFileError, parse, queries
+from wa_monitor.store.sql import QueryFileError, parse, queries
 
 TEXT = """\
 -- What this file holds, for the reader.
@@ -48,7 +48,7 @@ def test_a_file_that_is_not_a_list_of_named_statements_is_refused(text: str, ref
 
 def test_the_package_files_load_and_cannot_be_changed_by_a_caller() -> None:
     files = sorted(
-        f.name for f in resources.files("wa_monitor.sql").iterdir() if f.name.endswith(".sql")
+        f.name for f in resources.files("wa_monitor.store.sql").iterdir() if f.name.endswith(".sql")
     )
     assert files == ["batch_postgresql.sql", "batch_sqlite.sql"]
     for name in files:

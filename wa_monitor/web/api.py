@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from wa_monitor import feedback as fb
-from wa_monitor import users as user_store
-from wa_monitor.config import ProjectsConfig
-from wa_monitor.review_edits import LOCK_SECONDS, EditConflict, EditRejected, LockedByOther
-from wa_monitor.steps import STEP_COLUMNS
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.core.review_edits import LOCK_SECONDS, EditConflict, EditRejected, LockedByOther
+from wa_monitor.core.steps import STEP_COLUMNS
+from wa_monitor.feedback import outbox as fb
+from wa_monitor.store import users as user_store
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web import queries as q
 from wa_monitor.web.auth import Admin, Caller, Reviewer, Viewer
 from wa_monitor.web.changes import AnswerCache

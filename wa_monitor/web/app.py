@@ -22,12 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import wa_monitor.web.health
 import wa_monitor.web.projects
 from wa_monitor import __version__
-from wa_monitor.config import ProjectsConfig
-from wa_monitor.errors import ConfigError
-from wa_monitor.feedback import BridgeClient, FeedbackSender
-from wa_monitor.settings import Settings
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import LAST_USED_RESOLUTION, User
+from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.core.errors import ConfigError
+from wa_monitor.core.settings import Settings
+from wa_monitor.feedback.outbox import BridgeClient, FeedbackSender
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.users import LAST_USED_RESOLUTION, User
 from wa_monitor.web import api, pages
 from wa_monitor.web.auth import LoginThrottle, Sessions
 from wa_monitor.web.changes import ACCOUNTS, REVIEWS, AnswerCache, ChangeFeed, StaleAfterWrites

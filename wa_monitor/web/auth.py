@@ -20,8 +20,15 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from wa_monitor.store import ReviewStore
-from wa_monitor.users import User, authenticate, end_sessions, get_user, token_hash, user_for_token
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.users import (
+    User,
+    authenticate,
+    end_sessions,
+    get_user,
+    token_hash,
+    user_for_token,
+)
 from wa_monitor.web.changes import AnswerCache
 from wa_monitor.web.envelope import ApiError
 

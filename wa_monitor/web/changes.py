@@ -30,7 +30,7 @@ from psycopg.sql import SQL, Identifier
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wa_monitor.settings import mask_url
+from wa_monitor.core.settings import mask_url
 
 log = logging.getLogger("wa_monitor.web")
 CHANNEL = "wa_monitor_changes"

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from wa_monitor.config import ProjectsConfig
-from wa_monitor.errors import ConfigError
-from wa_monitor.service import ConfigWatcher
+from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.core.errors import ConfigError
+from wa_monitor.monitor.service import ConfigWatcher
 
 log = logging.getLogger("wa_monitor.web")
 

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
 
-from wa_monitor.errors import ReviewDatabaseError, ReviewDataError
+from wa_monitor.core.errors import ReviewDatabaseError, ReviewDataError
 
 log = logging.getLogger("wa_monitor.web")
 

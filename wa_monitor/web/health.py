@@ -15,12 +15,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from wa_monitor.errors import ReviewDatabaseError
-from wa_monitor.health import Report, reported_groups
-from wa_monitor.health import readiness as readiness_of
-from wa_monitor.metrics import database_registry
-from wa_monitor.settings import Settings
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.errors import ReviewDatabaseError
+from wa_monitor.core.settings import Settings
+from wa_monitor.monitor.health import Report, reported_groups
+from wa_monitor.monitor.health import readiness as readiness_of
+from wa_monitor.monitor.metrics import database_registry
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.auth import identify
 from wa_monitor.web.envelope import ApiError
 

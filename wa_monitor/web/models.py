@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from wa_monitor.steps import STEP_COLUMNS
+from wa_monitor.core.steps import STEP_COLUMNS
 from wa_monitor.web.envelope import Envelope, Meta, PagedMeta
 from wa_monitor.web.inputs import text_problem
 

@@ -14,8 +14,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from wa_monitor import __version__
-from wa_monitor.config import ProjectsConfig
-from wa_monitor.steps import STEP_COLUMNS
+from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.core.steps import STEP_COLUMNS
 from wa_monitor.web import queries as q
 from wa_monitor.web.auth import Caller, Sessions, identify, same, sign_in
 from wa_monitor.web.envelope import ApiError

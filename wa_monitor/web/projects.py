@@ -16,16 +16,16 @@ from fastapi import Path as PathParameter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
-from wa_monitor.config import PROJECT_FIELDS, ProjectField, ProjectsConfig
-from wa_monitor.errors import BridgeStoreError, ConfigError
-from wa_monitor.projects_edit import (
+from wa_monitor.core.config import PROJECT_FIELDS, ProjectField, ProjectsConfig
+from wa_monitor.core.errors import BridgeStoreError, ConfigError
+from wa_monitor.monitor.projects_edit import (
     EditResult,
     add_project,
     audit_rows,
     resolve_group,
     set_enabled,
 )
-from wa_monitor.store import ReviewStore
+from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.auth import Admin
 from wa_monitor.web.envelope import ApiError, ok
 
@@ -107,7 +107,7 @@ def _done(request: Request, result: EditResult, message: str) -> JSONResponse:
 @router.get("/wa-monitor-projects")
 def list_projects(request: Request, _caller: Admin) -> JSONResponse:
     """The projects file's projects, and its recent audited changes."""
-    from wa_monitor.config import load_config
+    from wa_monitor.core.config import load_config
 
     message = None
     try:
@@ -138,7 +138,7 @@ def create_project(
         settings = request.app.state.settings
         if settings.whatsapp_db_path is None:
             raise ApiError(422, "The dashboard has no WHATSAPP_DB_PATH: give groupJid")
-        from wa_monitor.bridge import BridgeStore
+        from wa_monitor.sources.bridge import BridgeStore
 
         bridge = BridgeStore(settings.whatsapp_db_path, settings.whatsapp_store_path)
         try:

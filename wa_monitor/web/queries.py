@@ -15,11 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wa_monitor.feedback import FAILED, PENDING, SENDING, SENT
-from wa_monitor.review_edits import LOCK_SECONDS, LockedByOther, plan_edit
-from wa_monitor.schema import feedback_outbox, qa_photo_reviews, review_edits
-from wa_monitor.steps import STEP_COLUMNS
-from wa_monitor.store import ReviewStore
+from wa_monitor.core.review_edits import LOCK_SECONDS, LockedByOther, plan_edit
+from wa_monitor.core.steps import STEP_COLUMNS
+from wa_monitor.feedback.outbox import FAILED, PENDING, SENDING, SENT
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import feedback_outbox, qa_photo_reviews, review_edits
 from wa_monitor.web.changes import REVIEWS, ChangeFeed, Version
 
 log = logging.getLogger("wa_monitor.web")

@@ -1,0 +1,1 @@
+"""The `wa-monitor` command: every module's commands registered on one group."""

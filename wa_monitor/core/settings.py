@@ -1,0 +1,422 @@
+"""Settings from the environment (optionally a .env file), declared in one table.
+
+Each field of `Settings` is declared by `setting(NAME, default, help, parser)`: its
+variable, its default (as the text it would be written as), what it means and how its
+text is read. `SETTINGS`, which `wa-monitor settings` prints and the README copies, is
+read off those declarations, so adding a setting is adding one field here.
+"""
+
+# setting() returns a dataclasses.field(), which RUF009 cannot tell from a shared default.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from dotenv import dotenv_values
+
+from wa_monitor.core.errors import ConfigError
+from wa_monitor.core.hours import WorkingHours
+from wa_monitor.core.masking import mask_url
+
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings", "mask_url", "settings_from"]
+
+T = TypeVar("T")
+# How a setting's text (its default when unset or empty; None when it has none) becomes
+# its value: (variable name, text) -> value, raising Invalid with the operator's messages.
+Parser = Callable[[str, str | None], Any]
+
+
+class Invalid(ValueError):
+    """A setting's text cannot be read; each message names the variable and what to write."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One variable of the environment: its name, default, meaning and reader."""
+
+    name: str
+    default: str | None
+    help: str
+    parse: Parser = field(default=lambda _name, text: text, repr=False, compare=False)
+    aliases: tuple[str, ...] = ()
+    secret: bool = False
+
+    def text(self, env: Mapping[str, str]) -> str | None:
+        """The variable's text in `env` (an empty one is unset), else the default."""
+        for name in (self.name, *self.aliases):
+            if env.get(name):
+                return env[name]
+        return self.default
+
+    def shown(self, env: Mapping[str, str]) -> str:
+        """The current text as `wa-monitor settings` shows it: secrets and passwords masked."""
+        current = env.get(self.name, "")
+        if self.secret and current:
+            return "***"
+        return mask_url(current)
+
+
+def setting(
+    name: str,
+    default: str | None,
+    help: str,
+    parse: Callable[[str, str | None], T] | None = None,
+    *,
+    aliases: tuple[str, ...] = (),
+    secret: bool = False,
+) -> T:
+    """A field of `Settings`, read from the variable `name` by `parse` (default: as text)."""
+    declared = Setting(name, default, help, aliases=aliases, secret=secret)
+    if parse is not None:
+        declared = Setting(name, default, help, parse, aliases, secret)
+    # Typed as the value, like dataclasses.field(), so that mypy checks the annotation
+    # against the parser's result.
+    return cast(T, field(metadata={"setting": declared}, repr=not secret))
+
+
+# -- readers ------------------------------------------------------------------------------
+
+
+def text(_name: str, value: str | None) -> str:
+    return value or ""
+
+
+def optional_text(_name: str, value: str | None) -> str | None:
+    return value or None
+
+
+def optional_path(_name: str, value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def path(_name: str, value: str | None) -> Path:
+    return Path(value or ".")
+
+
+def number(minimum: float) -> Callable[[str, str | None], float]:
+    """A number at least `minimum`."""
+
+    def parse(name: str, value: str | None) -> float:
+        raw = value or "0"
+        try:
+            result = float(raw)
+        except ValueError:
+            result = minimum - 1
+        if result < minimum:
+            raise Invalid(f"{name}={raw!r} must be a number ≥ {minimum:g}")
+        return result
+
+    return parse
+
+
+def whole_number(minimum: int) -> Callable[[str, str | None], int]:
+    """A number at least `minimum`, its fraction dropped."""
+    read = number(minimum)
+    return lambda name, value: int(read(name, value))
+
+
+def one_of(*choices: str, strip: bool = False) -> Callable[[str, str | None], str]:
+    """One of `choices`, in any case."""
+
+    def parse(name: str, value: str | None) -> str:
+        chosen = (value or choices[0]).lower()
+        chosen = chosen.strip() if strip else chosen
+        if chosen not in choices:
+            raise Invalid(f"{name}={chosen!r} must be {' or '.join(choices)}")
+        return chosen
+
+    return parse
+
+
+def boolean(name: str, value: str | None) -> bool:
+    chosen = (value or "false").strip().lower()
+    if chosen not in {"true", "false", "1", "0", "yes", "no"}:
+        raise Invalid(f"{name}={chosen!r} must be true or false")
+    return chosen in {"true", "1", "yes"}
+
+
+def _log_level(name: str, value: str | None) -> str:
+    level = (value or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise Invalid(f"{name}={level!r} must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _environment_name(name: str, value: str | None) -> str | None:
+    env_name = (value or "").strip().lower() or None
+    if env_name is not None and not re.fullmatch(r"[a-z][a-z0-9_-]{0,30}", env_name):
+        raise Invalid(f"{name}={env_name!r} must be a short name such as prod or dev")
+    return env_name
+
+
+def _port(name: str, value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or int(value) > 65535:
+        raise Invalid(f"{name}={value!r} must be a port number (0 = off)")
+    return int(value) or None
+
+
+def _working_hours(name: str, value: str | None) -> str:
+    hours = value or "always"
+    try:
+        WorkingHours.parse(hours)
+    except ValueError as exc:
+        raise Invalid(f"{name}={hours!r}: {exc}") from None
+    return hours
+
+
+def _trusted_proxies(name: str, value: str | None) -> tuple[str, ...]:
+    """The proxies' networks, normalised (an address is its /32 or /128)."""
+    networks: list[str] = []
+    problems: list[str] = []
+    for item in (part.strip() for part in (value or "").split(",")):
+        if not item:
+            continue
+        if item == "*":
+            problems.append(
+                f"{name}=* would let any client choose the address its sign-ins "
+                "count against; list the proxies' addresses or networks (e.g. 10.0.0.0/8)"
+            )
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            problems.append(
+                f"{name}: {item!r} is not an IP address or network "
+                "(e.g. 127.0.0.1, ::1 or 10.0.0.0/8)"
+            )
+    if problems:
+        raise Invalid(*problems)
+    return tuple(dict.fromkeys(networks))
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in force: one field per variable, in the order `wa-monitor settings` lists.
+
+    To add a setting, add a field here: `setting(NAME, default, help, parser)`, where
+    the parser is one of the readers above (or a new one raising Invalid). Nothing else
+    changes: `SETTINGS`, `settings_from` and `wa-monitor settings` follow.
+    """
+
+    database_url: str = setting(
+        "DATABASE_URL",
+        "sqlite:///wa-monitor.db",
+        "Review database, SQLAlchemy-style URL (postgresql://… or sqlite:///path). "
+        "NEON_DATABASE_URL is accepted too; DATABASE_URL wins.",
+        text,
+        aliases=("NEON_DATABASE_URL",),
+    )
+    whatsapp_db_path: Path | None = setting(
+        "WHATSAPP_DB_PATH", None, "The bridge's messages.db (required for scanning).", optional_path
+    )
+    whatsapp_store_path: Path | None = setting(
+        "WHATSAPP_STORE_PATH",
+        None,
+        "The bridge's whatsapp.db (LID map, contact names); default: whatsapp.db beside "
+        "messages.db when it exists.",
+        optional_path,
+    )
+    config_path: Path = setting(
+        "WA_MONITOR_CONFIG",
+        "config/projects.yaml",
+        "The projects file, relative to the working directory; --config wins.",
+        path,
+    )
+    scan_interval: float = setting(
+        "SCAN_INTERVAL", "15", "Longest sleep between scans, in seconds.", number(0.05)
+    )
+    log_level: str = setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", _log_level)
+    log_file: Path | None = setting(
+        "LOG_FILE", None, "Also write the log to this file (rotated).", optional_path
+    )
+    log_max_bytes: int = setting(
+        "LOG_MAX_BYTES",
+        "10485760",
+        "Rotate the log file at this size in bytes.",
+        whole_number(1024),
+    )
+    log_backups: int = setting("LOG_BACKUPS", "5", "Rotated log files to keep.", whole_number(0))
+    log_format: str = setting(
+        "LOG_FORMAT",
+        "text",
+        "text (the classic format) or json (one object per line).",
+        one_of("text", "json"),
+    )
+    bridge_url: str = setting(
+        "BRIDGE_URL",
+        "http://localhost:8080/api",
+        "The bridge's HTTP API, for feedback.",
+        lambda _name, value: (value or "").rstrip("/"),
+    )
+    secret_key: str | None = setting(
+        "SECRET_KEY",
+        None,
+        "Signs dashboard sessions; required by `serve` in production.",
+        optional_text,
+        secret=True,
+    )
+    # operations
+    env_name: str | None = setting(
+        "WA_MONITOR_ENV",
+        None,
+        "prod or dev: which environment this installation is.",
+        _environment_name,
+    )
+    prod_env_file: Path | None = setting(
+        "PROD_ENV_FILE",
+        "/opt/wa-monitor/prod/.env",
+        "Dev only: prod's env file; dev refuses to run against prod's DATABASE_URL.",
+        optional_path,
+    )
+    allow_shared_database: bool = setting(
+        "ALLOW_SHARED_DATABASE",
+        "false",
+        "Dev only: true lets dev write into the same review database as prod (not advised).",
+        boolean,
+    )
+    instance: str = setting(
+        "WA_MONITOR_INSTANCE", None, "Heartbeat name of this monitor; default ENV@hostname.", text
+    )
+    metrics_port: int | None = setting(
+        "METRICS_PORT",
+        None,
+        "Serve Prometheus metrics of `run` on this port (0/unset: off).",
+        _port,
+    )
+    metrics_addr: str = setting(
+        "METRICS_ADDR", "127.0.0.1", "Address the metrics server of `run` listens on.", text
+    )
+    heartbeat_interval: float = setting(
+        "HEARTBEAT_INTERVAL",
+        "15",
+        "Seconds between heartbeats of `run` in the database.",
+        number(0.05),
+    )
+    heartbeat_stale_after: float = setting(
+        "HEARTBEAT_STALE_AFTER",
+        "120",
+        "A heartbeat older than this (seconds) is unhealthy.",
+        number(1),
+    )
+    stale_after: float = setting(
+        "STALE_AFTER",
+        "7200",
+        "Warn when a monitored group's newest message is older than this (seconds), "
+        "during working hours.",
+        number(1),
+    )
+    bridge_stale_after: float = setting(
+        "BRIDGE_STALE_AFTER",
+        "3600",
+        "Unhealthy when messages.db has not changed for this long (seconds), during working hours.",
+        number(1),
+    )
+    working_hours: str = setting(
+        "WORKING_HOURS",
+        "Mon-Sat 07:00-19:00",
+        "When staleness counts, in the projects' time zone: e.g. `Mon-Fri 07:00-18:00`, "
+        "`always` or `never`.",
+        _working_hours,
+    )
+    log_rotate: str = setting(
+        "LOG_ROTATE",
+        "size",
+        "size (at LOG_MAX_BYTES) or daily (at midnight).",
+        one_of("size", "daily", strip=True),
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        "TRUSTED_PROXIES",
+        None,
+        "Reverse proxies in front of `serve`, comma-separated addresses or networks "
+        "(e.g. 127.0.0.1,10.0.0.0/8): only their X-Forwarded-For and X-Forwarded-Proto are "
+        "believed. Unset: none, the connecting address is the client's (behind a proxy, "
+        "set it, or every sign-in counts against the proxy's address).",
+        _trusted_proxies,
+    )
+    # The variables these were read from (the .env file's under the environment's); kept
+    # out of the repr, which would show the secrets among them.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def masked_database_url(self) -> str:
+        return mask_url(self.database_url)
+
+    def require_bridge(self) -> Path:
+        if self.whatsapp_db_path is None:
+            raise ConfigError(
+                [
+                    "WHATSAPP_DB_PATH is not set; point it at the bridge's store/messages.db "
+                    "(in the environment or the --env-file)"
+                ]
+            )
+        return self.whatsapp_db_path
+
+
+# The fields declared by setting(), in order.
+_FIELDS: tuple[tuple[str, Setting], ...] = tuple(
+    (f.name, f.metadata["setting"]) for f in fields(Settings) if "setting" in f.metadata
+)
+# The one list of settings: `wa-monitor settings` prints it, the README copies it.
+SETTINGS: tuple[Setting, ...] = tuple(s for _, s in _FIELDS)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of a .env file; ConfigError when it cannot be read."""
+    if not path.is_file():
+        raise ConfigError([f"{path}: env file not found"])
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read the env file: {exc}"]) from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = None
+) -> Settings:
+    """Settings from the process environment, with an env file's values underneath it."""
+    env: dict[str, str] = {}
+    if env_file is not None:
+        env.update(read_env_file(env_file))
+    # An empty variable counts as unset: it does not blank a value of the env file.
+    env.update((k, v) for k, v in (os.environ if environ is None else environ).items() if v)
+    return settings_from(env)
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """Every setting read from `env`; ConfigError listing every value that cannot be read."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for attribute, declared in _FIELDS:
+        try:
+            values[attribute] = declared.parse(declared.name, declared.text(env))
+        except Invalid as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    # The two defaults that depend on other settings.
+    messages, store = values["whatsapp_db_path"], values["whatsapp_store_path"]
+    if store is None and messages is not None:
+        beside = messages.with_name("whatsapp.db")
+        values["whatsapp_store_path"] = beside if beside.exists() else None
+    values["instance"] = (
+        values["instance"] or f"{values['env_name'] or 'default'}@{socket.gethostname()}"
+    )
+    return Settings(**values, environ=dict(env))

@@ -1,0 +1,1 @@
+"""Feedback to the groups: compose, outbox, delivery through the bridge."""

@@ -1,0 +1,1 @@
+"""Operations tools: doctor, compare, replay, systemd units, the demo."""
