@@ -61,3 +61,19 @@ class ForeignSchemaError(SchemaVersionError):
     """The review database's schema record is not one any WA Monitor wrote."""
 
     exit_code = 2
+
+
+class MediaStoreError(WaMonitorError):
+    """The media store cannot be reached or refused an operation (the reason is in the message)."""
+
+
+class MediaRejected(MediaStoreError):
+    """A file was refused and nothing of it was kept: `reason` is mismatch, oversize or bad_key."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class MediaNotFound(MediaStoreError):
+    """The media store has no file under that SHA-256."""

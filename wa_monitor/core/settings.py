@@ -350,6 +350,22 @@ class Settings:
         "set it, or every sign-in counts against the proxy's address).",
         _trusted_proxies,
     )
+    # media
+    media_dir: Path | None = setting(
+        "MEDIA_DIR",
+        None,
+        "Folder of the media store (photos, content-addressed by SHA-256); default: `media` "
+        "beside the review database when it is SQLite; required with PostgreSQL unless "
+        "MEDIA_URL is set.",
+        optional_path,
+    )
+    media_url: str | None = setting(
+        "MEDIA_URL",
+        None,
+        "S3-compatible media store instead of MEDIA_DIR, as s3://bucket/prefix; endpoint and "
+        "credentials from the usual AWS variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …).",
+        optional_text,
+    )
     # The variables these were read from (the .env file's under the environment's); kept
     # out of the repr, which would show the secrets among them.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -375,6 +391,16 @@ _FIELDS: tuple[tuple[str, Setting], ...] = tuple(
 )
 # The one list of settings: `wa-monitor settings` prints it, the README copies it.
 SETTINGS: tuple[Setting, ...] = tuple(s for _, s in _FIELDS)
+
+
+def _media_beside(database_url: str) -> Path | None:
+    """`media` beside a SQLite review database's file; None for any other database."""
+    if not database_url.startswith("sqlite:///"):
+        return None
+    database = database_url.removeprefix("sqlite:///").split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return Path(database).parent / "media"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -416,6 +442,8 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     if store is None and messages is not None:
         beside = messages.with_name("whatsapp.db")
         values["whatsapp_store_path"] = beside if beside.exists() else None
+    if values["media_dir"] is None and values["media_url"] is None:
+        values["media_dir"] = _media_beside(values["database_url"])
     values["instance"] = (
         values["instance"] or f"{values['env_name'] or 'default'}@{socket.gethostname()}"
     )
