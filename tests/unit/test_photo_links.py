@@ -4,12 +4,15 @@ reviewers' decisions, and the result's independence from row order and re-reads.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wa_monitor.core.config import load_config
 from wa_monitor.core.detect import compile_pattern
+from wa_monitor.core.errors import ConfigError
 from wa_monitor.core.photo_links import (
     Detached,
     DropPost,
@@ -21,6 +24,7 @@ from wa_monitor.core.photo_links import (
     link_photos,
     parse_duration,
 )
+from wa_monitor.monitor.projects_edit import add_project
 
 GROUP = "120363000000000001@g.us"
 OTHER = "120363000000000002@g.us"
@@ -346,3 +350,51 @@ def test_every_link_points_at_a_post_of_the_same_person_unless_decided(photos, p
             continue
         linked = by_key[(link.post_key, link.drop_number)]
         assert linked.sender == senders[link.photo_key]
+
+
+# --- the windows in the projects file ---------------------------------------------
+
+PROJECTS_FILE = """\
+timezone: Africa/Johannesburg
+projects:
+  - name: Lawley
+    group_jid: "120363418298130331@g.us"
+    description: "Lawley Activation 3"
+"""
+
+
+def test_windows_default_to_two_hours_and_thirty_minutes(tmp_path: Path) -> None:
+    path = tmp_path / "projects.yaml"
+    path.write_text(PROJECTS_FILE)
+    (project,) = load_config(path).projects
+    assert project.photo_windows == PhotoWindows(timedelta(hours=2), timedelta(minutes=30))
+
+
+def test_a_project_overrides_its_windows(tmp_path: Path) -> None:
+    path = tmp_path / "projects.yaml"
+    path.write_text(PROJECTS_FILE + "    photos_after: 90m\n    photos_before: 90s\n")
+    (project,) = load_config(path).projects
+    assert (project.photos_after, project.photos_before) == (
+        timedelta(minutes=90),
+        timedelta(seconds=90),
+    )
+
+
+@pytest.mark.parametrize("value", ["0m", "-5m", "120", "two hours", "true"])
+def test_a_bad_window_is_refused_at_its_line(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "projects.yaml"
+    path.write_text(PROJECTS_FILE + f"    photos_before: {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path}:6: project 'Lawley': `photos_before`")
+    assert "2h, 30m or 90s" in problem
+
+
+def test_adding_a_project_writes_no_window(tmp_path: Path) -> None:
+    path = tmp_path / "projects.yaml"
+    path.write_text(PROJECTS_FILE)
+    add_project(path, name="Velo", group_jid="120363400000000009@g.us", actor="a")
+    assert "photos_" not in path.read_text()
+    added = load_config(path).by_name("Velo")
+    assert added is not None and added.photos_after == timedelta(hours=2)

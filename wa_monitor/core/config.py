@@ -8,7 +8,7 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,6 +28,12 @@ from ruamel.yaml.events import (
 from ruamel.yaml.parser import RoundTripParser
 
 from wa_monitor.core.detect import DEFAULT_DROP_PATTERN, DropPattern, PatternError, compile_pattern
+from wa_monitor.core.photo_links import (
+    DEFAULT_PHOTOS_AFTER,
+    DEFAULT_PHOTOS_BEFORE,
+    PhotoWindows,
+    parse_duration,
+)
 from wa_monitor.core.steps import STEP_COLUMNS, STEP_LABELS
 
 GROUP_JID = re.compile(r"\d+(-\d+)?@g\.us")
@@ -64,8 +70,8 @@ class ProjectField:
     # Shown by the dashboard's form and `projects add --help`.
     label: str
     help: str
-    # text, flag (true/false), jid (a group JID), pattern (a regular expression) or
-    # moment (an ISO date or date-time in the projects' zone).
+    # text, flag (true/false), jid (a group JID), pattern (a regular expression),
+    # moment (an ISO date or date-time in the projects' zone) or duration (2h, 30m, 90s).
     kind: str = "text"
     # Required in the file; `missing` says what to write when it is not there.
     required: bool = False
@@ -80,7 +86,8 @@ class ProjectField:
     quoted: bool = True
     # The attribute of Project holding the value, when it is not named like the key.
     attribute: str = ""
-    # The value when the key is absent (for a flag; other kinds are None, or the file's).
+    # The value when the key is absent (for a flag; other kinds are None, or the file's;
+    # a duration's is its reader's, so that adding never writes it).
     default: Any = None
     # The option of `projects add` that sets a flag false, e.g. --disabled.
     negative: str = ""
@@ -152,7 +159,20 @@ PROJECT_FIELDS: tuple[ProjectField, ...] = (
         attribute="pattern",
     ),
     ProjectField("since", "Since", "Ignore the group's messages before this moment.", "moment"),
+    ProjectField(
+        "photos_after",
+        "Photos after",
+        "How long after a drop post its photos may come (default 2h).",
+        "duration",
+    ),
+    ProjectField(
+        "photos_before",
+        "Photos before",
+        "How long before a drop post its photos may come (default 30m).",
+        "duration",
+    ),
 )
+_DURATION_DEFAULTS = {"photos_after": DEFAULT_PHOTOS_AFTER, "photos_before": DEFAULT_PHOTOS_BEFORE}
 _PROJECT_KEYS = {f.key for f in PROJECT_FIELDS}
 _REQUIRED = tuple(f.key for f in PROJECT_FIELDS if f.required)
 _HINTS = {f.key: f.missing for f in PROJECT_FIELDS if f.required}
@@ -170,7 +190,13 @@ class Project:
     enabled: bool
     pattern: DropPattern
     since: datetime | None = None
+    photos_after: timedelta = DEFAULT_PHOTOS_AFTER
+    photos_before: timedelta = DEFAULT_PHOTOS_BEFORE
     line: int = 0
+
+    @property
+    def photo_windows(self) -> PhotoWindows:
+        return PhotoWindows(after=self.photos_after, before=self.photos_before)
 
 
 @dataclass(frozen=True)
@@ -770,7 +796,22 @@ class _Validator:
         if spec.kind == "moment":
             moment = self._since(item, key, zone, label)
             return _INVALID if key in item and moment is None else moment
+        if spec.kind == "duration":
+            return self._duration(item, key, label)
         raise AssertionError(f"no reader for the field kind {spec.kind!r}")
+
+    def _duration(self, item: CommentedMap, key: str, label: str) -> Any:
+        if key not in item:
+            return _DURATION_DEFAULTS[key]
+        value = item.get(key)
+        try:
+            # A bare number is refused: minutes or seconds, the file would not say which.
+            if not isinstance(value, str):
+                raise ValueError(f"`{value}` is not a duration; write e.g. 2h, 30m or 90s")
+            return parse_duration(value)
+        except ValueError as exc:
+            self.problem(_value_line(item, key), f"`{key}`: {exc}", label)
+            return _INVALID
 
     def _since(self, item: CommentedMap, key: str, zone: str, label: str) -> datetime | None:
         if key not in item:

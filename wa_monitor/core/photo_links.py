@@ -30,7 +30,7 @@ from wa_monitor.core.detect import DEFAULT_DROP_PATTERN, DropPattern, compile_pa
 DEFAULT_PHOTOS_AFTER = timedelta(hours=2)
 DEFAULT_PHOTOS_BEFORE = timedelta(minutes=30)
 
-_DURATION = re.compile(r"\s*(\d{1,7})\s*([hms])\s*", re.ASCII)
+_DURATION = re.compile(r"\s*(-?\d{1,7})\s*([hms])\s*", re.ASCII)
 _UNITS = {"h": 3600, "m": 60, "s": 1}
 
 
