@@ -160,12 +160,15 @@ def link_photos(
     posts_by_chat: dict[str, set[DropPost]] = defaultdict(set)
     for post in posts:
         posts_by_chat[post.chat].add(post)
+    photos_by_chat: dict[str, list[Photo]] = defaultdict(list)
+    for photo in by_photo.values():
+        photos_by_chat[photo.chat].append(photo)
     latest = _latest_decisions(decisions)
     links: list[PhotoLink] = []
-    for chat in sorted({chat for chat, _ in by_photo}):
+    for chat in sorted(photos_by_chat):
         group = _Group(sorted(posts_by_chat.get(chat, ()), key=_post_order))
         chat_rules = group_rules.get(chat, fallback)
-        for photo in sorted((p for (c, _), p in by_photo.items() if c == chat), key=_order):
+        for photo in sorted(photos_by_chat[chat], key=_order):
             decision = latest.get((chat, photo.key))
             if decision is not None:
                 links.append(group.decided(photo, decision))
