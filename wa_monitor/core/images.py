@@ -305,7 +305,13 @@ def hints(source: Source, posted_at: datetime, claimed: str | None = None) -> li
         ``blurred`` when the variance of the Laplacian is under BLUR_THRESHOLD, ``dark`` when
         the mean luminance is under DARK_THRESHOLD, ``taken_early`` when the EXIF time is
         more than TAKEN_EARLY_HOURS before posting (value in hours); none for a good photo.
+
+    Raises:
+        ImageError: the photo cannot be read, as for `open_image`.
+        ValueError: `posted_at` has no timezone.
     """
+    if posted_at.tzinfo is None:
+        raise ValueError("posted_at must carry its timezone (the bridge's times are UTC)")
     with _opened(source, claimed, draft=ANALYSIS_SIDE) as image:
         taken_at = _taken_at(image)
         grey = _upright(image, "L")
