@@ -251,6 +251,11 @@ def test_the_latest_decision_wins_in_any_order() -> None:
         assert where(one([photo("p", 5)], posts, decisions=order)) == (DR1, 0, "m1", "moved")
 
 
+def test_a_move_to_a_negative_round_is_refused() -> None:
+    with pytest.raises(ValueError, match="round"):
+        Moved(GROUP, "p", at(0), DR1, round=-1)
+
+
 def test_a_decision_on_another_groups_photo_of_the_same_key_changes_nothing() -> None:
     decisions = [Detached(OTHER, "p", at(700))]
     assert one([photo("p", 5)], [post("m", 0)], decisions=decisions).reason == "after"
@@ -338,6 +343,20 @@ def test_another_groups_rows_change_nothing(photos, posts, other_photos, other_p
     ]
     links = link_photos(photos + elsewhere_photos, posts + elsewhere_posts)
     assert tuple(link for link in links if link.chat == GROUP) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(photos_st, posts_st, decisions_st)
+def test_each_photo_is_linked_as_if_it_were_alone(photos, posts, decisions) -> None:
+    together = link_photos(photos, posts, decisions=decisions)
+    alone = sorted(
+        (link for p in photos for link in link_photos([p], posts, decisions=decisions)),
+        key=lambda link: (
+            next(p.posted for p in photos if p.key == link.photo_key),
+            link.photo_key,
+        ),
+    )
+    assert list(together) == alone
 
 
 @settings(max_examples=100, deadline=None)

@@ -47,7 +47,8 @@ def parse_duration(text: str) -> timedelta:
 
 @dataclass(frozen=True, slots=True)
 class Photo:
-    """One media message of a group (image, video, document, audio)."""
+    """One media message of a group (image, video, document, audio); the caller picks
+    which media types it links."""
 
     chat: str
     key: str  # the message's id in the bridge store
@@ -102,6 +103,10 @@ class Moved:
     drop_number: str
     round: int | None = None
     seq: int = 0  # the audit entry's id: orders decisions made in the same instant
+
+    def __post_init__(self) -> None:
+        if self.round is not None and self.round < 0:
+            raise ValueError("a round is 0 (the first submission) or more")
 
 
 @dataclass(frozen=True, slots=True)
