@@ -105,6 +105,13 @@ def test_only_the_same_groups_posts_count() -> None:
     assert one([photo("p", 5)], posts).reason == "none"
 
 
+def test_a_time_without_a_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        Photo(GROUP, "p", ALICE, datetime(2025, 11, 9, 8, 0))
+    with pytest.raises(ValueError, match="no time zone"):
+        DropPost(GROUP, "m", ALICE, datetime(2025, 11, 9, 8, 0), DR1)
+
+
 def test_a_photo_with_no_post_near_it_belongs_to_no_drop() -> None:
     assert where(one([photo("p", 0)], [])) == (None, None, None, "none")
 

@@ -57,6 +57,9 @@ class Photo:
     caption: str | None = None
     media_type: str = "image"
 
+    def __post_init__(self) -> None:
+        _aware(self.posted)
+
 
 @dataclass(frozen=True, slots=True)
 class DropPost:
@@ -67,6 +70,9 @@ class DropPost:
     sender: str
     posted: datetime
     drop_number: str
+
+    def __post_init__(self) -> None:
+        _aware(self.posted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +310,12 @@ def _nearest(posts: list[DropPost], photo: Photo) -> DropPost:
     """The latest of `posts` (ordered) at or before the photo, else the first after it."""
     before = [p for p in posts if p.posted <= photo.posted]
     return before[-1] if before else posts[0]
+
+
+def _aware(moment: datetime) -> None:
+    # Naive and aware times cannot be compared; a naive one would fail far from its source.
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"posting time {moment.isoformat()} has no time zone")
 
 
 def _canonical(drop: str) -> str:
