@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from wa_monitor.core.errors import ConfigError, MediaNotFound, MediaRejected, MediaStoreError
+from wa_monitor.core.errors import (
+    ConfigError,
+    MediaDamaged,
+    MediaNotFound,
+    MediaRejected,
+    MediaStoreError,
+)
 from wa_monitor.core.settings import settings_from
 from wa_monitor.store.media import (
     FolderMediaStore,
@@ -241,6 +247,51 @@ def test_a_name_that_is_not_a_sha256_is_refused(store: MediaStore, name: str) ->
     with pytest.raises(MediaRejected):
         read_all(store, name)
     assert stored_files(store) == []
+
+
+class BreaksOff(ChunkStream):
+    """A download whose connection drops after a few MiB."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = super().read(size)
+        if not chunk:
+            raise ConnectionResetError("the bridge closed the connection")
+        return chunk
+
+
+def test_a_download_that_breaks_off_leaves_nothing(store: MediaStore) -> None:
+    with pytest.raises(ConnectionResetError):
+        store.put(ChunkStream.digest(5), BreaksOff(3), max_bytes=10 * MIB)
+    assert stored_files(store) == []
+    assert not store.exists(ChunkStream.digest(5))
+
+
+def test_a_file_damaged_after_it_was_stored_is_not_served_as_the_photo(
+    store: MediaStore,
+) -> None:
+    store.put(PHOTO_SHA, Bytes(PHOTO), max_bytes=MIB)
+    damaged = PHOTO[:-1] + b"!"
+    if isinstance(store, FolderMediaStore):
+        path = store.root / PHOTO_SHA[:2] / PHOTO_SHA[2:4] / PHOTO_SHA
+        path.chmod(0o644)
+        path.write_bytes(damaged)
+    else:
+        assert isinstance(store, S3MediaStore)
+        key = f"{store.prefix}/{PHOTO_SHA[:2]}/{PHOTO_SHA[2:4]}/{PHOTO_SHA}"
+        store.client.put_object(Bucket=store.bucket, Key=key, Body=damaged)
+    with pytest.raises(MediaDamaged, match="fetch the photo again"):
+        read_all(store, PHOTO_SHA)
+
+
+def test_a_folder_that_cannot_be_made_is_a_media_store_error(tmp_path: Path) -> None:
+    taken = tmp_path / "media"
+    taken.write_text("a file where the folder should be")
+    store = FolderMediaStore(taken)
+    with pytest.raises(MediaStoreError, match="check MEDIA_DIR"):
+        store.put(PHOTO_SHA, Bytes(PHOTO), max_bytes=MIB)
+    with pytest.raises(MediaStoreError, match="check MEDIA_DIR"):
+        store.exists(PHOTO_SHA)
+    assert taken.read_text() == "a file where the folder should be"
 
 
 def test_a_fan_out_folder_linked_outside_the_store_is_not_followed(tmp_path: Path) -> None:

@@ -77,3 +77,7 @@ class MediaRejected(MediaStoreError):
 
 class MediaNotFound(MediaStoreError):
     """The media store has no file under that SHA-256."""
+
+
+class MediaDamaged(MediaStoreError):
+    """A stored file no longer hashes to its name: damaged or replaced after it was stored."""

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
-from wa_monitor.core.errors import ConfigError, MediaNotFound, MediaRejected, MediaStoreError
+from wa_monitor.core.errors import (
+    ConfigError,
+    MediaDamaged,
+    MediaNotFound,
+    MediaRejected,
+    MediaStoreError,
+)
 from wa_monitor.core.masking import mask_url
 from wa_monitor.core.settings import Settings
 
@@ -32,6 +38,7 @@ __all__ = [
     "MediaStore",
     "S3MediaStore",
     "StoredMedia",
+    "VerifiedReader",
     "open_media_store",
 ]
 
@@ -59,12 +66,16 @@ class MediaStore(Protocol):
         """Store the bytes of `stream`, which must hash to `sha256` and be at most `max_bytes`.
 
         Raises MediaRejected (nothing kept) on a mismatch, an oversize file or a name that
-        is not a SHA-256; MediaStoreError when the store cannot be written.
+        is not a SHA-256; MediaStoreError when the store cannot be written. An error raised
+        by `stream` itself (a download breaking off) passes through as it is, nothing kept.
         """
         ...
 
     def open(self, sha256: str) -> Any:
-        """A context manager giving the stored file as a binary stream (MediaNotFound if absent)."""
+        """A context manager giving the stored file as a `VerifiedReader` (MediaNotFound if absent).
+
+        Reading it to the end raises MediaDamaged if the bytes no longer hash to `sha256`.
+        """
         ...
 
     def exists(self, sha256: str) -> bool:
@@ -98,7 +109,12 @@ def _copy_verified(stream: Readable, sink: IO[bytes], key: str, max_bytes: int) 
                 reason="oversize",
             )
         digest.update(chunk)
-        sink.write(chunk)
+        try:
+            sink.write(chunk)
+        except OSError as exc:
+            raise MediaStoreError(
+                f"media {key}: cannot be written ({exc.strerror}); check the free space"
+            ) from None
     if digest.hexdigest() != key:
         raise MediaRejected(
             f"media {key}: the bytes hash to {digest.hexdigest()}, not the expected SHA-256 "
@@ -106,6 +122,39 @@ def _copy_verified(stream: Readable, sink: IO[bytes], key: str, max_bytes: int) 
             reason="mismatch",
         )
     return size
+
+
+class VerifiedReader:
+    """A stored file read as a stream, hashed on the way: its end is where it is verified.
+
+    A file damaged or replaced since it was stored (bit rot, a hand-edited folder, an object
+    overwritten in the bucket) raises MediaDamaged at its end instead of ending quietly, so
+    a reader that streams to the end never passes on unverified bytes as the photo.
+    """
+
+    def __init__(self, stream: Readable, sha256: str) -> None:
+        self._stream = stream
+        self.sha256 = sha256
+        self._digest = hashlib.sha256()
+        self._checked = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size < 0:
+            parts = []
+            while chunk := self.read(CHUNK):
+                parts.append(chunk)
+            return b"".join(parts)
+        chunk = self._stream.read(size)
+        if chunk:
+            self._digest.update(chunk)
+        elif not self._checked:
+            self._checked = True
+            if self._digest.hexdigest() != self.sha256:
+                raise MediaDamaged(
+                    f"media {self.sha256}: the stored bytes hash to {self._digest.hexdigest()}; "
+                    "the file was damaged or replaced after it was stored; fetch the photo again"
+                )
+        return chunk
 
 
 class FolderMediaStore:
@@ -155,7 +204,7 @@ class FolderMediaStore:
             raise MediaStoreError(f"media folder {self.root}: {exc.strerror}") from None
 
     @contextmanager
-    def open(self, sha256: str) -> Iterator[IO[bytes]]:
+    def open(self, sha256: str) -> Iterator[VerifiedReader]:
         key = checked_key(sha256)
         target = self._path(key, create=False)
         try:
@@ -168,7 +217,16 @@ class FolderMediaStore:
                 f"media {key}: cannot be read from {self.root} ({exc.strerror})"
             ) from None
         with os.fdopen(fd, "rb") as file:
-            yield file
+            yield VerifiedReader(file, key)
+
+    @contextmanager
+    def _writing(self, key: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise MediaStoreError(
+                f"media {key}: cannot be written to {self.root} ({exc.strerror})"
+            ) from None
 
     def put(self, sha256: str, stream: Readable, *, max_bytes: int) -> StoredMedia:
         key = checked_key(sha256)
@@ -188,16 +246,13 @@ class FolderMediaStore:
         try:
             with os.fdopen(fd, "wb") as sink:
                 size = _copy_verified(stream, sink, key, max_bytes)
-                sink.flush()
-                os.fsync(sink.fileno())
-            os.chmod(temporary, 0o444)
-            target = self._path(key, create=True)
-            os.replace(temporary, target)
-        except OSError as exc:
-            _remove(temporary)
-            raise MediaStoreError(
-                f"media {key}: cannot be written to {self.root} ({exc.strerror})"
-            ) from None
+                with self._writing(key):
+                    sink.flush()
+                    os.fsync(sink.fileno())
+            with self._writing(key):
+                os.chmod(temporary, 0o444)
+                target = self._path(key, create=True)
+                os.replace(temporary, target)
         except BaseException:
             _remove(temporary)
             raise
@@ -293,12 +348,13 @@ class S3MediaStore:
         return True
 
     @contextmanager
-    def open(self, sha256: str) -> Iterator[Any]:
+    def open(self, sha256: str) -> Iterator[VerifiedReader]:
         key = checked_key(sha256)
         with self._errors(key, "read"):
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         try:
-            yield body
+            with self._errors(key, "read"):
+                yield VerifiedReader(body, key)
         finally:
             body.close()
 
