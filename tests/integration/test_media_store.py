@@ -198,6 +198,7 @@ def test_files_fan_out_and_are_read_only(tmp_path: Path) -> None:
 def test_a_large_stream_is_stored_with_bounded_memory(store: MediaStore) -> None:
     count = 64  # MiB, made up as it is read
     sha = ChunkStream.digest(count)
+    assert not store.exists(sha)  # the S3 client is made (its API model read) before
     tracemalloc.start()
     try:
         stored = store.put(sha, ChunkStream(count), max_bytes=200 * MIB)
@@ -355,3 +356,34 @@ def test_the_settings_pick_the_store(tmp_path: Path, aws_env: None) -> None:
     postgres = settings_from({"DATABASE_URL": "postgresql://u@h/reviews"})
     with pytest.raises(ConfigError, match="MEDIA_DIR is not set"):
         open_media_store(postgres)
+
+
+def test_the_s3_store_takes_its_credentials_from_the_settings(
+    moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    env = {
+        "MEDIA_URL": "s3://from-env-file",
+        "AWS_ENDPOINT_URL": moto.endpoint,
+        "AWS_ACCESS_KEY_ID": "env-file-key-id",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    store: Any = open_media_store(settings_from(env))
+    store.client.create_bucket(Bucket="from-env-file")
+    store.put(PHOTO_SHA, Bytes(PHOTO), max_bytes=MIB)
+    assert read_all(store, PHOTO_SHA) == PHOTO
+    assert SECRET not in repr(store) and SECRET not in repr(vars(store).get("bucket"))
+
+
+def test_s3_refusals_say_why_without_credentials(moto: MotoServer, aws_env: None) -> None:
+    store = S3MediaStore("s3://no-such-bucket/photos", endpoint_url=moto.endpoint)
+    with pytest.raises(MediaStoreError, match="NoSuchBucket") as caught:
+        store.put(PHOTO_SHA, Bytes(PHOTO), max_bytes=MIB)
+    assert SECRET not in str(caught.value)
+    with pytest.raises(ConfigError, match="not in the URL") as refused:
+        S3MediaStore(f"s3://key:{SECRET}@bucket/photos")
+    assert SECRET not in str(refused.value)

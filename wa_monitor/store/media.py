@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,16 +279,41 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+# The variables a .env file may set for the S3 store, as boto3's Session calls them.
+_AWS = {
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_SESSION_TOKEN": "aws_session_token",
+    "AWS_DEFAULT_REGION": "region_name",
+    "AWS_PROFILE": "profile_name",
+}
+
+
 class S3MediaStore:
     """Objects under `s3://bucket/prefix/ab/cd/<sha256>` of an S3-compatible server."""
 
-    def __init__(self, url: str, *, endpoint_url: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        aws: Mapping[str, str] | None = None,
+        client: Any = None,
+    ) -> None:
+        """`aws`: AWS_* variables (from the .env file, say) used before boto3's own lookup."""
         parts = urlsplit(url)
-        if parts.scheme != "s3" or not parts.hostname:
-            raise ConfigError([f"MEDIA_URL={mask_url(url)!r} must be s3://bucket/prefix"])
+        if parts.scheme != "s3" or not parts.hostname or parts.username or parts.password:
+            raise ConfigError(
+                [
+                    f"MEDIA_URL={mask_url(url)!r} must be s3://bucket/prefix; credentials go "
+                    "in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not in the URL"
+                ]
+            )
         self.bucket = parts.hostname
         self.prefix = parts.path.strip("/")
         self.endpoint_url = endpoint_url
+        # Kept out of every repr and message.
+        self._aws = {name: value for name, value in (aws or {}).items() if name in _AWS and value}
         self._client = client
 
     def __repr__(self) -> str:
@@ -298,7 +323,7 @@ class S3MediaStore:
     def client(self) -> Any:
         if self._client is None:
             # Imported here: boto3 is slow to import and only this store needs it.
-            import boto3
+            from boto3.session import Session
             from botocore.config import Config
 
             config = Config(
@@ -306,7 +331,8 @@ class S3MediaStore:
                 read_timeout=30,
                 retries={"max_attempts": 2, "mode": "standard"},
             )
-            self._client = boto3.client("s3", endpoint_url=self.endpoint_url, config=config)
+            session = Session(**{_AWS[name]: value for name, value in self._aws.items()})
+            self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
         return self._client
 
     def _key(self, key: str) -> str:
@@ -393,7 +419,7 @@ def open_media_store(settings: Settings) -> MediaStore:
     if settings.media_url:
         env = settings.environ
         endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
-        return S3MediaStore(settings.media_url, endpoint_url=endpoint)
+        return S3MediaStore(settings.media_url, endpoint_url=endpoint, aws=env)
     if settings.media_dir is None:
         raise ConfigError(
             [
