@@ -387,3 +387,16 @@ def test_s3_refusals_say_why_without_credentials(moto: MotoServer, aws_env: None
     with pytest.raises(ConfigError, match="not in the URL") as refused:
         S3MediaStore(f"s3://key:{SECRET}@bucket/photos")
     assert SECRET not in str(refused.value)
+
+
+def test_what_a_crash_left_in_the_folder_is_swept(tmp_path: Path) -> None:
+    store = FolderMediaStore(tmp_path / "media")
+    store.put(PHOTO_SHA, Bytes(PHOTO), max_bytes=MIB)
+    incoming = tmp_path / "media" / ".incoming"
+    old, recent = incoming / "put-old", incoming / "put-recent"
+    old.write_bytes(b"half a photo")
+    recent.write_bytes(b"a put under way")
+    os.utime(old, (time.time() - 3 * 86400,) * 2)
+    assert store.sweep() == 1
+    assert not old.exists() and recent.exists()
+    assert read_all(store, PHOTO_SHA) == PHOTO

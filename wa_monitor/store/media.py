@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -218,6 +219,18 @@ class FolderMediaStore:
             ) from None
         with os.fdopen(fd, "rb") as file:
             yield VerifiedReader(file, key)
+
+    def sweep(self, older_than: float = 24 * 3600) -> int:
+        """Remove what puts cut short by a crash left in `.incoming`; how many files went."""
+        incoming = self._real_root() / ".incoming"
+        cutoff = time.time() - older_than
+        removed = 0
+        for leftover in incoming.glob("put-*") if incoming.is_dir() else ():
+            with suppress(FileNotFoundError):
+                if leftover.lstat().st_mtime < cutoff:
+                    leftover.unlink()
+                    removed += 1
+        return removed
 
     @contextmanager
     def _writing(self, key: str) -> Iterator[None]:
