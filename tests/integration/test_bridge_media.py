@@ -26,7 +26,7 @@ class DownloadBridge:
     """Answers `POST /api/download` with a scripted JSON body (or never, when held)."""
 
     def __init__(self) -> None:
-        self.answer: dict[str, Any] = {}
+        self.answer: Any = {}
         self.status = 200
         self.requests: list[dict[str, Any]] = []
         self.hold = False
@@ -246,3 +246,35 @@ def test_a_row_without_file_sha256_fails_without_a_download(
     assert outcome.status == "failed"
     assert "file_sha256" in outcome.reason
     assert bridge.requests == []
+
+
+def test_fetching_the_same_photo_again_changes_nothing(
+    bridge: DownloadBridge, bridge_store: Path, media: FolderMediaStore
+) -> None:
+    bridge.answer = success(written(bridge_store, PHOTO))
+    client = BridgeMediaClient(bridge.url, bridge_store, timeout=5)
+    first = fetch_photo(row(), client, media)
+    again = fetch_photo(row(), client, media)
+    assert first == again
+    assert again.status == "fetched"
+    assert len(stored_files(media)) == 1
+
+
+def test_a_folder_given_as_the_file_fails(
+    bridge: DownloadBridge, bridge_store: Path, media: FolderMediaStore
+) -> None:
+    bridge.answer = success(bridge_store / CHAT)
+    outcome = fetch_photo(row(), BridgeMediaClient(bridge.url, bridge_store, timeout=5), media)
+    assert outcome.status == "failed"
+    assert "not a regular file" in outcome.reason
+    assert stored_files(media) == []
+
+
+def test_an_answer_that_is_not_json_is_a_retry(
+    bridge: DownloadBridge, bridge_store: Path, media: FolderMediaStore
+) -> None:
+    bridge.answer = ["a proxy's page"]
+    bridge.status = 502
+    outcome = fetch_photo(row(), BridgeMediaClient(bridge.url, bridge_store, timeout=5), media)
+    assert outcome.status == "retry"
+    assert "HTTP 502" in outcome.reason
