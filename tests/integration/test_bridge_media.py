@@ -278,3 +278,25 @@ def test_an_answer_that_is_not_json_is_a_retry(
     outcome = fetch_photo(row(), BridgeMediaClient(bridge.url, bridge_store, timeout=5), media)
     assert outcome.status == "retry"
     assert "HTTP 502" in outcome.reason
+
+
+def test_a_success_without_a_path_fails(
+    bridge: DownloadBridge, bridge_store: Path, media: FolderMediaStore
+) -> None:
+    bridge.answer = {"success": True, "message": "ok"}
+    outcome = fetch_photo(row(), BridgeMediaClient(bridge.url, bridge_store, timeout=5), media)
+    assert outcome.status == "failed"
+    assert "no path" in outcome.reason
+
+
+def test_a_media_store_that_cannot_be_written_is_a_retry(
+    bridge: DownloadBridge, bridge_store: Path, tmp_path: Path
+) -> None:
+    bridge.answer = success(written(bridge_store, PHOTO))
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_bytes(b"")  # the media folder's place is taken by a file
+    outcome = fetch_photo(
+        row(), BridgeMediaClient(bridge.url, bridge_store, timeout=5), FolderMediaStore(blocked)
+    )
+    assert outcome.status == "retry"
+    assert "media store" in outcome.reason

@@ -24,7 +24,7 @@ DownloadStatus = Literal["ready", "retry", "unavailable", "failed"]
 
 # WhatsApp's servers answer 404/410 for media they dropped (after some weeks); the bridge
 # passes that on in its message. Anything else (not connected, a busy phone) may pass.
-_GONE = re.compile(r"\b(404|410)\b|expired|no longer available|gone", re.IGNORECASE)
+_GONE = re.compile(r"\b(404|410)\b|expired|no longer available", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
