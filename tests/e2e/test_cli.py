@@ -322,6 +322,39 @@ def test_demo_runs_with_no_setup_and_serves_the_dashboard(tmp_path: Path) -> Non
     assert match and int(match.group(1)) > 0
 
 
+def test_demo_stops_with_a_hint_when_its_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*WA_MONITOR, "demo", "--port", str(port), "--duration", "5"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert "demo login" not in result.stdout and "/wa-monitor" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_projects_file_says_how_to_write_one(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = subprocess.run(
+        [*WA_MONITOR, "--config", str(missing), "check-config"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "projects.example.yaml" not in result.stderr
+    assert "group_jid" in result.stderr and "wa-monitor groups" in result.stderr
+
+
 def test_dev_scan_refuses_prods_review_database(sqlite_site: Site) -> None:
     prod_env = sqlite_site.root / "prod.env"
     prod_env.write_text(f"DATABASE_URL={sqlite_site.db_url}\n")

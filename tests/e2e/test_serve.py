@@ -132,3 +132,35 @@ def test_serve_dev_mode_warns_and_serves_without_a_secret_key(
     finally:
         _out, err = stop(process)
     assert "--dev without SECRET_KEY" in err
+
+
+def test_serve_says_how_to_add_a_user_when_nobody_can_sign_in(
+    tmp_path: Path, upgraded_sqlite: str
+) -> None:
+    env = environment(tmp_path, upgraded_sqlite, SECRET_KEY="a-secret-key-for-the-test")
+    process = serve(env, "--host", "127.0.0.1", "--port", str(free_port()))
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # the pytest timeout bounds a hint that never comes
+            if "No user can sign in yet" in line:
+                break
+        else:
+            raise AssertionError("serve exited without the hint")
+        assert "wa-monitor users add NAME --role admin" in line
+    finally:
+        stop(process)
+
+    from wa_monitor.store.users import add_user
+
+    store = ReviewStore(upgraded_sqlite)
+    try:
+        add_user(store, "ada", "a-long-password", "admin")
+    finally:
+        store.dispose()
+    port = free_port()
+    process = serve(env, "--host", "127.0.0.1", "--port", str(port))
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/login", process)
+    finally:
+        _, err = stop(process)
+    assert "No user can sign in yet" not in err

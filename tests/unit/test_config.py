@@ -4,6 +4,7 @@ a hostile file is refused at its line, in bounded time and memory."""
 from __future__ import annotations
 
 import os
+import re
 import time
 import tracemalloc
 from datetime import datetime
@@ -275,7 +276,14 @@ def read_problem(path: Path) -> str:
 
 @pytest.mark.timeout(20)  # a FIFO or /dev/zero read as a file never ends
 def test_the_projects_path_must_name_a_regular_file(tmp_path: Path) -> None:
-    assert "projects file not found" in read_problem(tmp_path / "missing.yaml")
+    missing = read_problem(tmp_path / "missing.yaml")
+    assert "projects file not found" in missing
+    assert "projects.example.yaml" not in missing
+    # The example in the message is a projects file that loads.
+    sample = re.search(r"'(projects: .*?)'", missing)
+    assert sample is not None
+    (tmp_path / "example.yaml").write_text(sample.group(1) + "\n")
+    assert [p.name for p in load_config(tmp_path / "example.yaml").projects] == ["Lawley"]
     assert "is a directory, not a projects file" in read_problem(tmp_path)
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)

@@ -14,7 +14,7 @@ from wa_monitor.cli.context import App, pass_app
 from wa_monitor.core.logs import setup_logging
 from wa_monitor.store.database import open_review_store
 from wa_monitor.store.review_store import ReviewStore
-from wa_monitor.store.users import ROLES
+from wa_monitor.store.users import ROLES, list_users
 
 log = logging.getLogger("wa_monitor.web")
 WEB_POOL_SIZE = 20
@@ -77,6 +77,10 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
         summary_seconds=SUMMARY_SECONDS,
     )
     log.info("🌐 Dashboard on http://%s:%d/wa-monitor (database %s)", host, port, store.masked_url)
+    if not any(not user.disabled for user in list_users(store)):
+        log.warning(
+            "👤 No user can sign in yet: add one with `wa-monitor users add NAME --role admin`"
+        )
     proxies = list(settings.trusted_proxies)
     if proxies:
         log.info("🌐 X-Forwarded-For and X-Forwarded-Proto believed from %s", ", ".join(proxies))

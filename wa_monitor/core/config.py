@@ -275,8 +275,11 @@ def read_config_text(path: Path) -> str:
     except FileNotFoundError:
         raise ConfigError(
             [
-                f"{path}: projects file not found; create it (see config/projects.example.yaml) "
-                "or point --config / WA_MONITOR_CONFIG at it"
+                f"{path}: projects file not found; create it listing the projects, "
+                'e.g. \'projects: [{name: Lawley, group_jid: "120363000000000000@g.us", '
+                "description: Lawley Activation 3}]' "
+                "(`wa-monitor groups` lists the JIDs), or point --config / "
+                "WA_MONITOR_CONFIG at an existing one"
             ]
         ) from None
     except PermissionError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from wa_monitor.core.config import ProjectsConfig, load_config
+from wa_monitor.core.errors import WaMonitorError
 from wa_monitor.core.settings import settings_from
 from wa_monitor.monitor.scan import Monitor
 from wa_monitor.sim import (
@@ -165,8 +167,31 @@ class Dashboard:
     stop: Callable[[], None]
 
 
+def bind_dashboard(host: str, port: int) -> socket.socket:
+    """The dashboard's listening socket, or a WaMonitorError when the port is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise WaMonitorError(
+            f"the demo dashboard cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "is another server using it? Pick another port with `wa-monitor demo --port 8001` "
+            "or run without the dashboard (--no-dashboard)"
+        ) from None
+    return sock
+
+
 def start_dashboard(
-    paths: DemoPaths, config: ProjectsConfig, store: ReviewStore, *, host: str, port: int
+    paths: DemoPaths,
+    config: ProjectsConfig,
+    store: ReviewStore,
+    *,
+    host: str,
+    port: int,
+    sock: socket.socket | None = None,
 ) -> Dashboard:
     """The dashboard on `host:port`, a demo reviewer, and a local stand-in for the bridge."""
     import uvicorn
@@ -190,13 +215,18 @@ def start_dashboard(
     except UserError:
         set_password(store, username, password)
     app = create_app(settings, config, store, dev=True)
+    sock = sock if sock is not None else bind_dashboard(host, port)
+    port = int(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="dashboard", daemon=True
+    )
     thread.start()
 
     def stop() -> None:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
         bridge.shutdown()
         bridge.server_close()
 
@@ -216,8 +246,15 @@ def run_demo(
     host: str = "127.0.0.1",
 ) -> Monitor[BridgeStore]:
     """Run the simulated bridge and the monitor until `stop` is set or `duration` passes."""
+    # The port is taken before anything else: a busy port stops the demo at once.
+    sock = bind_dashboard(host, dashboard_port) if dashboard_port is not None else None
     paths = DemoPaths(root)
-    prepare(paths, history=history, seed=seed)
+    try:
+        prepare(paths, history=history, seed=seed)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     stop = stop or threading.Event()
     config = load_config(paths.config)
     bridge = BridgeStore(paths.messages_db, paths.whatsapp_db)
@@ -226,7 +263,7 @@ def run_demo(
     monitor = Monitor(config, bridge, store)
     dashboard = None
     if dashboard_port is not None:
-        dashboard = start_dashboard(paths, config, store, host=host, port=dashboard_port)
+        dashboard = start_dashboard(paths, config, store, host=host, port=dashboard_port, sock=sock)
     if announce is not None:
         announce(paths, dashboard)
     simulator = simulate_live(paths, stop, seed=seed, every=every)
