@@ -16,7 +16,7 @@ from rich.table import Table
 
 from wa_monitor import __version__
 from wa_monitor.cli.console import err, handle_errors, out
-from wa_monitor.cli.context import App, pass_app
+from wa_monitor.cli.context import CONFIG_HELP, ENV_FILE_HELP, App, AppGroup, pass_app
 from wa_monitor.cli.ops import COMMANDS as OPS_COMMANDS
 from wa_monitor.cli.web import COMMANDS as WEB_COMMANDS
 from wa_monitor.core.config import ProjectsConfig
@@ -31,18 +31,18 @@ from wa_monitor.store.review_store import ReviewStore
 log = logging.getLogger("wa_monitor")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AppGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_option",
     metavar="PATH",
-    help="Projects file (default: $WA_MONITOR_CONFIG, else config/projects.yaml).",
+    help=CONFIG_HELP,
 )
 @click.option(
     "--env-file",
     type=click.Path(path_type=Path),
     metavar="PATH",
-    help="Load settings from this .env file (the environment wins over it).",
+    help=ENV_FILE_HELP,
 )
 @click.version_option(__version__, prog_name="wa-monitor")
 @click.pass_context
