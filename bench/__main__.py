@@ -1,7 +1,8 @@
 """Run every benchmark and write the table: `.venv/bin/python -m bench` (from the repo root).
 
 Options: --quick (100k-message stores, fewer runs: a smoke test, not the figures),
---only NAME[,NAME] (backfill, proxy, incremental, live, api, feedback).
+--only NAME[,NAME] (backfill, proxy, incremental, live, api, feedback, photos,
+gallery).
 """
 
 from __future__ import annotations
@@ -272,6 +273,20 @@ class Bench:
         for row in run_feedback(self.work, worker):
             self.add(*row)
 
+    # -- photos: worker memory, analysis, fetch throughput; the gallery on PostgreSQL --------
+
+    def photos(self) -> None:
+        from bench.photos import run_photos
+
+        for row in run_photos(self.work, worker, quick=self.n < 1_000_000):
+            self.add(*row)
+
+    def gallery(self) -> None:
+        from bench.photo_gallery import run_gallery
+
+        for row in run_gallery(self.work, worker, quick=self.n < 1_000_000):
+            self.add(*row)
+
     # -- output -------------------------------------------------------------------------
 
     def table(self, elapsed: float) -> str:
@@ -299,6 +314,8 @@ STEPS: dict[str, Callable[[Bench], None]] = {
     "live": Bench.live,
     "api": Bench.api,
     "feedback": Bench.feedback,
+    "photos": Bench.photos,
+    "gallery": Bench.gallery,
 }
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from bench.data import config, fixture
-from bench.measure import cpu_seconds, percentile, rss_mb
+from bench.measure import cpu_seconds, percentile, rss_mb, stop
 from wa_monitor.sim import MessageRow, StoreWriter
 from wa_monitor.store.schema import qa_photo_reviews
 
@@ -82,40 +83,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
         time.sleep(1.0)
         jid = fx.monitored[0].jid
         n = int(spec.get("messages", 100))
-        seen: dict[str, float] = {}
-        written: dict[str, float] = {}
-        done = threading.Event()
-        t = qa_photo_reviews
-
-        def watch() -> None:
-            with engine.connect() as conn:
-                while not done.is_set():
-                    pending = [d for d in written if d not in seen]
-                    if pending:
-                        query = sa.select(t.c.drop_number).where(t.c.drop_number.in_(pending))
-                        found = conn.execute(query).scalars().all()
-                        conn.commit()
-                        now = time.perf_counter()
-                        for drop in found:
-                            seen[drop] = now
-                    time.sleep(0.002)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        rng = random.Random(5)
-        with StoreWriter(fx.messages_db, fx.whatsapp_db) as writer:
-            for i in range(n):
-                drop = f"DR9{i:07d}"
-                row = _row(writer, jid, drop, i)
-                written[drop] = time.perf_counter()
-                writer.write(row)
-                time.sleep(rng.uniform(0.05, 0.35))
-        deadline = time.monotonic() + 20
-        while len(seen) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        done.set()
-        watcher.join()
-        latencies = [seen[d] - written[d] for d in written if d in seen]
+        latencies = drop_latencies(engine, fx.messages_db, fx.whatsapp_db, jid, n)
         result.update(
             messages=n,
             recorded=len(latencies),
@@ -135,14 +103,51 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
             idle_rss_mb=rss_mb(proc.pid),
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         engine.dispose()
         log.close()
     return result
+
+
+def drop_latencies(
+    engine: Engine, messages_db: Path, whatsapp_db: Path, jid: str, n: int
+) -> list[float]:
+    """Write `n` drop posts 50-350 ms apart into a group of the store; the seconds until
+    each one is a review (as a reviewer's page would see it), for those that became one."""
+    seen: dict[str, float] = {}
+    written: dict[str, float] = {}
+    done = threading.Event()
+    t = qa_photo_reviews
+
+    def watch() -> None:
+        with engine.connect() as conn:
+            while not done.is_set():
+                pending = [d for d in written if d not in seen]
+                if pending:
+                    query = sa.select(t.c.drop_number).where(t.c.drop_number.in_(pending))
+                    found = conn.execute(query).scalars().all()
+                    conn.commit()
+                    now = time.perf_counter()
+                    for drop in found:
+                        seen[drop] = now
+                time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    rng = random.Random(5)
+    with StoreWriter(messages_db, whatsapp_db) as writer:
+        for i in range(n):
+            drop = f"DR9{i:07d}"
+            row = _row(writer, jid, drop, i)
+            written[drop] = time.perf_counter()
+            writer.write(row)
+            time.sleep(rng.uniform(0.05, 0.35))
+    deadline = time.monotonic() + 20
+    while len(seen) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done.set()
+    watcher.join()
+    return [seen[d] - written[d] for d in written if d in seen]
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -68,3 +70,12 @@ class StatementCounter:
 
     def snapshot(self) -> tuple[int, int]:
         return self.statements, self.commits
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Ask a child process to end (SIGTERM); kill it if it has not within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()

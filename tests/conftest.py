@@ -48,6 +48,37 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _FIGURES.extend(str(value) for key, value in report.user_properties if key == "figure")
 
 
+# The tracked files changed before the run (tests/tree_check.py): the run must add none.
+_TREE_BEFORE = pytest.StashKey[set[str] | None]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    checked = os.environ.get("WA_MONITOR_TREE_CHECK", "1") != "0"
+    if checked and not hasattr(session.config, "workerinput"):  # xdist's controller, or none
+        from tests.tree_check import changed_tracked
+
+        session.config.stash[_TREE_BEFORE] = changed_tracked(session.config.rootpath)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    before = session.config.stash.get(_TREE_BEFORE, None)
+    if before is None:
+        return
+    from tests.tree_check import MESSAGE, changed_tracked, newly_changed
+
+    changed = newly_changed(before, changed_tracked(session.config.rootpath))
+    if not changed:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    text = MESSAGE.format(files=", ".join(changed))
+    if reporter is not None:
+        reporter.write_sep("!", "tracked files changed", red=True, bold=True)
+        reporter.write_line(text, red=True)
+    else:
+        print(text)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _FIGURES:
         return

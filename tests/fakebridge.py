@@ -1,9 +1,14 @@
-"""A real HTTP server on 127.0.0.1 playing the WhatsApp bridge's `POST /api/send`.
+"""A real HTTP server on 127.0.0.1 playing the WhatsApp bridge's `POST /api/send` and
+`POST /api/download`.
 
-Answers are scripted (a queue; the default answer when it is empty) and every request it
-received is recorded, so tests assert what the bridge was actually sent. An answer may be
-held until the test releases it (a bridge slower than anyone's timeout, without a sleep
-in the test), or be a connection reset after the request was read.
+Answers to /api/send are scripted (a queue; the default answer when it is empty) and every
+request it received is recorded, so tests assert what the bridge was actually sent. An
+answer may be held until the test releases it (a bridge slower than anyone's timeout,
+without a sleep in the test), or be a connection reset after the request was read.
+
+/api/download is answered like the bridge by `media` (a `wa_monitor.sim.BridgeMedia` over a
+simulated store and its origin files), unless `answer_download()` queued answers for it
+(scripted the same way as /api/send's); without `media` it is a 404, as before.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from wa_monitor.sim.bridge_api import BridgeMedia
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,24 @@ def slow(seconds: float) -> Answer:
     return Answer(OK.status, OK.body, OK.content_type, seconds)
 
 
+DOWNLOAD_NOT_CONNECTED = Answer(
+    500,
+    json.dumps(
+        {
+            "success": False,
+            "message": "Failed to download media: failed to download media: "
+            "websocket not connected",
+        }
+    ),
+)
+
+
 class FakeBridge:
-    def __init__(self) -> None:
+    def __init__(self, media: BridgeMedia | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.script: list[Answer] = []
+        self.download_script: list[Answer] = []
+        self.media = media
         self.default = OK
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -67,8 +88,16 @@ class FakeBridge:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                download = self.path == "/api/download"
+                scripted: Answer | None = None
                 with bridge._lock:
-                    answer = bridge.script.pop(0) if bridge.script else bridge.default
+                    if download and bridge.download_script:
+                        scripted = bridge.download_script.pop(0)
+                    elif not download:
+                        scripted = bridge.script.pop(0) if bridge.script else bridge.default
+                # The bridge's own download runs outside the lock: downloads overlap.
+                answer = scripted if scripted is not None else bridge._download(raw)
+                with bridge._lock:
                     try:
                         payload = json.loads(raw)
                     except ValueError:
@@ -76,7 +105,7 @@ class FakeBridge:
                     bridge.requests.append({"path": self.path, "json": payload})
                     bridge.holding += answer.hold
                     bridge._changed.notify_all()
-                if self.path != "/api/send":
+                if self.path != "/api/send" and not download:
                     answer = Answer(404, "404 page not found", "text/plain")
                 if answer.reset:
                     # RST instead of FIN: the client sees "connection reset", no answer.
@@ -122,9 +151,26 @@ class FakeBridge:
         with self._lock:
             return [r["json"] for r in self.requests if r["path"] == "/api/send"]
 
+    @property
+    def downloads(self) -> list[dict[str, Any]]:
+        """The JSON bodies posted to /api/download."""
+        with self._lock:
+            return [r["json"] for r in self.requests if r["path"] == "/api/download"]
+
     def answer(self, *answers: Answer) -> None:
         with self._lock:
             self.script.extend(answers)
+
+    def answer_download(self, *answers: Answer) -> None:
+        """Give these answers to the next /api/download requests, before `media` answers."""
+        with self._lock:
+            self.download_script.extend(answers)
+
+    def _download(self, raw: bytes) -> Answer:
+        if self.media is None:
+            return Answer(404, "404 page not found", "text/plain")
+        found = self.media.answer(raw)
+        return Answer(found.status, found.encoded().decode(), found.content_type, found.delay)
 
     def wait_for(self, requests: int = 0, holding: int = 0, timeout: float = 10.0) -> None:
         """Until the bridge has received `requests` in all and holds `holding` of them."""
@@ -155,8 +201,8 @@ class FakeBridge:
 
 
 @contextmanager
-def running_bridge() -> Iterator[FakeBridge]:
-    bridge = FakeBridge().start()
+def running_bridge(media: BridgeMedia | None = None) -> Iterator[FakeBridge]:
+    bridge = FakeBridge(media).start()
     try:
         yield bridge
     finally:

@@ -10,9 +10,12 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
 from pathlib import Path
 
 import httpx
+import openpyxl
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
@@ -24,12 +27,12 @@ from tests.integration.test_api_support import (
     PASSWORD,
     LiveServer,
     add_people,
-    minutes_ago,
     post,
     projects_config,
     record,
     review,
     settings_for,
+    today_minutes_ago,
 )
 from wa_monitor.cli.web import SUMMARY_SECONDS
 from wa_monitor.feedback.outbox import BridgeClient
@@ -59,6 +62,9 @@ class Site:
     browser: Browser
 
 
+BRIDGE_TIMEOUT = 6.0
+
+
 @pytest.fixture
 def site(store: ReviewStore, chromium: Browser) -> Iterator[Site]:
     add_people(store, ("viewer", "reviewer", "reviewer2"))
@@ -67,7 +73,9 @@ def site(store: ReviewStore, chromium: Browser) -> Iterator[Site]:
             settings_for(store.url, bridge.url),
             projects_config(),
             store,
-            bridge=BridgeClient(bridge.url, timeout=2),
+            # Long enough for an answer on a machine busy with parallel browsers; a held
+            # answer costs this long once.
+            bridge=BridgeClient(bridge.url, timeout=BRIDGE_TIMEOUT),
             sender_interval=0.2,
             poll_seconds=0.5,
             changes=feed_for(store.engine),  # as `wa-monitor serve`: answers kept on PostgreSQL
@@ -78,6 +86,16 @@ def site(store: ReviewStore, chromium: Browser) -> Iterator[Site]:
             yield Site(server.url, store, bridge, chromium)
         finally:
             server.stop()
+
+
+def today_before_now(n: float) -> datetime:
+    """A time of today in the projects' zone, before now, in the order of `n` (minutes ago,
+    n < 360): feedback sent now comes after it, whatever the hour the tests run."""
+    local = datetime.now(UTC).astimezone(projects_config().zone)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if local - timedelta(minutes=360) >= start:
+        return local - timedelta(minutes=n)
+    return start + (local - start) * ((360 - n) / 360)
 
 
 def sign_in(site: Site, viewport: dict[str, int], user: str = "reviewer") -> Page:
@@ -96,6 +114,12 @@ def drop_item(page: Page, number: str):  # type: ignore[no-untyped-def]
     return page.locator(f'#drops li[data-drop="{number}"]')
 
 
+def send_feedback(page: Page) -> None:
+    """Send the open drop's feedback draft, confirming the text and the group."""
+    page.locator("#editor").get_by_role("button", name="Send to WhatsApp").click()
+    page.locator("dialog#confirm-send").get_by_role("button", name="Confirm and send").click()
+
+
 def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     """The screen as a picture: proof that it renders, and the README's when asked."""
     picture = page.screenshot(full_page=full_page)
@@ -108,8 +132,8 @@ def shot(page: Page, name: str, *, full_page: bool = True) -> None:
 def test_a_reviewer_reviews_a_new_drop_and_sends_feedback(site: Site) -> None:
     record(
         site.store,
-        post("DR11110001", minutes_ago(90), name="Sipho Dlamini", sender="27831110000"),
-        post("DR11110002", minutes_ago(75), project="Mohadin", name="Lerato M."),
+        post("DR11110001", today_before_now(90), name="Sipho Dlamini", sender="27831110000"),
+        post("DR11110002", today_before_now(75), project="Mohadin", name="Lerato M."),
     )
     # The sign-in screen.
     context = site.browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
@@ -122,11 +146,14 @@ def test_a_reviewer_reviews_a_new_drop_and_sends_feedback(site: Site) -> None:
     expect(drop_item(page, "DR11110001")).to_be_visible()
     page.evaluate("window.__sameDocument = true")
 
-    # The monitor records a new drop: it appears without a reload.
-    record(site.store, post("DR22220002", minutes_ago(1), name="Thabo Nkosi"))
+    # The monitor records a new drop: it appears without a reload, at the end of the queue
+    # (oldest waiting first), as New.
+    record(site.store, post("DR22220002", today_before_now(1), name="Thabo Nkosi"))
     new = drop_item(page, "DR22220002")
     expect(new).to_be_visible(timeout=LIVE)
-    expect(page.locator("#drops li").first).to_have_attribute("data-drop", "DR22220002")
+    expect(page.locator("#drops li").first).to_have_attribute("data-drop", "DR11110001")
+    expect(page.locator("#drops li").last).to_have_attribute("data-drop", "DR22220002")
+    expect(new.locator(".state")).to_have_text("New")
     expect(page.locator("#card-total")).to_have_text("3")
     expect(page.locator("#today-total")).to_have_text("3")
     assert page.evaluate("window.__sameDocument") is True
@@ -164,7 +191,7 @@ def test_a_reviewer_reviews_a_new_drop_and_sends_feedback(site: Site) -> None:
         actors = conn.execute(
             sa.select(review_edits.c.actor).where(review_edits.c.review_id == saved["id"])
         ).scalars()
-        assert list(actors) == ["reviewer"]
+        assert set(actors) == {"reviewer"}
 
     # Generate the feedback, edit it, send it to the group through the bridge.
     editor.get_by_role("button", name="Generate feedback").click()
@@ -175,6 +202,10 @@ def test_a_reviewer_reviews_a_new_drop_and_sends_feedback(site: Site) -> None:
     text.fill(text.input_value() + "\n\nPlease resend the photos.")
     shot(page, "desktop-drop-review.png")
     editor.get_by_role("button", name="Send to WhatsApp").click()
+    confirm = page.get_by_role("dialog", name="Send this feedback on DR22220002?")
+    expect(confirm.locator("#confirm-group")).to_have_text("Lawley · Lawley Activation 3 group")
+    expect(confirm.locator("#confirm-text")).to_contain_text("Please resend the photos.")
+    confirm.get_by_role("button", name="Confirm and send").click()
     expect(editor.locator("#feedback-note")).to_contain_text("Sent to Lawley Activation 3 group")
     assert len(site.bridge.sent) == 1
     sent = site.bridge.sent[0]
@@ -183,28 +214,58 @@ def test_a_reviewer_reviews_a_new_drop_and_sends_feedback(site: Site) -> None:
     assert "• 12. Customer signature" in sent["message"]
     assert review(site.store, "DR22220002")["feedback_sent"] is not None
     expect(new).to_contain_text("Feedback sent")
+    expect(new.locator(".state")).to_have_text("Needs correction")
     expect(editor.locator(".feedback-list li").first).to_contain_text("sent")
+    expect(editor.locator("#sent-feedback")).to_contain_text("Please resend the photos.")
     shot(page, "desktop-feedback-sent.png")
     editor.get_by_role("button", name="Close the drop").click()
     expect(editor).to_be_hidden()
 
-    # Another drop arrives, then the installer re-posts DR22220002: it jumps to the top.
-    record(site.store, post("DR33330003", minutes_ago(0.5), name="Lerato M."))
-    expect(page.locator("#drops li").first).to_have_attribute(
+    # The queue shows the drops waiting for a reviewer: DR22220002 waits for the installer.
+    page.get_by_label("State").select_option(label="Waiting for review")
+    expect(new).to_be_hidden()
+    record(site.store, post("DR33330003", today_before_now(0.5), name="Lerato M."))
+    expect(page.locator("#drops li").last).to_have_attribute(
         "data-drop", "DR33330003", timeout=LIVE
     )
-    record(site.store, post("DR22220002", minutes_ago(0.1), name="Thabo Nkosi"))
-    top = page.locator("#drops li").first
-    expect(top).to_have_attribute("data-drop", "DR22220002", timeout=LIVE)
-    expect(top.locator(".badge")).to_have_text("↻ Resubmitted")
-    expect(top).not_to_contain_text("Feedback sent")  # a resubmission awaits a new review
     assert page.evaluate("window.__sameDocument") is True
+
+
+@SQLITE_ONLY
+def test_a_drop_posted_again_after_feedback_rejoins_the_queue_as_resubmitted(
+    site: Site,
+) -> None:
+    record(
+        site.store,
+        post("DR22220001", today_before_now(60), name="Sipho Dlamini"),
+        post("DR22220002", today_before_now(50), name="Thabo Nkosi"),
+        post("DR22220003", today_before_now(40), name="Lerato M."),
+    )
+    page = sign_in(site, DESKTOP)
+    page.get_by_label("State").select_option(label="Waiting for review")
+    item = drop_item(page, "DR22220002")
+    item.get_by_role("button").click()
+    editor = page.locator("#editor")
+    editor.get_by_role("button", name="Generate feedback").click()
+    send_feedback(page)
+    expect(editor.locator("#feedback-note")).to_contain_text("Sent to")
+    editor.get_by_role("button", name="Close the drop").click()
+    # Waiting for the installer: out of the reviewers' queue.
+    expect(item).to_be_hidden(timeout=LIVE)
+    # The installer re-posts it: back in the queue, behind the drops waiting longer.
+    record(site.store, post("DR22220002", datetime.now(UTC), name="Thabo Nkosi"))
+    back = page.locator("#drops li").last
+    expect(back).to_have_attribute("data-drop", "DR22220002", timeout=LIVE)
+    expect(back.locator(".state")).to_have_text("↻ Resubmitted")
+    expect(back).not_to_contain_text("Feedback sent")  # a resubmission awaits a new review
+    expect(page.locator("#list-count")).to_have_text("(3)", timeout=LIVE)
+    expect(page.locator("#card-waiting")).to_have_text("3")
     shot(page, "desktop-resubmitted.png")
 
 
 @SQLITE_ONLY
 def test_live_updates_never_wipe_unsaved_edits_and_lock_out_others(site: Site) -> None:
-    record(site.store, post("DR44440004", minutes_ago(30)))
+    record(site.store, post("DR44440004", today_minutes_ago(30)))
     page = sign_in(site, DESKTOP)
     drop_item(page, "DR44440004").get_by_role("button").click()
     editor = page.locator("#editor")
@@ -212,6 +273,7 @@ def test_live_updates_never_wipe_unsaved_edits_and_lock_out_others(site: Site) -
     with page.expect_response(lambda r: r.url.endswith("/lock")) as locked:
         editor.get_by_label("1. House photo", exact=True).check()
     assert locked.value.ok
+    expect(editor.locator("#assignee")).to_have_text("Assigned to reviewer")
     editor.get_by_label("2. Cable from pole", exact=True).check()
     expect(editor.locator("#save-note")).to_have_text("Unsaved changes")
     # Another reviewer is told who is editing.
@@ -224,7 +286,7 @@ def test_live_updates_never_wipe_unsaved_edits_and_lock_out_others(site: Site) -
     assert other.status_code == 409
     assert other.json()["error"]["message"] == "Drop is currently being edited by reviewer"
     # New drops keep arriving; the list refreshes but the open card keeps its ticks.
-    record(site.store, post("DR55550005", minutes_ago(1)))
+    record(site.store, post("DR55550005", today_minutes_ago(1)))
     expect(drop_item(page, "DR55550005")).to_be_visible(timeout=LIVE)
     expect(editor.get_by_label("1. House photo", exact=True)).to_be_checked()
     expect(editor.get_by_label("2. Cable from pole", exact=True)).to_be_checked()
@@ -237,7 +299,7 @@ def test_live_updates_never_wipe_unsaved_edits_and_lock_out_others(site: Site) -
 
 @SQLITE_ONLY
 def test_a_viewer_cannot_edit(site: Site) -> None:
-    record(site.store, post("DR66660006", minutes_ago(5)))
+    record(site.store, post("DR66660006", today_minutes_ago(5)))
     page = sign_in(site, DESKTOP, user="viewer")
     drop_item(page, "DR66660006").get_by_role("button").click()
     editor = page.locator("#editor")
@@ -250,10 +312,10 @@ def test_a_viewer_cannot_edit(site: Site) -> None:
 def test_the_page_works_on_a_phone(site: Site) -> None:
     record(
         site.store,
-        post("DR77770007", minutes_ago(40), name="Sipho Dlamini"),
-        post("DR77770008", minutes_ago(20), project="Mohadin", name="Lerato M."),
+        post("DR77770007", today_minutes_ago(40), name="Sipho Dlamini"),
+        post("DR77770008", today_minutes_ago(20), project="Mohadin", name="Lerato M."),
     )
-    record(site.store, post("DR77770007", minutes_ago(5), name="Sipho Dlamini"))
+    record(site.store, post("DR77770007", today_minutes_ago(5), name="Sipho Dlamini"))
     page = sign_in(site, PHONE)
     first = page.locator("#drops li").first
     expect(first).to_have_attribute("data-drop", "DR77770007")
@@ -278,7 +340,7 @@ def test_the_page_works_on_a_phone(site: Site) -> None:
 
 @SQLITE_ONLY
 def test_a_drop_someone_else_is_editing_is_read_only_until_released(site: Site) -> None:
-    record(site.store, post("DR88880008", minutes_ago(5)))
+    record(site.store, post("DR88880008", today_minutes_ago(5)))
     rid = review(site.store, "DR88880008")["id"]
     _token, secret = create_token(site.store, "reviewer2", "second")
     other = {"Authorization": f"Bearer {secret}"}
@@ -298,8 +360,8 @@ def test_a_drop_someone_else_is_editing_is_read_only_until_released(site: Site) 
 
 @SQLITE_ONLY
 def test_filters_narrow_the_list_and_the_export(site: Site) -> None:
-    posts = [post(f"DR9{n:07d}", minutes_ago(200 - n)) for n in range(105)]
-    posts.append(post("DR12345678", minutes_ago(1), project="Mohadin"))
+    posts = [post(f"DR9{n:07d}", today_minutes_ago(200 - n)) for n in range(105)]
+    posts.append(post("DR12345678", today_minutes_ago(1), project="Mohadin"))
     record(site.store, *posts)
     page = sign_in(site, DESKTOP)
     items = page.locator("#drops li.drop")
@@ -319,11 +381,17 @@ def test_filters_narrow_the_list_and_the_export(site: Site) -> None:
         export.click()
     lines = Path(download.value.path()).read_text().splitlines()
     assert len(lines) == 6 and lines[0].startswith("dropNumber,project,status")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export XLSX").click()
+    workbook = BytesIO(Path(download.value.path()).read_bytes())  # a download has no suffix
+    sheet = openpyxl.load_workbook(workbook, read_only=True).active
+    numbers = sorted(row[0] for row in sheet.iter_rows(min_row=2, values_only=True))
+    assert numbers == [f"DR9000010{n}" for n in range(5)]
 
 
 def test_a_save_that_meets_a_resubmission_merges_or_shows_both_versions(site: Site) -> None:
     """The installer posts the drop again while a reviewer edits it (both backends)."""
-    record(site.store, post("DR77770007", minutes_ago(30), name="Thabo Nkosi"))
+    record(site.store, post("DR77770007", today_minutes_ago(30), name="Thabo Nkosi"))
     page = sign_in(site, DESKTOP)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -334,17 +402,19 @@ def test_a_save_that_meets_a_resubmission_merges_or_shows_both_versions(site: Si
 
     # Ticks only, saved after a resubmission: merged, the monitor's line is kept.
     editor.get_by_label("1. House photo", exact=True).check()
-    record(site.store, post("DR77770007", minutes_ago(20), name="Sipho Dlamini"))
+    record(site.store, post("DR77770007", today_minutes_ago(20), name="Sipho Dlamini"))
     editor.get_by_role("button", name="Save review").click()
     expect(editor.locator("#save-note")).to_contain_text("Saved · merged")
     saved = review(site.store, "DR77770007")
     assert saved["step_01_house_photo"] is True and "Sipho Dlamini" in saved["comment"]
-    expect(editor.locator("#comment")).to_have_value(saved["comment"])
+    # The monitor's line is history, not the reviewer's text.
+    expect(editor.locator("#comment")).to_have_value("")
+    expect(editor.locator("#monitor-notes")).to_contain_text("Sipho Dlamini")
     checked.append("ticks after a resubmission: merged")
 
     # A comment written on the copy read before another resubmission: both versions shown.
     editor.locator("#comment").fill("Pole photo is blurry")
-    record(site.store, post("DR77770007", minutes_ago(10), name="Lerato M."))
+    record(site.store, post("DR77770007", today_minutes_ago(10), name="Lerato M."))
     editor.get_by_role("button", name="Save review").click()
     dialog = page.get_by_role("dialog", name="DR77770007 changed while you were editing it")
     expect(dialog).to_be_visible()
@@ -356,27 +426,30 @@ def test_a_save_that_meets_a_resubmission_merges_or_shows_both_versions(site: Si
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(editor.locator("#comment")).to_have_value("Pole photo is blurry")
-    # Saving again asks again; this time the reviewer keeps theirs, with the new line.
+    # Saving again asks again; this time the reviewer keeps theirs, edited: the monitor's
+    # lines stay after it, the newest too.
     editor.get_by_role("button", name="Save review").click()
     expect(dialog).to_be_visible()
-    current = review(site.store, "DR77770007")["comment"]
-    newest = current.splitlines()[-1]
-    dialog.locator("#conflict-mine-comment").fill(f"Pole photo is blurry\n{newest}")
+    notes = review(site.store, "DR77770007")["comment"].splitlines()
+    dialog.locator("#conflict-mine-comment").fill("Pole photo is blurry, retake it")
     dialog.get_by_role("button", name="Keep mine").click()
     expect(dialog).to_be_hidden()
     expect(editor.locator("#save-note")).to_have_text("Saved")
-    assert review(site.store, "DR77770007")["comment"] == f"Pole photo is blurry\n{newest}"
-    checked.append("comment after a resubmission: dialog, kept mine as edited")
+    kept = review(site.store, "DR77770007")["comment"]
+    assert kept == "\n".join(["Pole photo is blurry, retake it", *notes])
+    expect(editor.locator("#comment")).to_have_value("Pole photo is blurry, retake it")
+    expect(editor.locator("#monitor-notes li")).to_have_count(2)
+    checked.append("comment after a resubmission: dialog, kept mine as edited, notes kept")
 
     # Once more, and the reviewer takes the current version: their edit is dropped.
     editor.locator("#comment").fill("Never mind")
-    record(site.store, post("DR77770007", minutes_ago(5), name="Zanele K."))
+    record(site.store, post("DR77770007", today_minutes_ago(5), name="Zanele K."))
     editor.get_by_role("button", name="Save review").click()
     expect(dialog).to_be_visible()
     dialog.get_by_role("button", name="Use the current version").click()
     expect(dialog).to_be_hidden()
     latest = review(site.store, "DR77770007")
-    expect(editor.locator("#comment")).to_have_value(latest["comment"])
+    expect(editor.locator("#comment")).to_have_value("Pole photo is blurry, retake it")
     assert "Zanele K." in latest["comment"] and "Never mind" not in latest["comment"]
     # The page releases its lock as it closes the dialog; the release may land just after.
     wait_until(lambda: review(site.store, "DR77770007")["locked_by"] is None)

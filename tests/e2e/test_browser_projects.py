@@ -163,6 +163,8 @@ def test_an_admin_adds_and_disables_a_project_from_the_dashboard(site: Site) -> 
     form.get_by_role("button", name="Add project").click()
     expect(row(page, "Mamelodi")).to_contain_text(MAMELODI_JID)
     expect(row(page, "Mamelodi")).to_contain_text("Mamelodi POP1 Activations")
+    # The drop number lists follow: the new project can be given its list at once.
+    expect(page.locator('#lists-rows tr[data-project="Mamelodi"]')).to_contain_text("No list")
 
     # Disabled: the row says so, the keyboard stays on the row's (now Enable) button.
     row(page, "Velo Test").get_by_role("button", name="Disable Velo Test").click()

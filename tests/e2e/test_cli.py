@@ -20,7 +20,7 @@ from tests.helpers import LAWLEY, PROJECTS_YAML, VELO, Bridge
 from wa_monitor.store.review_store import ReviewStore
 
 WA_MONITOR = [sys.executable, "-m", "wa_monitor"]
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (INFO|WARNING|ERROR) - ")
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \S+ - (INFO|WARNING|ERROR) - ")
 
 
 @dataclass

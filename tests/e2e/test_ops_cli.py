@@ -197,12 +197,13 @@ def test_install_service_dry_run_and_install(tmp_path: Path) -> None:
     assert f"EnvironmentFile={tmp_path}/opt/%i/.env" in unit
     assert ".env does not exist yet" in installed.stderr
     bad = subprocess.run(
-        [*WA_MONITOR, "install-service", "--env", "staging", "--dry-run"],
+        [*WA_MONITOR, "install-service", "--env", "Acme_Fibre", "--dry-run"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert bad.returncode == 2
+    assert "lower-case letters, digits and '-'" in bad.stderr
 
 
 @pytest.mark.parametrize("env_name", ["dev"])

@@ -25,11 +25,11 @@ from tests.integration.test_api_support import (
     PASSWORD,
     LiveServer,
     add_people,
-    minutes_ago,
     post,
     projects_config,
     record,
     settings_for,
+    today_minutes_ago,
 )
 from wa_monitor.core.config import load_config
 from wa_monitor.core.reviews import Post
@@ -74,9 +74,9 @@ def test_a_hostile_sender_name_renders_as_text(
     store: ReviewStore, server: str, chromium: Browser
 ) -> None:
     people = add_people(store, ("reviewer",))
-    record(store, post("DR66660001", minutes_ago(30), name=NAME, sender="27820000666"))
+    record(store, post("DR66660001", today_minutes_ago(30), name=NAME, sender="27820000666"))
     # A resubmission by the same hostile sender puts the name in the review's comment too.
-    record(store, post("DR66660001", minutes_ago(20), name=NAME, sender="27820000666"))
+    record(store, post("DR66660001", today_minutes_ago(20), name=NAME, sender="27820000666"))
     # A reviewer's comment with markup, saved through the API.
     drop_id = str(review_id(store, "Lawley", "DR66660001"))
     saved = httpx.patch(
@@ -289,8 +289,10 @@ def _fill(url: str, store: ReviewStore) -> None:
             headers=admin,
         )
         assert added.status_code == 200, added.text
-        first = Post(MAMELODI_JID, "3EB0X1", DROP, PROJECT, PHONE, SENDER_NAME, minutes_ago(30))
-        record(store, first, post("DR66660002", minutes_ago(25)))
+        first = Post(
+            MAMELODI_JID, "3EB0X1", DROP, PROJECT, PHONE, SENDER_NAME, today_minutes_ago(30)
+        )
+        record(store, first, post("DR66660002", today_minutes_ago(25)))
         drop_id = str(review_id(store, PROJECT, DROP))
         saved = http.patch(
             f"/api/wa-monitor-drops/{drop_id}",
@@ -299,7 +301,9 @@ def _fill(url: str, store: ReviewStore) -> None:
         )
         assert saved.status_code == 200, saved.text
         # The installer posts it again: the monitor adds a line naming them to the comment.
-        again = Post(MAMELODI_JID, "3EB0X2", DROP, PROJECT, PHONE, SENDER_NAME, minutes_ago(20))
+        again = Post(
+            MAMELODI_JID, "3EB0X2", DROP, PROJECT, PHONE, SENDER_NAME, today_minutes_ago(20)
+        )
         record(store, again)
         sent = http.post(
             "/api/wa-monitor-send-feedback",
@@ -360,8 +364,9 @@ def test_hostile_text_in_every_field_renders_as_text_on_every_page(
         for shown in (PROJECT, SENDER_NAME, f"({PHONE})", f"3. {STEP_LABEL}", BRIDGE_SHOWN):
             assert shown in editor, shown
         assert ADMIN in text(page, "#editor details.history")
-        comment = value(page, "#comment")
-        assert comment.startswith(COMMENT) and f"by {SENDER_NAME}" in comment
+        # The reviewer's text in the box, whole; the monitor's resubmission line apart.
+        assert value(page, "#comment") == COMMENT
+        assert f"by {SENDER_NAME}" in text(page, "#monitor-notes")
         assert value(page, f'input[name="why:{STEP}"]') == WHY
         assert page.get_attribute(f'input[name="why:{STEP}"]', "aria-label") == (
             f"Comment on {STEP_LABEL}"
@@ -396,7 +401,16 @@ def test_hostile_text_in_every_field_renders_as_text_on_every_page(
         expect(page.locator("#add-error")).to_be_visible()
         assert UNKNOWN_GROUP in text(page, "#add-error")
         page.wait_for_timeout(300)
-        found["projects"] = injected(page, ["/static/common.js", "/static/projects.js"])
+        found["projects"] = injected(
+            page, ["/static/common.js", "/static/projects.js", "/static/droplists.js"]
+        )
+
+        # The admins' users page lists the hostile user names as text.
+        page.goto(f"{site.url}/wa-monitor/users")
+        expect(page.locator("#users-rows")).to_contain_text(ADMIN)
+        assert REVIEWER in text(page, "#users-rows")
+        page.wait_for_timeout(300)
+        found["users"] = injected(page, ["/static/common.js", "/static/users.js"])
     finally:
         page.context.close()
 
@@ -413,7 +427,7 @@ def test_hostile_text_in_every_field_renders_as_text_on_every_page(
         "injected: markup, <!--<script>, quotes, javascript:, entities, U+2028/9 into 14 "
         "fields (project name, description, group name, step label, drop number, user "
         "names, sender name and phone, comment, incorrect-step comment, feedback, bridge "
-        f"error, lock holder); checked 3 pages: injected {found}, problems {problems}"
+        f"error, lock holder); checked 4 pages: injected {found}, problems {problems}"
     )
-    assert found == {"dashboard": {}, "projects": {}, "forbidden": {}}
+    assert found == {"dashboard": {}, "projects": {}, "users": {}, "forbidden": {}}
     assert not problems

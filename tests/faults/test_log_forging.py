@@ -18,10 +18,10 @@ from wa_monitor.sim import Member, StoreWriter
 
 VELO = list(PROJECT_NAMES)[1]
 RECORD = re.compile(
-    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - "
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \S+ - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - "
 )
 # Each pretends to be a record of its own, after a line break of one kind or another.
-FAKE = "2026-01-01 00:00:00,000 - ERROR - ❌ review database wiped by {}"
+FAKE = "2026-01-01 00:00:00,000 SAST - ERROR - ❌ review database wiped by {}"
 BREAKS = {"LF": "\n", "CR LF": "\r\n", "U+2028": "\u2028", "NEL": "\x85", "VT": "\x0b"}
 
 

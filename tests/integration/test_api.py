@@ -92,6 +92,18 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/wa-monitor-users", "admin"),
     ("POST", "/api/wa-monitor-users", "admin"),
     ("PATCH", "/api/wa-monitor-users/viewer", "admin"),
+    ("GET", "/api/wa-monitor-drops.xlsx", "viewer"),
+    ("GET", "/api/wa-monitor-steps", "viewer"),
+    ("GET", "/api/wa-monitor-team-stats", "viewer"),
+    ("GET", "/api/wa-monitor-team-charts/drops-per-week.svg", "viewer"),
+    ("GET", "/api/wa-monitor-drop-lists", "viewer"),
+    ("POST", "/api/wa-monitor-drops/next", "reviewer"),
+    ("POST", "/api/wa-monitor-drops/{id}/release", "reviewer"),
+    ("POST", "/api/wa-monitor-reconcile", "reviewer"),
+    ("POST", "/api/wa-monitor-drops/{id}/assign", "admin"),
+    ("POST", "/api/wa-monitor-drop-lists/Lawley", "admin"),
+    ("GET", "/api/wa-monitor-users-audit", "admin"),
+    ("POST", "/api/wa-monitor-users/viewer/password", "admin"),
 ]
 RANK = {"viewer": 0, "reviewer": 1, "admin": 2}
 
@@ -119,7 +131,8 @@ def test_unknown_paths_wrong_methods_and_bad_input_answer_the_error_envelope(api
     assert_error(api.get("/api/nothing-here"), 404, "NOT_FOUND")
     assert_error(api.call("DELETE", "/api/wa-monitor-drops"), 405, "METHOD_NOT_ALLOWED")
     assert_error(api.get("/api/wa-monitor-drops?status=done"), 422, "VALIDATION_ERROR")
-    assert_error(api.get("/api/wa-monitor-drops?id=not-a-uuid"), 422, "VALIDATION_ERROR")
+    # The company dashboard's ids are strings: one that is no id names no drop.
+    assert_error(api.get("/api/wa-monitor-drops?id=nonexistent-id-12345"), 404, "NOT_FOUND")
     assert_error(api.get("/api/wa-monitor-drops?pageSize=0"), 422, "VALIDATION_ERROR")
     assert_error(api.get("/api/wa-monitor-daily-drops?date=2025-13-01"), 422, "VALIDATION_ERROR")
     error = assert_error(
@@ -145,7 +158,8 @@ def test_the_openapi_document_describes_the_contract_routes(api: Api) -> None:
     paths = doc["paths"]
     for method, template, _ in ROUTES:
         path = template.split("?")[0].replace("{id}", "{drop_id}").replace("/1/", "/{entry_id}/")
-        path = path.replace("/viewer", "/{username}")
+        path = path.replace("/viewer", "/{username}").replace("/Lawley", "/{name}")
+        path = path.replace("/drops-per-week.svg", "/{name}.svg")
         assert method.lower() in paths[path], path
     drop = doc["components"]["schemas"]["Drop"]["properties"]
     for key in ("dropNumber", "resubmitted", "lockedBy", "incorrectSteps", *STEP_COLUMNS):
@@ -154,60 +168,25 @@ def test_the_openapi_document_describes_the_contract_routes(api: Api) -> None:
     assert {"200", "401", "403", "404", "409", "422"} <= set(patch)
 
 
-# -- daily counts -------------------------------------------------------------------------
-
-
-def test_daily_drops_count_by_whatsapp_day_in_the_business_zone(api: Api) -> None:
-    today = datetime.now(UTC).astimezone(SAST).date()
-    midnight = datetime.combine(today, datetime.min.time(), tzinfo=SAST)
-    record(
-        api.store,
-        post("DR10000001", midnight + timedelta(minutes=30)),  # 22:30 UTC the day before
-        post("DR10000002", midnight + timedelta(hours=1)),
-        post("DR10000002", midnight + timedelta(hours=2)),  # resubmitted: still one drop
-        post("DR10000003", midnight + timedelta(hours=1), project="Mohadin"),
-        # Bug 4: history synced today, but posted yesterday: not today's.
-        post("DR10000004", midnight - timedelta(minutes=10)),
-    )
-    # Bug 10: a row without project is counted, not silently dropped.
-    with api.store.begin() as conn:
-        conn.execute(
-            sa.insert(qa_photo_reviews).values(
-                id=uuid.uuid4(),
-                drop_number="DR10000005",
-                user_name="legacy",
-                project=None,
-                whatsapp_message_date=midnight + timedelta(hours=3),
-            )
-        )
-    body = api.get("/api/wa-monitor-daily-drops").json()
-    assert body["success"] is True
-    data = body["data"]
-    assert data["date"] == today.isoformat()
-    counts = {d["project"]: d["count"] for d in data["drops"]}
-    assert counts == {"Lawley": 2, "Mohadin": 1, None: 1}
-    assert data["total"] == 4
-    assert all(d["date"] == today.isoformat() for d in data["drops"])
-    yesterday = (today - timedelta(days=1)).isoformat()
-    other = api.get(f"/api/wa-monitor-daily-drops?date={yesterday}").json()["data"]
-    assert other["total"] == 1
-    assert other["drops"] == [{"date": yesterday, "project": "Lawley", "count": 1}]
-
-
 # -- the list -----------------------------------------------------------------------------
 
 
-def test_drop_list_puts_resubmissions_first_then_newest_message(api: Api) -> None:
+def test_drop_list_is_the_queue_or_resubmissions_first_then_newest_message(api: Api) -> None:
     record(
         api.store,
         post("DR20000001", minutes_ago(50)),
         post("DR20000002", minutes_ago(40)),
         post("DR20000003", minutes_ago(30), project="Mohadin"),
     )
-    record(api.store, post("DR20000001", minutes_ago(20)))  # resubmitted after fixes
+    record(api.store, post("DR20000001", minutes_ago(20)))  # posted again before any review
+    latest = api.get("/api/wa-monitor-drops?sort=latest").json()
+    assert [d["dropNumber"] for d in latest["data"]] == ["DR20000001", "DR20000003", "DR20000002"]
+    # The work queue (the default): the longest waiting first; a post again before any
+    # feedback leaves the drop waiting since its first post.
     body = api.get("/api/wa-monitor-drops").json()
     order = [d["dropNumber"] for d in body["data"]]
-    assert order == ["DR20000001", "DR20000003", "DR20000002"]
+    assert order == ["DR20000001", "DR20000002", "DR20000003"]
+    assert [d["reviewState"] for d in body["data"]] == ["new"] * 3
     first = body["data"][0]
     assert first["resubmitted"] is True
     assert first["completedPhotos"] == 0 and first["outstandingPhotos"] == 12
@@ -222,8 +201,18 @@ def test_drop_list_puts_resubmissions_first_then_newest_message(api: Api) -> Non
         "resubmitted": 1,
         "averageFeedbackCount": 0.0,
         "totalFeedback": 0,
+        "byState": {
+            "new": 3,
+            "resubmitted": 0,
+            "in_review": 0,
+            "needs_correction": 0,
+            "approved": 0,
+            "invalid": 0,
+        },
+        "overdue": 0,
     }
-    assert body["meta"]["pagination"] == {"page": 1, "pageSize": 50, "total": 3, "pages": 1}
+    # Without paging, every drop is on the one page.
+    assert body["meta"]["pagination"] == {"page": 1, "pageSize": 3, "total": 3, "pages": 1}
 
 
 def test_drop_list_filters_and_pages(api: Api) -> None:
@@ -245,19 +234,20 @@ def test_drop_list_filters_and_pages(api: Api) -> None:
         return [d["dropNumber"] for d in response.json()["data"]]
 
     assert numbers("status=complete") == ["DR31000004"]
-    assert numbers("status=incomplete") == ["DR30000002", "DR30000003", "DR30000001"]
+    assert numbers("status=incomplete") == ["DR30000001", "DR30000002", "DR30000003"]
     assert numbers("project=Mohadin") == ["DR30000003"]
     assert numbers("resubmitted=true") == ["DR30000002"]
-    assert numbers("resubmitted=false") == ["DR31000004", "DR30000003", "DR30000001"]
+    assert numbers("resubmitted=false") == ["DR30000001", "DR30000003", "DR31000004"]
+    assert numbers("resubmitted=false&sort=latest") == ["DR31000004", "DR30000003", "DR30000001"]
     assert numbers("search=dr 31") == ["DR31000004"]
     assert numbers("search=%25") == []  # LIKE wildcards are literal
     today = datetime.now(UTC).astimezone(SAST).date()
     three_days_ago = (today - timedelta(days=3)).isoformat()
     assert numbers(f"dateFrom={three_days_ago}&dateTo={three_days_ago}") == ["DR30000001"]
     assert "DR30000001" not in numbers(f"dateFrom={today.isoformat()}")
-    assert numbers(f"id={rid}") == ["DR31000004"]
+    assert api.get(f"/api/wa-monitor-drops?id={rid}").json()["data"]["dropNumber"] == "DR31000004"
     page2 = api.get("/api/wa-monitor-drops?pageSize=3&page=2").json()
-    assert [d["dropNumber"] for d in page2["data"]] == ["DR30000001"]
+    assert [d["dropNumber"] for d in page2["data"]] == ["DR31000004"]  # approved: last
     assert page2["meta"]["pagination"]["pages"] == 2
     assert page2["summary"]["total"] == 4  # the summary covers every page
 
@@ -510,7 +500,7 @@ def test_every_writer_of_a_review_counts_its_version(api: Api) -> None:
     ]
     drop, etag = opened(api, rid)
     assert drop["version"] == 8 and etag == '"8"'
-    listed = api.get(f"/api/wa-monitor-drops?id={rid}").json()["data"][0]
+    listed = api.get(f"/api/wa-monitor-drops?id={rid}").json()["data"]
     assert listed["version"] == 8
 
 
@@ -620,50 +610,6 @@ def test_a_resubmission_between_a_reviewers_read_and_save_is_never_lost(api: Api
     )
     assert anyv.status_code == 200, anyv.text
     print(f"monitor resubmissions between read and save: 3 injected; checked: {checked}")
-
-
-# -- statistics ---------------------------------------------------------------------------
-
-
-def test_project_stats_and_summary_count_reviews(api: Api) -> None:
-    record(
-        api.store,
-        post("DR70000001", minutes_ago(30), name="Thabo"),
-        post("DR70000002", minutes_ago(20), name="Thabo"),
-        post("DR70000003", minutes_ago(10), project="Mohadin", name="Sipho", sender="27830000000"),
-        post("DR70000004", minutes_ago(60 * 24 * 40)),  # 40 days ago
-    )
-    record(api.store, post("DR70000002", minutes_ago(5), name="Thabo"))
-    rid = drop_id(api, "DR70000001")
-    api.call("PATCH", f"/api/wa-monitor-drops/{rid}", json={s: True for s in STEP_COLUMNS})
-    half = {s: True for s in STEP_COLUMNS if s != "step_07_power_meter_reading"}
-    api.call("PATCH", f"/api/wa-monitor-drops/{drop_id(api, 'DR70000002')}", json=half)
-
-    stats = api.get("/api/wa-monitor-project-stats?project=Lawley").json()["data"]
-    assert stats["project"] == "Lawley"
-    assert stats["today"] == {"total": 2, "complete": 1, "incomplete": 1, "completionRate": 50.0}
-    assert stats["allTime"]["total"] == 3
-    everything = api.get("/api/wa-monitor-project-stats").json()["data"]
-    assert everything["today"]["total"] == 3
-
-    summary = api.get("/api/wa-monitor-projects-summary").json()["data"]
-    assert summary["totals"]["total"] == 3  # the last 30 days
-    assert summary["resubmissionRate"] == pytest.approx(33.3)
-    assert summary["firstTimePassRate"] == pytest.approx(33.3)
-    by_project = {p["project"]: p for p in summary["byProject"]}
-    assert by_project["Lawley"]["total"] == 2 and by_project["Lawley"]["complete"] == 1
-    assert summary["commonFailures"][0] == {
-        "step": "step_07_power_meter_reading",
-        "label": "Power meter reading",
-        "count": 1,
-        "percentage": 100.0,
-    }
-    agents = {a["agent"]: a for a in summary["agentPerformance"]}
-    assert agents["Thabo"]["total"] == 2 and agents["Sipho"]["phone"] == "27830000000"
-    wide = api.get("/api/wa-monitor-projects-summary?startDate=2020-01-01").json()["data"]
-    assert wide["totals"]["total"] == 4
-    backwards = api.get("/api/wa-monitor-projects-summary?startDate=2025-02-01&endDate=2025-01-01")
-    assert_error(backwards, 422, "VALIDATION_ERROR")
 
 
 # -- users --------------------------------------------------------------------------------

@@ -94,6 +94,8 @@ def _paths(client: TestClient, store: ReviewStore) -> dict[str, set[str]]:
         "username": "viewer",
         "entry_id": "1",
         "name": "Lawley",
+        "photo_id": "1",
+        "sha256": "0" * 64,
     }
     paths = {}
     for template, operations in doc["paths"].items():

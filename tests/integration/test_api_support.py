@@ -137,6 +137,19 @@ def minutes_ago(n: float) -> datetime:
     return now() - timedelta(minutes=n)
 
 
+# Tests that count "today's" drops post them this many hours into the business day at the
+# earliest: run just after midnight, "30 minutes ago" would be yesterday's.
+_TODAY_FROM = timedelta(hours=6)
+
+
+def today_minutes_ago(n: float) -> datetime:
+    """n minutes before now, or, in the first hours of the business day, before 06:00:
+    a time of today in the projects' zone whatever the hour the tests run (n < 360)."""
+    local = now().astimezone(projects_config().zone)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(local, start + _TODAY_FROM).astimezone(UTC) - timedelta(minutes=n)
+
+
 def review(store: ReviewStore, drop: str, project: str = "Lawley") -> dict[str, Any]:
     return next(r for r in store.reviews() if r["drop_number"] == drop and r["project"] == project)
 

@@ -22,12 +22,12 @@ from tests.integration.test_api_support import (
     People,
     TestClient,
     add_people,
-    minutes_ago,
     post,
     projects_config,
     record,
     review,
     settings_for,
+    today_minutes_ago,
 )
 from wa_monitor.cli.web import SUMMARY_SECONDS
 from wa_monitor.core.steps import STEP_COLUMNS
@@ -121,7 +121,7 @@ DROPS = "/api/wa-monitor-drops"
 
 def test_a_drop_the_monitor_records_is_in_the_next_answers(served: Served) -> None:
     served.after_notification(
-        REVIEWS, lambda: record(served.other, post("DR60000001", minutes_ago(5)))
+        REVIEWS, lambda: record(served.other, post("DR60000001", today_minutes_ago(5)))
     )
     # A token's first use records it (a write to api_tokens, heard like any other).
     served.after_notification(ACCOUNTS, lambda: served.get(DAILY))
@@ -138,27 +138,27 @@ def test_a_drop_the_monitor_records_is_in_the_next_answers(served: Served) -> No
         assert sent, "SQLite has no change feed: every request reads"
 
     served.after_notification(
-        REVIEWS, lambda: record(served.other, post("DR60000002", minutes_ago(1)))
+        REVIEWS, lambda: record(served.other, post("DR60000002", today_minutes_ago(1)))
     )
     daily = served.data(DAILY)["data"]
     assert daily["total"] == 2
     assert daily["drops"] == [{"date": daily["date"], "project": "Lawley", "count": 2}]
     drops = served.data(DROPS)
-    assert [d["dropNumber"] for d in drops["data"]] == ["DR60000002", "DR60000001"]
+    assert [d["dropNumber"] for d in drops["data"]] == ["DR60000001", "DR60000002"]  # queue
     # The summary cards (an aggregate over every review) follow after one refresh.
     wait_until(lambda: served.data(DROPS)["summary"]["total"] == 2)
     assert served.data(DROPS)["meta"]["pagination"]["total"] == 2
 
     # A resubmission moves the drop back to the top.
     served.after_notification(
-        REVIEWS, lambda: record(served.other, post("DR60000001", minutes_ago(0.5)))
+        REVIEWS, lambda: record(served.other, post("DR60000001", today_minutes_ago(0.5)))
     )
     top = served.data(DROPS)["data"][0]
     assert (top["dropNumber"], top["resubmitted"]) == ("DR60000001", True)
 
 
 def test_a_writers_next_read_sees_its_write_at_once(served: Served) -> None:
-    record(served.other, post("DR61000001", minutes_ago(5)))
+    record(served.other, post("DR61000001", today_minutes_ago(5)))
     rid = str(review(served.store, "DR61000001")["id"])
     before = served.data(DROPS)["data"][0]
     assert before["status"] == "incomplete"
@@ -213,13 +213,13 @@ def test_while_the_feed_is_lost_every_request_reads_and_nothing_stale_follows(
     with serve(store, retry_seconds=1.0) as served:
         assert served.feed is not None
         feed = served.feed
-        record(served.other, post("DR62000001", minutes_ago(5)))
+        record(served.other, post("DR62000001", today_minutes_ago(5)))
         assert served.data(DAILY)["data"]["total"] == 1  # kept in memory
         [pid] = _listener_pids(store)
         with served.other.begin() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         wait_until(lambda: feed.version(REVIEWS) is None)  # deaf: nothing is cached
-        record(served.other, post("DR62000002", minutes_ago(1)))  # its notification is lost
+        record(served.other, post("DR62000002", today_minutes_ago(1)))  # its notification is lost
         with served.counting() as sent:
             assert served.data(DAILY)["data"]["total"] == 2
             assert served.data(DAILY)["data"]["total"] == 2
@@ -228,7 +228,7 @@ def test_while_the_feed_is_lost_every_request_reads_and_nothing_stale_follows(
         wait_until(feed.listening.is_set)
         assert _listener_pids(store) not in ([], [pid])
         assert served.data(DAILY)["data"]["total"] == 2
-        record(served.other, post("DR62000003", minutes_ago(0.5)))
+        record(served.other, post("DR62000003", today_minutes_ago(0.5)))
         wait_until(lambda: served.data(DAILY)["data"]["total"] == 3)
     lost = [r for r in caplog.records if "change feed lost" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.WARNING
@@ -287,7 +287,7 @@ def test_a_feed_that_cannot_hear_itself_never_keeps_an_answer(
             assert feed.version(REVIEWS) is None
             headers = people.bearer("viewer")
             first = client.get(DAILY, headers=headers).json()["data"]["total"]
-            record(other, post("DR63000001", minutes_ago(1)))  # heard by no one
+            record(other, post("DR63000001", today_minutes_ago(1)))  # heard by no one
             after = client.get(DAILY, headers=headers).json()["data"]["total"]
             assert (first, after) == (0, 1)
     finally:

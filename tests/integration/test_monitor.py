@@ -39,7 +39,7 @@ from tests.helpers import make_monitor as make_bridge_monitor
 from wa_monitor.core.config import ProjectsConfig
 from wa_monitor.core.errors import ReviewDatabaseError, WaMonitorError
 from wa_monitor.monitor.scan import Monitor
-from wa_monitor.sources.memory import InMemorySource
+from wa_monitor.sources.memory import InMemorySource, Media
 from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.store.schema import qa_photo_reviews
 
@@ -118,8 +118,9 @@ class MemoryMessages:
     ) -> tuple[str, int]:
         message_id = message_id or uuid.uuid4().hex[:20].upper()
         written = timestamp if timestamp is not None else when
+        media = Media(media_type) if media_type else None
         return message_id, self.source.store(
-            chat_jid, message_id, sender, content, written, rowid=rowid
+            chat_jid, message_id, sender, content, written, rowid=rowid, media=media
         )
 
     def chatter(self, chat_jid: str, n: int, when: datetime = T0) -> None:
@@ -223,7 +224,9 @@ def test_resubmission_updates_the_review(bridge: Messages, db_url: str) -> None:
     with monitor.store.engine.begin() as conn:
         conn.execute(
             sa.update(qa_photo_reviews).values(
-                incomplete=True, feedback_sent=datetime.now(UTC), comment="Reviewer: redo step 3"
+                incomplete=True,
+                feedback_sent=T0 + timedelta(hours=1),
+                comment="Reviewer: redo step 3",
             )
         )
     later = T0 + timedelta(hours=2)
@@ -235,7 +238,8 @@ def test_resubmission_updates_the_review(bridge: Messages, db_url: str) -> None:
     [review] = monitor.store.reviews()
     assert review["resubmitted"] is True
     assert review["incomplete"] is False
-    assert review["feedback_sent"] is None
+    assert review["feedback_sent"] is not None  # kept: the post after it is a resubmission
+    assert review["review_state"] == "resubmitted"
     assert review["user_name"] == "Second Installer"
     assert review["submitted_by"] == "27822222222"
     assert review["whatsapp_message_date"] == T0.astimezone(UTC)  # still the first post
@@ -258,6 +262,29 @@ def test_redelivered_message_changes_nothing(bridge: Messages, db_url: str) -> N
     assert new_rowid > rowid
     assert summary.drops == 0
     assert (review_state(monitor.store), submissions(monitor.store)) == before
+
+
+def test_a_redelivery_beside_a_captioned_photo_of_a_new_drop_records_the_drop(
+    bridge: Messages, db_url: str
+) -> None:
+    """A re-delivered post makes the batch plan again without it; a captioned photo the
+    first plan left out (its drop named by a text of the batch, or known) must not be
+    taken for another monitor's work."""
+    message_id, _ = bridge.post(VELO, "DR12345678")
+    monitor = make_monitor(bridge, db_url)
+    monitor.scan()
+    bridge.redeliver(VELO, message_id)
+    bridge.post(VELO, "DR87654321 house", media_type="image", when=T0 + timedelta(minutes=1))
+    bridge.post(VELO, "DR87654321 pole", media_type="image", when=T0 + timedelta(minutes=2))
+    summary = monitor.scan()
+    assert summary.drops == 1
+    states = {drop: r for (_, drop), r in review_state(monitor.store).items()}
+    assert set(states) == {"DR12345678", "DR87654321"}
+    assert states["DR87654321"]["resubmitted"] is False
+    assert sorted((s["drop_number"], s["kind"]) for s in submissions(monitor.store)) == [
+        ("DR12345678", "new"),
+        ("DR87654321", "new"),
+    ]
 
 
 def test_random_message_ids_are_not_a_cursor(bridge: Messages, db_url: str) -> None:

@@ -134,6 +134,13 @@ def test_a_valid_new_file_takes_effect_at_the_next_scan_and_is_audited_once(
     assert rows[1]["actor"]  # the file's owner
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Write `path` in one step: a new file renamed over it."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_text(text)
+    os.replace(fresh, path)
+
+
 def test_an_invalid_file_is_rejected_and_the_last_good_config_keeps_running(
     db_url: str,
     store: ReviewStore,
@@ -145,14 +152,16 @@ def test_an_invalid_file_is_rejected_and_the_last_good_config_keeps_running(
     service = Service(settings_for(db_url, bridge), config_path, poll=0.01)
     with caplog.at_level(logging.INFO, "wa_monitor"), running(service):
         wait_for(lambda: drops(store) == {("Lawley", "DR10000001")})
-        config_path.write_text(ONLY_LAWLEY + project("Velo Test", "not-a-jid"))
+        # Each edit lands whole (as an editor's save does): a half-written file between
+        # truncate and write would be a second, different rejection.
+        replace_text(config_path, ONLY_LAWLEY + project("Velo Test", "not-a-jid"))
         wait_for(lambda: service.counters.rejected_reloads == 1, what="the rejection")
         bridge.post(LAWLEY, "DR10000002")
         wait_for(lambda: ("Lawley", "DR10000002") in drops(store), what="scans go on")
         # SIGHUP on the unchanged bad file: not logged again, still rejected.
         service.hup.set()
         wait_for(lambda: not service.hup.is_set())
-        config_path.write_text(LAWLEY_AND_VELO)
+        replace_text(config_path, LAWLEY_AND_VELO)
         bridge.post(VELO, "DR20000001")
         wait_for(lambda: ("Velo Test", "DR20000001") in drops(store), what="the fixed file")
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
@@ -404,3 +413,103 @@ def test_dev_refuses_prods_database_unless_allowed(
     )
     allowed.open()
     allowed.close()
+
+
+def write_env(path: Path, **values: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return path
+
+
+def test_no_instance_writes_into_anothers_database_unless_allowed(
+    db_url: str, store: ReviewStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wa_monitor.store.database import open_review_store
+
+    prefix = tmp_path / "opt"
+    prod_env = write_env(prefix / "prod" / ".env", DATABASE_URL=db_url, WA_MONITOR_ENV="prod")
+    acme_env = write_env(prefix / "acme" / ".env", DATABASE_URL=db_url)  # named by its folder
+
+    def instance(name: str, **extra: str) -> Settings:
+        return settings_from(
+            {
+                "DATABASE_URL": db_url,
+                "WA_MONITOR_ENV": name,
+                "INSTANCE_ENV_FILES": f"{prefix}/*/.env",
+                **extra,
+            }
+        )
+
+    with pytest.raises(SharedDatabaseError) as refused:
+        open_review_store(instance("acme"))
+    message = str(refused.value)
+    assert f"acme's DATABASE_URL {store.masked_url} is prod's (see {prod_env})" in message
+    assert "acme must not write into prod's review data" in message
+    assert "ALLOW_SHARED_DATABASE=true" in message
+    # Before either has run, neither may: the database is claimed twice.
+    with pytest.raises(SharedDatabaseError, match=f"prod's DATABASE_URL .* is acme's .*{acme_env}"):
+        open_review_store(instance("prod"))
+    # Once prod's monitor has written its heartbeat there, the database is prod's.
+    record_heartbeat(
+        store,
+        "prod@vps",
+        started_at=T0,
+        counters={},
+        status={"env": "prod", "shared_database": False},
+    )
+    open_review_store(instance("prod")).dispose()
+    with pytest.raises(SharedDatabaseError, match=r"acme's DATABASE_URL .* is prod's"):
+        open_review_store(instance("acme"))
+    # Allowed loudly; a heartbeat written so claims nothing.
+    with caplog.at_level(logging.WARNING, "wa_monitor"):
+        open_review_store(instance("acme", ALLOW_SHARED_DATABASE="true")).dispose()
+    assert any("so acme writes into prod's review data" in m for m in caplog.messages)
+    record_heartbeat(
+        store,
+        "acme@vps",
+        started_at=T0,
+        counters={},
+        status={"env": "acme", "shared_database": True},
+    )
+    open_review_store(instance("prod")).dispose()
+    with pytest.raises(SharedDatabaseError):
+        open_review_store(instance("acme"))
+    # Without the env files, prod's heartbeat alone gives the database away.
+    alone = instance("acme", INSTANCE_ENV_FILES=str(tmp_path / "none" / ".env"))
+    with pytest.raises(SharedDatabaseError, match="holds the heartbeat of prod's monitor prod@vps"):
+        open_review_store(alone)
+    # Readers (status, doctor, compare) may look at any instance's data.
+    open_review_store(instance("acme"), purpose="read").dispose()
+
+
+def test_an_instance_on_its_own_database_is_let_through(tmp_path: Path) -> None:
+    from wa_monitor.store.database import guard
+
+    prefix = tmp_path / "opt"
+    write_env(prefix / "prod" / ".env", DATABASE_URL=f"sqlite:///{prefix}/prod/data/r.db")
+    # Relative SQLite paths in another instance's file are read from its folder, as its
+    # unit's WorkingDirectory does.
+    write_env(prefix / "dev" / ".env", DATABASE_URL="sqlite:///data/r.db")
+    patterns = {"INSTANCE_ENV_FILES": f"{prefix}/*/.env"}
+    acme = settings_from(
+        {"DATABASE_URL": f"sqlite:///{prefix}/acme/data/r.db", "WA_MONITOR_ENV": "acme", **patterns}
+    )
+    guard(acme)
+    on_devs = settings_from(
+        {"DATABASE_URL": f"sqlite:///{prefix}/dev/data/r.db", "WA_MONITOR_ENV": "acme", **patterns}
+    )
+    with pytest.raises(SharedDatabaseError, match=r"acme's DATABASE_URL .* is dev's"):
+        guard(on_devs)
+    # An instance's own env file is among the patterns: it is not another's.
+    dev = settings_from({**dict(on_devs.environ), "WA_MONITOR_ENV": "dev"})
+    guard(dev)
+    # PROD_ENV_FILE, the older setting, still names prod's file.
+    older = settings_from(
+        {
+            "DATABASE_URL": f"sqlite:///{prefix}/prod/data/r.db",
+            "WA_MONITOR_ENV": "dev",
+            "PROD_ENV_FILE": str(prefix / "prod" / ".env"),
+        }
+    )
+    with pytest.raises(SharedDatabaseError, match=r"dev's DATABASE_URL .* is prod's"):
+        guard(older)

@@ -236,7 +236,7 @@ def test_doctor_runs_every_troubleshooting_check_with_fixes(
     checks = {c.name: c for c in report.checks}
     assert not report.healthy
     for name in ("settings", "environment variables", "projects file", "database", "schema",
-                 "prod/dev separation", "bridge store", "bridge activity", "group of Lawley",
+                 "instance separation", "bridge store", "bridge activity", "group of Lawley",
                  "log file"):  # fmt: skip
         assert checks[name].status == "pass", checks[name]
     mamelodi = checks["group of Mamelodi"]
@@ -245,17 +245,21 @@ def test_doctor_runs_every_troubleshooting_check_with_fixes(
     assert f"closest groups: 'Mamelodi POP1 Activations' = {MAMELODI}" in mamelodi.fix
     assert checks["heartbeat"].status == "fail" and "systemctl" in checks["heartbeat"].fix
     assert checks["bridge process"].status == "warn"
+    assert checks["photos"].status == "pass"
+    assert checks["photos"].detail.startswith("0 pending, 0 available, 0 failed")
 
     # Fixed: the right JID, and a running monitor.
     env.write(
         yaml_for(("Lawley", LAWLEY), ("Mamelodi", MAMELODI)),
         WHATSAPP_DB_PATH=str(bridge.messages_db),
         BRIDGE_URL=f"http://127.0.0.1:{closed_port()}/api",
+        MEDIA_DIR=str(tmp_path / "media"),
     )
     record_heartbeat(store, "prod@test", started_at=T0, counters={}, status={})
     out = cli("--env-file", str(env.env_file), "--config", str(env.config), "doctor")
     assert out.exit_code == 0, out.output
     assert "PASS  group of Mamelodi" in out.output
+    assert "PASS  media store" in out.output
     assert "WARN  bridge process" in out.output and "fix:" in out.output
     assert "healthy: 0 failed, 1 warning(s)" in out.output
 
@@ -303,6 +307,25 @@ def test_status_exits_non_zero_until_the_monitor_beats_and_the_bridge_is_readabl
     assert "since start: 3 scans, 10 messages, 2 new drops" in ok.output
     data = json.loads(cli(*args, "--json").output)
     assert data["status"] == "ok" and data["heartbeat"]["counters"]["scans"] == 3
+    assert "PASS  photos: 0 pending, 0 available, 0 failed, 0 unavailable" in ok.output
+    assert data["photos"]["pending"] == 0 and data["photos"]["oldest_pending_seconds"] is None
+    # The photo backlog, and a worker that says why it does not fetch.
+    from tests.mediabridge import add_media
+
+    add_media(store, b"photo", posted_at=datetime.now(UTC) - timedelta(minutes=12))
+    record_heartbeat(
+        store,
+        "prod@test",
+        started_at=T0,
+        counters={},
+        status={"env": "prod", "media": {"fetching": False, "reason": "MEDIA_DIR is not set"}},
+    )
+    waiting = cli(*args)
+    assert waiting.exit_code == 0, waiting.output  # photos warn, they never fail the monitor
+    assert "WARN  photos: 1 pending (oldest posted 12 min ago), 0 available" in waiting.output
+    assert "does not fetch them: MEDIA_DIR is not set" in waiting.output
+    photos = json.loads(cli(*args, "--json").output)["photos"]
+    assert photos["pending"] == 1 and 700 < photos["oldest_pending_seconds"] < 800
     record_heartbeat(
         store,
         "prod@test",

@@ -40,7 +40,12 @@ ROLES = ("viewer", "reviewer", "admin")
 # Routes only an admin may use (users, the projects file); every other write: a reviewer.
 ADMIN_ONLY = {("GET", "/api/wa-monitor-users"), ("POST", "/api/wa-monitor-users")}
 ADMIN_ONLY_PREFIXES = ("/api/wa-monitor-users", "/api/wa-monitor-projects/")
-ADMIN_ONLY_PATHS = ("/api/wa-monitor-projects",)
+ADMIN_ONLY_PATHS = (
+    "/api/wa-monitor-projects",
+    "/api/wa-monitor-drops/{drop_id}/assign",
+    "/api/wa-monitor-drop-lists/{name}",
+    "/api/wa-monitor-health-panel",
+)
 ERROR_CODES = {"BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "METHOD_NOT_ALLOWED",
                "CONFLICT", "VALIDATION_ERROR", "TOO_MANY_REQUESTS", "INTERNAL_ERROR",
                "DATABASE_ERROR", "BRIDGE_ERROR"}  # fmt: skip
@@ -64,7 +69,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
     return sorted(
-        (method, route.path)
+        (method, route.path_format)  # `{drop_id:uuid}` as `{drop_id}`
         for route in app.routes
         if isinstance(route, APIRoute) and route.path.startswith("/api/")
         for method in route.methods

@@ -29,7 +29,7 @@ from tests.integration.test_api_support import (
 )
 from wa_monitor.cli.main import main
 from wa_monitor.store.review_store import ReviewStore
-from wa_monitor.store.schema import users
+from wa_monitor.store.schema import config_audit, users
 from wa_monitor.store.users import (
     UserError,
     add_user,
@@ -37,6 +37,7 @@ from wa_monitor.store.users import (
     create_token,
     list_tokens,
     list_users,
+    recent_changes,
     revoke_token,
     set_disabled,
     set_role,
@@ -268,6 +269,14 @@ def test_users_and_tokens_commands(db_url: str, monkeypatch: pytest.MonkeyPatch)
         assert user_for_token(store, secret) is None
         assert run("users", "disable", "sipho").exit_code == 0
         assert authenticate(store, "sipho", "pw-sipho-123") is None
+        # The users page's audit shows what the terminal did, and who did it there.
+        changes = [(c.username, c.change) for c in recent_changes(store)]
+        assert changes == [
+            ("sipho", "disabled"),
+            ("sipho", "role set to reviewer"),
+            ("sipho", "added as viewer"),
+        ]
+        assert all(c.actor.startswith("cli:") for c in recent_changes(store))
     finally:
         store.dispose()
     duplicate = run("users", "add", "sipho", "--password", "pw-sipho-123")
@@ -394,3 +403,102 @@ def test_a_cookie_signed_before_session_versions_is_refused(store: ReviewStore) 
         assert client.get("/api/wa-monitor-me").status_code == 401
         client.cookies.set(SESSION_COOKIE, old.dumps({"u": user_id, "c": "x", "v": 0}))
         assert client.get("/api/wa-monitor-me").status_code == 200
+
+
+def test_admins_manage_accounts_through_the_api_and_every_change_is_audited(
+    store: ReviewStore,
+) -> None:
+    people = add_people(store, ("viewer", "reviewer", "admin"))
+    admin = people.bearer("admin")
+    app = create_app(settings_for(store.url), projects_config(), store, run_sender=False)
+    with (
+        TestClient(app, base_url="https://testserver") as api,
+        TestClient(app, base_url="https://testserver") as reviewer,
+    ):
+        assert sign_in(reviewer, "reviewer").status_code == 303
+        added = api.post(
+            "/api/wa-monitor-users",
+            json={"username": "thandi", "password": "a-long-password", "role": "viewer"},
+            headers=admin,
+        )
+        assert added.status_code == 201, added.text
+        assert api.patch(
+            "/api/wa-monitor-users/thandi", json={"role": "reviewer"}, headers=admin
+        ).is_success
+        assert api.patch(
+            "/api/wa-monitor-users/thandi", json={"disabled": True}, headers=admin
+        ).is_success
+        assert api.patch(
+            "/api/wa-monitor-users/thandi", json={"disabled": False}, headers=admin
+        ).is_success
+        # A reset password works at once and ends the user's open sessions.
+        reset = api.post(
+            "/api/wa-monitor-users/reviewer/password",
+            json={"password": NEW_PASSWORD},
+            headers=admin,
+        )
+        assert reset.status_code == 200, reset.text
+        assert "sessions ended" in reset.json()["message"]
+        assert reviewer.get("/api/wa-monitor-me").status_code == 401
+        assert sign_in(reviewer, "reviewer", PASSWORD).status_code == 401
+        assert sign_in(reviewer, "reviewer", NEW_PASSWORD).status_code == 303
+        # Bad input is refused and changes nothing (nor is it audited).
+        short = api.post(
+            "/api/wa-monitor-users/viewer/password", json={"password": "short"}, headers=admin
+        )
+        assert short.status_code == 422
+        ghost = api.post(
+            "/api/wa-monitor-users/ghost/password", json={"password": NEW_PASSWORD}, headers=admin
+        )
+        assert ghost.status_code == 404 and "ghost" in ghost.json()["error"]["message"]
+        same_role = api.patch(
+            "/api/wa-monitor-users/viewer", json={"role": "viewer"}, headers=admin
+        )
+        assert same_role.is_success
+        refused = api.patch("/api/wa-monitor-users/admin", json={"disabled": True}, headers=admin)
+        assert refused.status_code == 422
+        # Only admins see or change accounts.
+        for role in ("viewer", "reviewer"):
+            headers = people.bearer(role)
+            assert api.get("/api/wa-monitor-users-audit", headers=headers).status_code == 403
+            assert (
+                api.post(
+                    "/api/wa-monitor-users/viewer/password",
+                    json={"password": NEW_PASSWORD},
+                    headers=headers,
+                ).status_code
+                == 403
+            )
+        audit = api.get("/api/wa-monitor-users-audit", headers=admin)
+        assert audit.status_code == 200
+        changes = [(c["actor"], c["username"], c["change"]) for c in audit.json()["data"]]
+    assert changes == [
+        ("admin", "reviewer", "password reset (sessions ended)"),
+        ("admin", "thandi", "enabled"),
+        ("admin", "thandi", "disabled"),
+        ("admin", "thandi", "role viewer → reviewer"),
+        ("admin", "thandi", "added as viewer"),
+    ]
+    with store.begin() as conn:
+        diffs = " ".join(conn.execute(sa.select(config_audit.c.diff)).scalars())
+    assert NEW_PASSWORD not in diffs and "a-long-password" not in diffs
+
+
+def test_the_users_page_is_for_admins_and_the_favicon_is_served(store: ReviewStore) -> None:
+    add_people(store, ("reviewer", "admin"))
+    app = create_app(settings_for(store.url), projects_config(), store, run_sender=False)
+    with TestClient(app, base_url="https://testserver") as client:
+        assert sign_in(client, "reviewer").status_code == 303
+        refused = client.get("/wa-monitor/users")
+        assert refused.status_code == 403 and "for admins" in refused.text
+        dashboard = client.get("/wa-monitor").text
+        assert 'href="/wa-monitor/team"' in dashboard
+        assert 'href="/wa-monitor/users"' not in dashboard
+        assert 'rel="icon"' in dashboard
+        client.post("/logout", data={"csrf": page_csrf(client)})
+        assert sign_in(client, "admin").status_code == 303
+        page = client.get("/wa-monitor/users")
+        assert page.status_code == 200 and "Add a user" in page.text
+        icon = client.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+        assert icon.content == client.get("/static/favicon.svg").content

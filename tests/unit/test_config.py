@@ -222,6 +222,7 @@ _VALUES = st.sampled_from(
         "9" * 5000, "-" + "9" * 5000, "2025-02-30", "2025-11-01T25:00:00", "1e999", ".inf",
         ".nan", "~", "null", "0x1F", "0o17", "1_000", "yes", "no", "'DR(\\d+)+X'",
         "'(DR)\\1'", "'\\d*'", "'DR{,8}'", "\x00", "\x07", "\ud800", "\ufeff", "a" * 5000,
+        "!!int 0x", "!!int ''", "!!float _", "!!bool maybe", "!!timestamp x", "2025-11-01 25:00",
     ]
 )  # fmt: skip
 _LINES = st.sampled_from(
@@ -337,3 +338,32 @@ def test_a_drop_pattern_that_cannot_run_safely_is_refused_with_its_line_and_reas
     # The pattern that froze the scan is accepted: RE2 runs it in linear time.
     fine = VALID.replace("projects:\n", "drop_pattern: 'DR(\\d+)+X'\nprojects:\n")
     assert parse_config(fine, Path("projects.yaml")).drop_pattern.source == r"DR(\d+)+X"
+
+
+# -- a tagged or dated value Python cannot hold: its line, never a crash ------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("!!int 0x", "`0x` cannot be read (not a valid !!int)"),
+        ("!!int ''", "`` cannot be read (not a valid !!int)"),
+        ("!!int 0b_", "`0b_` cannot be read (not a valid !!int)"),
+        ("!!float _", "`_` cannot be read (not a valid !!float)"),
+        ("!!float .", "`.` cannot be read (could not convert string to float"),
+        ("!!bool maybe", "`maybe` cannot be read (not a valid !!bool)"),
+        ("2025-13-45", "`2025-13-45` is not a real date or time (month must be in 1..12)"),
+        ("!!timestamp 2025-02-30", "is not a real date or time (day is out of range for month)"),
+        ("2025-11-01 25:00:00", "is not a real date or time (hour must be in 0..23)"),
+    ],
+)
+def test_a_value_its_tag_or_date_cannot_hold_is_refused_at_its_line(value: str, said: str) -> None:
+    text = PROJECTS_YAML.replace(
+        '    description: "Velo Test group"\n',
+        f'    description: "Velo Test group"\n    since: {value}\n',
+    )
+    line = text.splitlines().index(f"    since: {value}") + 1
+    found = problems(text)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"projects.yaml:{line}: "), found
+    assert said in found[0], found

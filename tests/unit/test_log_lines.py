@@ -18,11 +18,11 @@ from wa_monitor.core.settings import settings_from
 
 FORMATS = ("text", "json")
 CONTINUATION = "    "  # how a traceback's lines follow their record
-RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - [A-Z]+ - ")
+RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \S+ - [A-Z]+ - ")
 # Everything str.splitlines, a terminal or a bidirectional renderer treats specially.
 BREAKERS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x1b\x9b\x08\x7f\u202e\u2066\x00"
 hostile = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(BREAKERS))
-FORGED = "eve\n2026-01-01 00:00:00,000 - ERROR - 🚨 admin deleted every review\r\x1b[2K"
+FORGED = "eve\n2026-01-01 00:00:00,000 SAST - ERROR - 🚨 admin deleted every review\r\x1b[2K"
 
 
 def record(message: str, *args: object, exc: BaseException | None = None) -> logging.LogRecord:

@@ -23,7 +23,7 @@ from wa_monitor.core.settings import settings_from
 from wa_monitor.monitor.health import group_staleness
 from wa_monitor.monitor.projects_edit import add_project, disable_project, enable_project, make_diff
 from wa_monitor.monitor.service import sd_notify, watchdog_interval
-from wa_monitor.ops.environments import UnitOptions, render_unit
+from wa_monitor.ops.environments import UnitOptions, render_unit, render_web_unit
 from wa_monitor.store.database import same_database
 
 SAST = ZoneInfo("Africa/Johannesburg")
@@ -97,6 +97,18 @@ def test_operations_settings_are_read_and_checked() -> None:
     assert "METRICS_PORT" in text and "WORKING_HOURS" in text and "LOG_ROTATE" in text
 
 
+@pytest.mark.parametrize("name", ["prod", "dev", "acme-fibre", "co2", "Velo-Test"])
+def test_any_company_can_name_an_instance(name: str) -> None:
+    assert settings_from({"WA_MONITOR_ENV": name}).env_name == name.lower()
+    assert settings_from({"WA_MONITOR_ENV": name}).instance.startswith(f"{name.lower()}@")
+
+
+@pytest.mark.parametrize("name", ["acme_fibre", "-dev", "dev-", "../prod", "a b", "x" * 33])
+def test_a_name_that_cannot_be_a_unit_or_a_folder_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="lower-case letters, digits and '-'"):
+        settings_from({"WA_MONITOR_ENV": name})
+
+
 def test_relative_and_absolute_times() -> None:
     now = datetime(2025, 11, 10, 10, 0, tzinfo=UTC)
     assert parse_when("24h", SAST, now) == now - timedelta(hours=24)
@@ -128,6 +140,11 @@ def test_same_database_sees_through_spelling(tmp_path: Path) -> None:
 def test_the_shipped_unit_is_the_rendered_one_and_is_hardened() -> None:
     shipped = (ROOT / "deploy/systemd/wa-monitor@.service").read_text()
     assert shipped == render_unit()
+    web = (ROOT / "deploy/systemd/wa-monitor-web@.service").read_text()
+    assert web == render_web_unit()
+    assert "ExecStart=/opt/wa-monitor/venv/bin/wa-monitor serve" in web.splitlines()
+    hardening = [line for line in shipped.splitlines() if line.startswith("Protect")]
+    assert hardening and all(line in web.splitlines() for line in hardening)
     for line in (
         "Type=notify",
         "Restart=always",
@@ -344,7 +361,8 @@ def test_the_shipped_prod_and_dev_layouts_are_valid_and_separate() -> None:
     prod, dev = settings["prod"], settings["dev"]
     assert not same_database(prod.database_url, dev.database_url)
     assert prod.metrics_port != dev.metrics_port
-    assert dev.prod_env_file == Path("/opt/wa-monitor/prod/.env")
+    assert dev.instance_env_files == ("/opt/wa-monitor/*/.env",)
+    assert (prod.web_port, dev.web_port) == (8000, 8001)
     assert not dev.allow_shared_database
 
 

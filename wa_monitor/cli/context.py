@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
-from wa_monitor.core.config import ProjectsConfig, load_config, resolve_config_path
+from wa_monitor.core.config import (
+    ProjectsConfig,
+    host_zone_name,
+    load_config,
+    resolve_config_path,
+)
+from wa_monitor.core.errors import WaMonitorError
 from wa_monitor.core.settings import Settings, load_settings
 from wa_monitor.sources.bridge import BridgeStore
 from wa_monitor.store.database import Purpose, open_review_store
@@ -41,6 +49,13 @@ class App:
 
     def config(self) -> ProjectsConfig:
         return load_config(self.config_path)
+
+    def zone(self) -> tzinfo:
+        """The business zone times are shown in: the projects file's, else the host's."""
+        try:
+            return self.config().zone
+        except WaMonitorError:
+            return ZoneInfo(host_zone_name())
 
     def review_store(
         self, *, purpose: Purpose = "write", check_schema: bool = True, pre_ping: bool = True

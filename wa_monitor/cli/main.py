@@ -17,7 +17,9 @@ from rich.table import Table
 from wa_monitor import __version__
 from wa_monitor.cli.console import err, handle_errors, out
 from wa_monitor.cli.context import CONFIG_HELP, ENV_FILE_HELP, App, AppGroup, pass_app
+from wa_monitor.cli.drops import COMMANDS as DROPS_COMMANDS
 from wa_monitor.cli.ops import COMMANDS as OPS_COMMANDS
+from wa_monitor.cli.reports import COMMANDS as REPORT_COMMANDS
 from wa_monitor.cli.web import COMMANDS as WEB_COMMANDS
 from wa_monitor.core.config import ProjectsConfig
 from wa_monitor.core.early_signals import release_early_signals
@@ -148,7 +150,7 @@ def monitor_for(app: App) -> Iterator[Monitor[BridgeStore]]:
 @handle_errors
 def scan(app: App, once: bool, progress: bool | None) -> None:
     """Scan the bridge store once: record new drops and resubmissions, print a summary."""
-    setup_logging(app.settings, stream=False)
+    setup_logging(app.settings, stream=False, zone=app.zone())
     show_bar = err.is_terminal if progress is None else progress
     with monitor_for(app) as monitor:
         if show_bar:
@@ -217,6 +219,8 @@ def run(app: App) -> None:
 
     # Reloads the projects file on change and SIGHUP, writes the heartbeat, serves
     # METRICS_PORT, notifies systemd (READY, WATCHDOG); see wa_monitor/monitor/service.py.
+    # The projects file (and the logs' business zone) is read by the service, once a
+    # signal during start-up ends it cleanly.
     setup_logging(app.settings)
     run_service(app.settings, app.config_path)
 
@@ -263,6 +267,9 @@ def groups(app: App) -> None:
 
 # -- simulation -------------------------------------------------------------------------
 
+# Up to this many messages, `simulate` writes the photo files too (about 20 ms a photo).
+SIMULATE_PHOTOS_UP_TO = 20_000
+
 
 @main.command("simulate")
 @click.option(
@@ -293,6 +300,19 @@ def groups(app: App) -> None:
     show_default=True,
     help="Seconds between live events.",
 )
+@click.option(
+    "--photos/--no-photos",
+    default=None,
+    help="Write a real file behind every photo, video and document row (drawn photos of "
+    f"the QA steps, barcodes on steps 8 and 9). Default: on up to {SIMULATE_PHOTOS_UP_TO} "
+    "messages (and live), off for bigger stores (rows only).",
+)
+@click.option(
+    "--media-origin",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where those files go, as the phones hold them (default: media-origin beside the "
+    "store folder, outside it); the simulated bridge's /api/download copies them from here.",
+)
 @pass_app
 @handle_errors
 def simulate(
@@ -305,6 +325,8 @@ def simulate(
     variants: bool,
     live: bool,
     every: float,
+    photos: bool | None,
+    media_origin: Path | None,
 ) -> None:
     """Append realistic traffic to a bridge-format store: chatter, drops, photos, resubmissions."""
     from wa_monitor.sim import (
@@ -312,6 +334,7 @@ def simulate(
         DEFAULT_DROP_FORMATS,
         DEMO_GROUPS,
         LiveSimulator,
+        MediaMaker,
         StoreWriter,
         bench_groups,
         generate_store,
@@ -321,21 +344,45 @@ def simulate(
     contacts = whatsapp_db or target.with_name("whatsapp.db")
     groups = bench_groups(n_groups, seed=seed) if n_groups else list(DEMO_GROUPS)
     formats = ALL_DROP_FORMATS if variants else DEFAULT_DROP_FORMATS
+    if photos is None:
+        photos = live or count <= SIMULATE_PHOTOS_UP_TO
+    origin = (media_origin or target.absolute().parent.parent / "media-origin") if photos else None
     if not live:
-        truth = generate_store(
-            target, contacts, groups=groups, n_messages=count, seed=seed, drop_formats=formats
-        )
+        with Progress(
+            "media files",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=origin is None or not err.is_terminal,
+        ) as progress:
+            # About one message in ten is a media row (generate_store's media_rate).
+            task = progress.add_task("photos", total=max(1, round(count * 0.10)))
+            truth = generate_store(
+                target,
+                contacts,
+                groups=groups,
+                n_messages=count,
+                seed=seed,
+                drop_formats=formats,
+                media_origin=origin,
+                on_media=lambda done: progress.update(task, completed=done),
+            )
         posts = sum(d.posts for d in truth.drops.values())
         out.print(
             f"{target}: appended {count} messages to {len(groups)} groups "
             f"({len(truth.drops)} drops in {posts} posts)"
         )
+        if origin is not None:
+            out.print(f"{len(truth.photos)} media files in {origin}")
         return
     stop = threading.Event()
     install_stop_handlers(stop)
     written = 0
     with StoreWriter(target, contacts) as writer:
-        simulator = LiveSimulator(writer, groups, seed=seed, drop_formats=formats)
+        media = MediaMaker(origin, seed=seed, zone=writer.zone) if origin is not None else None
+        simulator = LiveSimulator(writer, groups, seed=seed, drop_formats=formats, media=media)
         while written < count and not stop.is_set():
             event = simulator.step()
             written += 1
@@ -387,10 +434,12 @@ def demo(
     no_dashboard: bool,
 ) -> None:
     """Zero set-up: a simulated bridge with four project groups, the monitor, the dashboard."""
-    from wa_monitor.core.settings import settings_from
-    from wa_monitor.ops.demo import Dashboard, DemoPaths, run_demo
+    from zoneinfo import ZoneInfo
 
-    setup_logging(settings_from({"LOG_LEVEL": "INFO"}))
+    from wa_monitor.core.settings import settings_from
+    from wa_monitor.ops.demo import DEMO_TIMEZONE, Dashboard, DemoPaths, run_demo
+
+    setup_logging(settings_from({"LOG_LEVEL": "INFO"}), zone=ZoneInfo(DEMO_TIMEZONE))
     stop = threading.Event()
     install_stop_handlers(stop)
 
@@ -402,9 +451,9 @@ def demo(
         out.print(f"  bridge store     {paths.messages_db}")
         out.print(f"  projects file    {paths.config}")
         out.print(f"  review database  {paths.database_url}")
-        out.print(f"  other commands:  wa-monitor --env-file {paths.env_file} groups")
+        out.print(f"  other commands:  wa-monitor --env-file {paths.env_file} status (or groups…)")
 
-    monitor = run_demo(
+    demo_paths = run_demo(
         directory,
         seed=seed,
         every=every,
@@ -413,7 +462,7 @@ def demo(
         announce=announce,
         dashboard_port=None if no_dashboard else port,
     )
-    store = ReviewStore(monitor.store.url)
+    store = ReviewStore(demo_paths.database_url)
     try:
         reviews = store.reviews()
     finally:
@@ -424,8 +473,8 @@ def demo(
 
 # The dashboard's commands (serve, users, tokens) live with the web package; the
 # operations commands (status, doctor, compare, replay, projects, install-service)
-# in ops_commands.
-for _command in (*WEB_COMMANDS, *OPS_COMMANDS):
+# in ops_commands; the drop lists (drops import-list, list-info, reconcile) in drops.py.
+for _command in (*WEB_COMMANDS, *OPS_COMMANDS, *DROPS_COMMANDS, *REPORT_COMMANDS):
     main.add_command(_command)
 
 

@@ -12,13 +12,13 @@ import sys
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
 from wa_monitor.cli.console import err, handle_errors, out
+from wa_monitor.core import times
 from wa_monitor.core.errors import (
     ConfigError,
     ForeignSchemaError,
@@ -64,10 +64,7 @@ def print_report(report: Report, *, title: str) -> None:
 
 
 def _zone(app: App) -> tzinfo:
-    try:
-        return app.config().zone
-    except WaMonitorError:
-        return ZoneInfo("UTC")
+    return app.zone()
 
 
 # -- status and doctor --------------------------------------------------------------------
@@ -80,7 +77,7 @@ def _zone(app: App) -> tzinfo:
 @handle_errors
 def status(app: App, as_json: bool, instance: str | None) -> None:
     """Is the monitor healthy? Exits 1 when not (heartbeat, database, bridge store)."""
-    from wa_monitor.monitor.health import live_groups, readiness
+    from wa_monitor.monitor.health import check_photos, live_groups, readiness
 
     settings = app.settings
     zone = _zone(app)
@@ -93,9 +90,14 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
         except WaMonitorError:
             pass  # unreachable or behind: reported as checks below
         ready = readiness(settings, store, zone, instance=instance or settings.instance)
+        photos = None
+        if all(c.ok for c in ready.report.checks if c.name in ("database", "schema")):
+            photos = check_photos(store, ready.beat)
     finally:
         store.dispose()
     checks = list(ready.report.checks)
+    if photos is not None:
+        checks.append(photos[0])
     beat = ready.beat
     if ready.bridge_readable:
         try:
@@ -108,6 +110,8 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
     report = Report(tuple(checks))
     if as_json:
         data = report.as_dict()
+        if photos is not None and photos[1] is not None:
+            data["photos"] = photos[1].as_dict()
         if beat is not None:
             data["heartbeat"] = {
                 "instance": beat["instance"],
@@ -118,6 +122,8 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
         out.print_json(json.dumps(data, default=str))
     else:
         print_report(report, title=f"WA Monitor status ({settings.env_name or 'no env set'})")
+        if beat is not None:
+            out.print(f"last heartbeat: {times.shown(beat['beat_at'], zone, seconds=True)}")
         if beat is not None and beat.get("counters"):
             c = beat["counters"]
             out.print(
@@ -142,9 +148,16 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
 @click.option(
     "--skip-bridge-process", is_flag=True, help="Do not probe the bridge's HTTP port (BRIDGE_URL)."
 )
+@click.option(
+    "--unit-dir",
+    default="/etc/systemd/system",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where install-service put the units (their write access is checked).",
+)
 @click.pass_obj
 @handle_errors
-def doctor(app: App, skip_bridge_process: bool) -> None:
+def doctor(app: App, skip_bridge_process: bool, unit_dir: Path) -> None:
     """Run the troubleshooting checks; one PASS/FAIL line each, with the fix."""
     from wa_monitor.core.config import resolve_config_path
     from wa_monitor.core.settings import load_settings
@@ -155,7 +168,12 @@ def doctor(app: App, skip_bridge_process: bool) -> None:
     except WaMonitorError:
         environ = {}
     path = resolve_config_path(app.config_option, environ)
-    report = run_doctor(path, env_file=app.env_file, probe_bridge_process=not skip_bridge_process)
+    report = run_doctor(
+        path,
+        env_file=app.env_file,
+        probe_bridge_process=not skip_bridge_process,
+        unit_dir=unit_dir,
+    )
     print_report(report, title="WA Monitor doctor")
     sys.exit(0 if report.healthy else 1)
 
@@ -192,7 +210,7 @@ def compare_command(
     out.print(
         f"A = {a.label} ({a_env}, {a.settings.masked_database_url})\n"
         f"B = {b.label} ({b_env}, {b.settings.masked_database_url})"
-        + (f"\nsince {start.astimezone(zone):%Y-%m-%d %H:%M %Z}" if start else "")
+        + (f"\nsince {times.shown(start, zone)}" if start else "")
     )
     if result.same_database:
         out.print("[yellow]note:[/] A and B use the same review database; they cannot differ")
@@ -223,7 +241,7 @@ def compare_command(
             table.add_row(
                 line.key[2],
                 line.key[1],
-                f"{seen.message_time.astimezone(zone):%Y-%m-%d %H:%M}",
+                times.shown(seen.message_time, zone),
                 line.a.kind if line.a else "—",
                 line.b.kind if line.b else "—",
                 verdict,
@@ -245,7 +263,12 @@ def compare_command(
 @click.option("--since", required=True, help="From: 24h, 7d, 2025-11-09, ISO time (local zone).")
 @click.option("--until", help="Up to (exclusive), same forms as --since.")
 @click.option("--project", "projects", multiple=True, help="Only this project (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Required: report, write nothing.")
+@click.option("--dry-run", is_flag=True, help="Report what would be recorded; write nothing.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Record what the report lists, as the monitor would (audited; a rerun adds nothing).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 @handle_errors
@@ -255,16 +278,24 @@ def replay_command(
     until: str | None,
     projects: tuple[str, ...],
     dry_run: bool,
+    record: bool,
     as_json: bool,
 ) -> None:
-    """Run the current detection over past messages and report what it would record."""
+    """Run the current detection over past messages; report, or record, what it finds.
+
+    A scan starts after its cursor, so drops a changed pattern now finds in older
+    messages are recorded only by `replay --record`.
+    """
+    from wa_monitor.monitor.projects_edit import os_actor
+    from wa_monitor.ops.replay import record as record_posts
     from wa_monitor.ops.replay import replay
 
-    if not dry_run:
+    if dry_run == record:
         raise ConfigError(
             [
-                "replay only reports (--dry-run); recording is the monitor's job: "
-                "`wa-monitor scan` records whatever is not recorded yet"
+                "give --dry-run to see what the current detection finds in past messages, "
+                "or --record to record it (a scan starts after its cursor: it never "
+                "records these)"
             ]
         )
     config = app.config()
@@ -276,18 +307,27 @@ def replay_command(
     end = parse_when(until, zone) if until else None
     bridge = app.bridge()
     store = app.review_store()
+    recorded = None
     try:
         result = replay(config, bridge, store, start, end, projects=list(projects) or None)
+        if record:
+            recorded = record_posts(config, store, result, actor=os_actor())
     finally:
         bridge.close()
         store.dispose()
     if as_json:
-        out.print_json(json.dumps(result.as_dict(), default=str))
+        data = result.as_dict()
+        if recorded is not None:
+            data["recorded"] = {
+                "new": recorded.count("new"),
+                "resubmission": recorded.count("resubmission"),
+                "audited": recorded.audited,
+            }
+        out.print_json(json.dumps(data, default=str))
         return
-    window = f"{start.astimezone(zone):%Y-%m-%d %H:%M}" + (
-        f" to {end.astimezone(zone):%Y-%m-%d %H:%M}" if end else " to now"
-    )
-    table = Table(title=f"Replay (dry run, nothing written): messages {window} {zone}")
+    window = times.shown(start, zone) + (f" to {times.shown(end, zone)}" if end else " to now")
+    what = "recorded" if record else "dry run, nothing written"
+    table = Table(title=f"Replay ({what}): messages {window} ({zone})")
     columns = ("Project", "Messages in store", "Drop posts", "Already recorded", "Would add new")
     for column in (*columns, "Would add resubmission", "Recorded, not detected now"):
         table.add_column(column, justify="left" if column == "Project" else "right")
@@ -302,19 +342,35 @@ def replay_command(
             str(row["not_detected"]),
         )
     out.print(table)
-    for event in result.would_record:
+    verb = "recorded" if recorded is not None else "would record"
+    events = recorded.events if recorded is not None else result.would_record
+    for event in sorted(events, key=lambda e: (e.post.time, e.post.drop_number)):
         p = event.post
         out.print(
-            f"would record {event.kind}: {p.drop_number} in {p.project} "
-            f"({p.time.astimezone(zone):%Y-%m-%d %H:%M}, message {p.message_id}, {p.sender_name})"
+            f"{verb} {event.kind}: {p.drop_number} in {p.project} "
+            f"({times.shown(p.time, zone)}, message {p.message_id}, {p.sender_name})"
         )
     for missing in result.not_detected:
-        when = missing["message_time"].astimezone(zone)
         out.print(
             f"recorded but not detected now: {missing['drop_number']} in {missing['project']} "
-            f"({when:%Y-%m-%d %H:%M}, message {missing['message_id']})"
+            f"({times.shown(missing['message_time'], zone)}, message {missing['message_id']})"
         )
-    if not result.would_record and not result.not_detected:
+    if recorded is not None:
+        out.print(
+            f"recorded {recorded.count('new')} new, {recorded.count('resubmission')} "
+            "resubmission(s) as the monitor would; "
+            + (
+                "audited in the review database; the monitor links their photos at its next round"
+                if recorded.audited
+                else "nothing was left to record"
+            )
+        )
+    elif result.would_record:
+        out.print(
+            "a scan starts after its cursor and will not record these; record them with "
+            "the same options and --record instead of --dry-run"
+        )
+    elif not result.not_detected:
         out.print("the current code agrees with what is recorded")
 
 
@@ -472,8 +528,10 @@ def projects_history(app: App, limit: int) -> None:
         rows = audit_rows(store, app.config_path, limit)
     finally:
         store.dispose()
+    zone = app.zone()
     for row in rows:
-        out.print(f"[bold]{row['at']:%Y-%m-%d %H:%M:%S} UTC {row['actor']} ({row['source']})[/]")
+        when = times.shown(row["at"], zone, seconds=True)
+        out.print(f"[bold]{when} {escape(row['actor'])} ({escape(row['source'])})[/]")
         out.print(escape(row["diff"] or ""), end="")
     if not rows:
         out.print("no recorded changes")
@@ -483,8 +541,13 @@ def projects_history(app: App, limit: int) -> None:
 
 
 @click.command("install-service")
-@click.option("--env", "env", required=True, type=click.Choice(["prod", "dev"]))
-@click.option("--dry-run", is_flag=True, help="Print the unit and the commands; change nothing.")
+@click.option(
+    "--env",
+    "env",
+    required=True,
+    help="The instance: prod, dev, a company's name (lower-case letters, digits, '-').",
+)
+@click.option("--dry-run", is_flag=True, help="Print the units and the commands; change nothing.")
 @click.option("--prefix", default="/opt/wa-monitor", show_default=True, type=click.Path())
 @click.option("--user", default="wa-monitor", show_default=True, help="The service user.")
 @click.option("--executable", help="The wa-monitor program (default: the one running).")
@@ -495,7 +558,7 @@ def projects_history(app: App, limit: int) -> None:
     help="The bridge's store directory (read-only for the service).",
 )
 @click.option("--unit-dir", default="/etc/systemd/system", show_default=True, type=click.Path())
-@click.option("--no-start", is_flag=True, help="Write the unit only; do not run systemctl.")
+@click.option("--no-start", is_flag=True, help="Write the units only; do not run systemctl.")
 @handle_errors
 def install_service(
     env: str,
@@ -507,11 +570,16 @@ def install_service(
     unit_dir: str,
     no_start: bool,
 ) -> None:
-    """Render and install the systemd unit (wa-monitor@.service) and start wa-monitor@ENV."""
+    """Install the monitor's and the dashboard's units and start both for instance ENV.
+
+    Writes wa-monitor@.service and wa-monitor-web@.service, and for ENV a drop-in each
+    granting write access to what PREFIX/ENV/.env and its projects file need.
+    """
     import shutil
 
-    from wa_monitor.ops.environments import UnitOptions, install, install_plan
+    from wa_monitor.ops.environments import UnitOptions, check_instance, install, install_plan
 
+    check_instance(env)
     running = Path(sys.argv[0])
     this = str(running.absolute()) if running.name == "wa-monitor" and running.exists() else None
     program = executable or this or shutil.which("wa-monitor") or f"{prefix}/venv/bin/wa-monitor"
@@ -523,22 +591,22 @@ def install_service(
         bridge_store=Path(bridge_store),
     )
     plan = install_plan(env, Path(unit_dir), options)
+    for warning in plan.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if dry_run:
-        out.print(f"# {plan.unit_path}", markup=False)
-        out.print(plan.unit_text, markup=False, end="")
+        for path, text in plan.files.items():
+            out.print(f"# {path}", markup=False)
+            out.print(text, markup=False, end="")
         out.print("# then:", markup=False)
         for command in plan.commands:
             out.print("#   " + " ".join(command), markup=False)
         return
-    env_dir = Path(prefix) / env
-    if not (env_dir / ".env").is_file():
-        err.print(
-            f"[yellow]warning:[/] {env_dir / '.env'} does not exist yet; copy "
-            f"deploy/{env}/.env.example there before starting"
-        )
     for line in install(plan, run_commands=not no_start):
         out.print(line)
-    out.print(f"check it: systemctl status wa-monitor@{env}; wa-monitor status")
+    out.print(
+        f"check it: systemctl status wa-monitor@{env} wa-monitor-web@{env}; "
+        f"wa-monitor --env-file {Path(prefix) / env / '.env'} doctor"
+    )
 
 
 COMMANDS: tuple[click.Command, ...] = (

@@ -12,9 +12,11 @@ from rich.table import Table
 from wa_monitor.cli.console import err, handle_errors, out
 from wa_monitor.cli.context import App, pass_app
 from wa_monitor.core.logs import setup_logging
+from wa_monitor.core.times import shown
+from wa_monitor.monitor.projects_edit import os_actor
 from wa_monitor.store.database import open_review_store
 from wa_monitor.store.review_store import ReviewStore
-from wa_monitor.store.users import ROLES, list_users
+from wa_monitor.store.users import ROLES, list_users, record_change
 
 log = logging.getLogger("wa_monitor.web")
 WEB_POOL_SIZE = 20
@@ -42,8 +44,10 @@ def _web_store(app: App) -> ReviewStore:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", help="Address to listen on (default: WEB_HOST, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to listen on (default: WEB_PORT, 8000)."
+)
 @click.option(
     "--dev",
     is_flag=True,
@@ -51,7 +55,7 @@ def _web_store(app: App) -> ReviewStore:
 )
 @pass_app
 @handle_errors
-def serve(app: App, host: str, port: int, dev: bool) -> None:
+def serve(app: App, host: str | None, port: int | None, dev: bool) -> None:
     """Serve the reviewers' dashboard (/wa-monitor) and the JSON API (/api/…)."""
     import uvicorn
 
@@ -59,7 +63,9 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
     from wa_monitor.web.changes import feed_for
 
     settings = app.settings
-    setup_logging(settings)
+    # Each instance's .env gives its own port: the unit runs a bare `serve`.
+    host, port = host or settings.web_host, port or settings.web_port
+    setup_logging(settings, zone=app.zone())
     config = app.config()
     store = _web_store(app)
     if dev and not settings.secret_key:
@@ -73,6 +79,7 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
         config,
         store,
         dev=dev,
+        run_scheduler=True,
         changes=feed_for(store.engine),
         summary_seconds=SUMMARY_SECONDS,
     )
@@ -102,6 +109,11 @@ def serve(app: App, host: str, port: int, dev: bool) -> None:
         store.dispose()
 
 
+def _actor() -> str:
+    """Who changed an account from the terminal, as the users page's audit shows it."""
+    return f"cli:{os_actor()}"
+
+
 @click.group("users")
 def users() -> None:
     """Dashboard users: viewer (read), reviewer (edit, send feedback), admin (users)."""
@@ -125,6 +137,7 @@ def users_add(app: App, username: str, role: str, password: str) -> None:
 
     with _store(app) as store:
         user = add_user(store, username, password, role)
+        record_change(store, _actor(), user.username, f"added as {user.role}")
     out.print(f"user {user.username} created ({user.role})")
 
 
@@ -137,11 +150,12 @@ def users_list(app: App) -> None:
 
     with _store(app) as store:
         found = list_users(store)
+    zone = app.zone()
     table = Table(title="Dashboard users")
-    for column in ("User", "Role", "State", "Last sign-in (UTC)"):
+    for column in ("User", "Role", "State", "Last sign-in"):
         table.add_column(column)
     for u in found:
-        last = f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else ""
+        last = shown(u.last_login_at, zone)
         table.add_row(u.username, u.role, "disabled" if u.disabled else "active", last)
     out.print(table)
     if not found:
@@ -159,6 +173,7 @@ def users_set_role(app: App, username: str, role: str) -> None:
 
     with _store(app) as store:
         user = set_role(store, username, role)
+        record_change(store, _actor(), user.username, f"role set to {user.role}")
     out.print(f"user {user.username} is now {user.role}")
 
 
@@ -173,6 +188,7 @@ def users_disable(app: App, username: str, enable: bool) -> None:
 
     with _store(app) as store:
         user = set_disabled(store, username, not enable)
+        record_change(store, _actor(), user.username, "disabled" if user.disabled else "enabled")
     out.print(f"user {user.username} {'disabled' if user.disabled else 'enabled'}")
 
 
@@ -187,6 +203,7 @@ def users_set_password(app: App, username: str, password: str) -> None:
 
     with _store(app) as store:
         set_password(store, username, password)
+        record_change(store, _actor(), username, "password set (sessions ended)")
     out.print(f"password of {username} changed")
 
 
@@ -198,15 +215,23 @@ def tokens() -> None:
 @tokens.command("create")
 @click.argument("username")
 @click.option("--name", required=True, help="What the token is for, e.g. reporting.")
+@click.option(
+    "--front-end",
+    is_flag=True,
+    help="For a front end that forwards its signed-in people's requests: they may name "
+    "the acting person (X-Acting-User, or the userName it sends), who locks, edits and "
+    "feedback record; admin routes refuse the token. See docs/fibreflow.md.",
+)
 @pass_app
 @handle_errors
-def tokens_create(app: App, username: str, name: str) -> None:
+def tokens_create(app: App, username: str, name: str, front_end: bool) -> None:
     """Create an API token acting as USERNAME (with that user's role); printed once."""
     from wa_monitor.store.users import create_token
 
     with _store(app) as store:
-        token, secret = create_token(store, username, name)
-    err.print(f"token #{token.id} for {username} ({name}); store it now, it is not shown again:")
+        token, secret = create_token(store, username, name, front_end=front_end)
+    kind = "front-end token" if front_end else "token"
+    err.print(f"{kind} #{token.id} for {username} ({name}); store it now, it is not shown again:")
     click.echo(secret)
 
 
@@ -219,16 +244,18 @@ def tokens_list(app: App) -> None:
 
     with _store(app) as store:
         found = list_tokens(store)
+    zone = app.zone()
     table = Table(title="API tokens")
-    for column in ("#", "User", "Name", "Created (UTC)", "Last used (UTC)", "State"):
+    for column in ("#", "User", "Name", "Kind", "Created", "Last used", "State"):
         table.add_column(column)
     for t in found:
         table.add_row(
             str(t.id),
             t.username,
             t.name,
-            f"{t.created_at:%Y-%m-%d %H:%M}" if t.created_at else "",
-            f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "",
+            "front end" if t.front_end else "API",
+            shown(t.created_at, zone),
+            shown(t.last_used_at, zone),
             "revoked" if t.revoked_at else "active",
         )
     out.print(table)

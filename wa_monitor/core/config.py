@@ -28,13 +28,29 @@ from ruamel.yaml.events import (
 from ruamel.yaml.parser import RoundTripParser
 
 from wa_monitor.core.detect import DEFAULT_DROP_PATTERN, DropPattern, PatternError, compile_pattern
+from wa_monitor.core.hours import WorkingHours
 from wa_monitor.core.photo_links import (
     DEFAULT_PHOTOS_AFTER,
     DEFAULT_PHOTOS_BEFORE,
     PhotoWindows,
     parse_duration,
 )
-from wa_monitor.core.steps import STEP_COLUMNS, STEP_LABELS
+from wa_monitor.core.report_config import (
+    ALERT_CONDITIONS,
+    ALERT_KEYS,
+    ALL_PROJECTS,
+    DESTINATIONS,
+    DURATION_CONDITIONS,
+    FORMATS,
+    REPORT_KEYS,
+    REPORT_KINDS,
+    REPORT_NAME,
+    AlertRules,
+    Destination,
+    ReportSpec,
+    Schedule,
+)
+from wa_monitor.core.steps import DEFAULT_REASONS, MAX_REASON_LENGTH, STEP_COLUMNS, STEP_LABELS
 
 GROUP_JID = re.compile(r"\d+(-\d+)?@g\.us")
 DEFAULT_CONFIG_PATH = Path("config/projects.yaml")
@@ -59,7 +75,7 @@ _ALLOWED_TAGS = {
 # U+FFFE and U+FFFF); NUL usually means a binary file.
 _NOT_YAML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
 
-_TOP_KEYS = {"projects", "timezone", "drop_pattern", "steps"}
+_TOP_KEYS = {"projects", "timezone", "drop_pattern", "steps", "reports", "alerts"}
 
 
 @dataclass(frozen=True)
@@ -171,8 +187,34 @@ PROJECT_FIELDS: tuple[ProjectField, ...] = (
         "How long before a drop post its photos may come (default 30m).",
         "duration",
     ),
+    ProjectField(
+        "working_hours",
+        "Working hours",
+        "When the project's review clock runs, e.g. `Mon-Fri 07:00-17:00` "
+        "(default: the WORKING_HOURS setting).",
+        "hours",
+    ),
+    ProjectField(
+        "review_target",
+        "Review target",
+        "How long, in working hours, a drop may wait for a reviewer before it is overdue "
+        "(e.g. 2h; default: no target).",
+        "duration",
+    ),
+    ProjectField(
+        "auto_reply_invalid",
+        "Reply to invalid numbers",
+        "Tell the group, once per post, when a posted drop number is not on the project's "
+        "list of valid numbers.",
+        "flag",
+        default=False,
+    ),
 )
-_DURATION_DEFAULTS = {"photos_after": DEFAULT_PHOTOS_AFTER, "photos_before": DEFAULT_PHOTOS_BEFORE}
+_DURATION_DEFAULTS: dict[str, timedelta | None] = {
+    "photos_after": DEFAULT_PHOTOS_AFTER,
+    "photos_before": DEFAULT_PHOTOS_BEFORE,
+    "review_target": None,
+}
 _PROJECT_KEYS = {f.key for f in PROJECT_FIELDS}
 _REQUIRED = tuple(f.key for f in PROJECT_FIELDS if f.required)
 _HINTS = {f.key: f.missing for f in PROJECT_FIELDS if f.required}
@@ -192,6 +234,10 @@ class Project:
     since: datetime | None = None
     photos_after: timedelta = DEFAULT_PHOTOS_AFTER
     photos_before: timedelta = DEFAULT_PHOTOS_BEFORE
+    # None: the WORKING_HOURS setting's.
+    working_hours: WorkingHours | None = None
+    review_target: timedelta | None = None
+    auto_reply_invalid: bool = False
     line: int = 0
 
     @property
@@ -208,6 +254,11 @@ class ProjectsConfig:
     drop_pattern: DropPattern
     projects: tuple[Project, ...]
     step_labels: Mapping[str, str] = field(default_factory=lambda: dict(STEP_LABELS))
+    step_reasons: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_REASONS)
+    )
+    reports: tuple[ReportSpec, ...] = ()
+    alerts: AlertRules | None = None  # None: no `alerts:`, nothing is sent
 
     @property
     def zone(self) -> tzinfo:
@@ -223,6 +274,9 @@ class ProjectsConfig:
 
     def by_name(self, name: str) -> Project | None:
         return next((p for p in self.projects if p.name == name), None)
+
+    def report(self, name: str) -> ReportSpec | None:
+        return next((r for r in self.reports if r.name == name), None)
 
 
 def resolve_config_path(option: str | Path | None, environ: Mapping[str, str]) -> Path:
@@ -566,12 +620,26 @@ class _BoundedConstructor(RoundTripConstructor):
     def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
         try:
             return super().construct_non_recursive_object(node, tag)
-        except (ValueError, OverflowError) as exc:
+        except (ValueError, ArithmeticError, LookupError, TypeError) as exc:
+            # ruamel raises IndexError or KeyError on some tagged values (`!!int 0x`).
             value = node.value if isinstance(node.value, str) else ""
+            line = int(node.start_mark.line) + 1
+            kind = str(tag or node.tag)
+            why = (
+                _shown(str(exc), 50)
+                if isinstance(exc, ValueError | OverflowError)
+                else f"not a valid !!{kind.removeprefix(_CORE_TAG)}"
+            )
+            if kind == f"{_CORE_TAG}timestamp":  # e.g. `since: 2025-13-45`
+                raise _Refused(
+                    line,
+                    f"`{_shown(value)}` is not a real date or time ({why}); write e.g. "
+                    "2025-11-01 or 2025-11-01T08:00:00+02:00, or quote it if it is text",
+                ) from None
             raise _Refused(
-                int(node.start_mark.line) + 1,
-                f"`{_shown(value)}` cannot be read ({_shown(str(exc), 80)}); "
-                "put it in quotes to keep it as text",
+                line,
+                f"`{_shown(value, 40)}` cannot be read ({why}); quote it (no `!!` tag) to keep "
+                "it as text",
             ) from None
 
 
@@ -614,8 +682,10 @@ class _Validator:
                 )
         zone = self._timezone(data)
         default_pattern = self._pattern(data, "drop_pattern", DEFAULT_DROP_PATTERN, None)
-        labels = self._steps(data)
+        labels, reasons = self._steps(data)
         projects = self._projects(data, default_pattern, zone)
+        reports = self._reports(data, {p.name for p in projects})
+        alerts = self._alerts(data)
         if self.problems or default_pattern is None:
             return None
         return ProjectsConfig(
@@ -624,7 +694,172 @@ class _Validator:
             drop_pattern=default_pattern,
             projects=tuple(projects),
             step_labels=labels,
+            step_reasons=reasons,
+            reports=reports,
+            alerts=alerts,
         )
+
+    def _reports(self, data: CommentedMap, projects: set[str]) -> tuple[ReportSpec, ...]:
+        """The `reports:` list: each report's name, project, what, format, when and to."""
+        if "reports" not in data:
+            return ()
+        items = data.get("reports")
+        if not isinstance(items, CommentedSeq):
+            self.problem(
+                _value_line(data, "reports"),
+                "`reports` must be a list of reports, e.g. `reports: [{name: daily-sheet, "
+                "what: daily-drops, format: xlsx, to: [{folder: /srv/reports}]}]`",
+            )
+            return ()
+        reports: list[ReportSpec] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            line = _item_line(items, index)
+            if not isinstance(item, CommentedMap):
+                self.problem(
+                    line, f"entry {index + 1} of `reports` must be a mapping with name, what, to…"
+                )
+                continue
+            report = self._report(item, line, projects)
+            name = str(item.get("name") or "")
+            if name in seen:
+                self.problem(
+                    line,
+                    f"report `{_shown(name)}`: duplicate name (also on line {seen[name]}); "
+                    "report names must be unique",
+                )
+            elif name:
+                seen[name] = line
+            if report is not None:
+                reports.append(report)
+        return tuple(reports)
+
+    def _report(self, item: CommentedMap, line: int, projects: set[str]) -> ReportSpec | None:
+        problems = len(self.problems)
+        raw = item.get("name")
+        name = raw.strip() if isinstance(raw, str) else ""
+        who = f"report `{_shown(name)}`" if name else f"report #{line}"
+
+        def problem(key: str | None, message: str) -> None:
+            at = _value_line(item, key) if key is not None and key in item else line
+            self.problem(at, f"{who}: {message}")
+
+        for key in item:
+            if key not in REPORT_KEYS:
+                self.problem(
+                    _key_line(item, key),
+                    f"{who}: unknown key `{_shown(key)}`; allowed: {', '.join(REPORT_KEYS)}",
+                )
+        if raw is None:
+            problem(None, "`name` is missing; name it, e.g. `name: daily-sheet`")
+        elif not REPORT_NAME.fullmatch(name):
+            problem(
+                "name",
+                f"`name: {_shown(raw)}` must be 1 to 60 letters, digits, `-` or `_` "
+                "(it names the report's files), e.g. `daily-sheet`",
+            )
+        project = item.get("project", ALL_PROJECTS)
+        if not isinstance(project, str) or (project != ALL_PROJECTS and project not in projects):
+            known = ", ".join(sorted(projects)) or "none"
+            problem(
+                "project",
+                f"`project: {_shown(project)}` is not a project of this file; write a "
+                f"project's name ({known}) or `{ALL_PROJECTS}`",
+            )
+        what = item.get("what")
+        if what not in REPORT_KINDS:
+            kinds = "; ".join(f"`{k}`: {v}" for k, v in REPORT_KINDS.items())
+            said = "`what` is missing" if what is None else f"`what: {_shown(what)}` is unknown"
+            problem("what", f"{said}; a report is one of {kinds}")
+        fmt = item.get("format", "xlsx")
+        if fmt not in FORMATS:
+            problem("format", f"`format: {_shown(fmt)}` is not one of {', '.join(FORMATS)}")
+        when: Schedule | None = None
+        if item.get("when") is not None:
+            try:
+                when = Schedule.parse(str(item.get("when")))
+            except ValueError as exc:
+                problem("when", f"`when`: {exc}")
+        to = self._destinations(item, who, line)
+        if len(self.problems) > problems:
+            return None
+        return ReportSpec(
+            name=name,
+            what=str(what),
+            format=str(fmt),
+            to=to,
+            project=None if project == ALL_PROJECTS else str(project),
+            when=when,
+            line=line,
+        )
+
+    def _destinations(self, item: CommentedMap, who: str, line: int) -> tuple[Destination, ...]:
+        kinds = ", ".join(f"`{k}:`" for k in DESTINATIONS)
+        example = "e.g. `to: [{folder: /srv/reports}]`"
+        items = item.get("to")
+        if not isinstance(items, CommentedSeq) or not items:
+            where = _value_line(item, "to") if "to" in item else line
+            said = "is missing" if "to" not in item else "must be a non-empty list"
+            self.problem(where, f"{who}: `to` {said}; list where it goes ({kinds}), {example}")
+            return ()
+        found: list[Destination] = []
+        for index, entry in enumerate(items):
+            at = _item_line(items, index)
+            if not isinstance(entry, CommentedMap) or len(entry) != 1:
+                self.problem(
+                    at,
+                    f"{who}: destination {index + 1} must be one `kind: value`, {example}",
+                )
+                continue
+            kind, value = next(iter(entry.items()))
+            reader = DESTINATIONS.get(kind)
+            if reader is None:
+                self.problem(
+                    at,
+                    f"{who}: unknown destination `{_shown(kind)}`; available: {kinds}",
+                )
+                continue
+            try:
+                destination = reader(value, self.path.parent)
+            except ValueError as exc:
+                self.problem(at, f"{who}: {exc}")
+                continue
+            if destination in found:
+                self.problem(at, f"{who}: {destination} is listed twice")
+                continue
+            found.append(destination)
+        return tuple(found)
+
+    def _alerts(self, data: CommentedMap) -> AlertRules | None:
+        """The `alerts:` mapping: its channels (`to`), its quiet period and its conditions."""
+        if "alerts" not in data:
+            return None
+        item = data.get("alerts")
+        line = _value_line(data, "alerts")
+        example = "e.g. `alerts: {to: [{email: ops@example.com}], quiet: 1h}`"
+        if not isinstance(item, CommentedMap):
+            self.problem(line, f"`alerts` must be a mapping with `to:` and conditions, {example}")
+            return None
+        problems = len(self.problems)
+        for key in item:
+            if key not in ALERT_KEYS:
+                self.problem(
+                    _key_line(item, key),
+                    f"alerts: unknown key `{_shown(key)}`; allowed: {', '.join(ALERT_KEYS)}",
+                )
+        to = self._destinations(item, "alerts", line)
+        values: dict[str, Any] = {}
+        for key in ("quiet", *ALERT_CONDITIONS):
+            if key not in item:
+                continue
+            raw = item.get(key)
+            try:
+                values[key] = _alert_value(key, raw)
+            except ValueError as exc:
+                self.problem(_value_line(item, key), f"alerts: `{key}`: {exc}")
+        if len(self.problems) > problems:
+            return None
+        return AlertRules(to=to, line=line, **values)
 
     def _timezone(self, data: CommentedMap) -> str:
         value = data.get("timezone")
@@ -663,28 +898,79 @@ class _Validator:
             self.problem(_value_line(data, key), f"`{key}` {exc}{hint}", project)
             return None
 
-    def _steps(self, data: CommentedMap) -> dict[str, str]:
+    def _steps(self, data: CommentedMap) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+        """Each step's label and rejection reasons: `step: Label`, or a mapping with
+        `label:` and `reasons:` (a list of short texts)."""
         labels = dict(STEP_LABELS)
+        reasons = dict(DEFAULT_REASONS)
         steps = data.get("steps")
         if steps is None:
-            return labels
+            return labels, reasons
         if not isinstance(steps, CommentedMap):
             self.problem(
                 _value_line(data, "steps"),
                 "`steps` must map step columns to labels, e.g. `step_01_house_photo: House photo`",
             )
-            return labels
+            return labels, reasons
         for key, value in steps.items():
             if key not in STEP_COLUMNS:
                 self.problem(
                     _key_line(steps, key),
                     f"unknown step `{key}` under `steps`; the steps are {', '.join(STEP_COLUMNS)}",
                 )
+            elif isinstance(value, CommentedMap):
+                self._step_entry(steps, key, value, labels, reasons)
             elif not isinstance(value, str) or not value.strip():
                 self.problem(_key_line(steps, key), f"the label of `{key}` must be a text")
             else:
                 labels[key] = value.strip()
-        return labels
+        return labels, reasons
+
+    def _step_entry(
+        self,
+        steps: CommentedMap,
+        key: str,
+        entry: CommentedMap,
+        labels: dict[str, str],
+        reasons: dict[str, tuple[str, ...]],
+    ) -> None:
+        for name in entry:
+            if name not in ("label", "reasons"):
+                self.problem(
+                    _key_line(entry, name),
+                    f"unknown key `{name}` under `{key}`; allowed: label, reasons",
+                )
+        label = entry.get("label")
+        if label is not None:
+            if not isinstance(label, str) or not label.strip():
+                self.problem(_value_line(entry, "label"), f"the label of `{key}` must be a text")
+            else:
+                labels[key] = label.strip()
+        if "reasons" not in entry:
+            return
+        items = entry.get("reasons")
+        example = "e.g. `reasons: [blurred, wrong angle, serial unreadable]`"
+        if not isinstance(items, CommentedSeq):
+            self.problem(
+                _value_line(entry, "reasons"), f"`reasons` of `{key}` must be a list, {example}"
+            )
+            return
+        picked: list[str] = []
+        for index, item in enumerate(items):
+            text = str(item).strip() if isinstance(item, str) else ""
+            if not text or len(text) > MAX_REASON_LENGTH:
+                self.problem(
+                    _item_line(items, index),
+                    f"reason {index + 1} of `{key}` must be a text of 1 to "
+                    f"{MAX_REASON_LENGTH} characters",
+                )
+            elif text.casefold() in (p.casefold() for p in picked):
+                self.problem(
+                    _item_line(items, index), f"reason `{_shown(text)}` of `{key}` is listed twice"
+                )
+            else:
+                picked.append(text)
+        reasons[key] = tuple(picked)
 
     def _projects(
         self, data: CommentedMap, default_pattern: DropPattern | None, zone: str
@@ -801,6 +1087,8 @@ class _Validator:
             return _INVALID if key in item and moment is None else moment
         if spec.kind == "duration":
             return self._duration(item, key, label)
+        if spec.kind == "hours":
+            return self._hours(item, key, label)
         raise AssertionError(f"no reader for the field kind {spec.kind!r}")
 
     def _duration(self, item: CommentedMap, key: str, label: str) -> Any:
@@ -812,6 +1100,15 @@ class _Validator:
             if not isinstance(value, str):
                 raise ValueError(f"`{value}` is not a duration; write e.g. 2h, 30m or 90s")
             return parse_duration(value)
+        except ValueError as exc:
+            self.problem(_value_line(item, key), f"`{key}`: {exc}", label)
+            return _INVALID
+
+    def _hours(self, item: CommentedMap, key: str, label: str) -> Any:
+        if key not in item:
+            return None
+        try:
+            return WorkingHours.parse(str(item.get(key)))
         except ValueError as exc:
             self.problem(_value_line(item, key), f"`{key}`: {exc}", label)
             return _INVALID
@@ -836,6 +1133,25 @@ class _Validator:
             )
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+def _alert_value(key: str, raw: Any) -> Any:
+    """An `alerts:` value: `quiet` a duration; a condition its limit, or `off` (None)."""
+    off = raw is False or (isinstance(raw, str) and raw.strip().lower() == "off")
+    if key == "report_failed":
+        if raw is True or off or (isinstance(raw, str) and raw.strip().lower() == "on"):
+            return not off
+        raise ValueError(f"`{_shown(raw)}` must be on or off")
+    if off and key != "quiet":
+        return None
+    if key == "quiet" or key in DURATION_CONDITIONS:
+        try:
+            return parse_duration(str(raw))
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or `off`" if key != "quiet" else str(exc)) from None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise ValueError(f"`{_shown(raw)}` must be a whole number of at least 1, or `off`")
+    return raw
 
 
 def _key_line(mapping: CommentedMap, key: Any) -> int:

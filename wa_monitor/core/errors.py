@@ -81,3 +81,11 @@ class MediaNotFound(MediaStoreError):
 
 class MediaDamaged(MediaStoreError):
     """A stored file no longer hashes to its name: damaged or replaced after it was stored."""
+
+
+class PhotoDecisionError(ReviewDataError):
+    """A reviewer's decision on a photo cannot be applied; the message says what to change."""
+
+
+class UnknownPhoto(PhotoDecisionError):
+    """No photo of a monitored group has that id."""

@@ -1,5 +1,8 @@
 """Logging for operators: the classic line format, rotation, optional JSON, secrets masked.
 
+A text line's time is in the business zone with its abbreviation (what the dashboard and
+the CLI show); a JSON record's stays UTC ISO 8601, for machines.
+
 Whatever a record holds (a user name typed into the sign-in form, a project name, a drop
 number from a request, an exception's message), it stays one record: no logged text can
 start a line of its own, rewrite the line on a terminal, or reorder it.
@@ -13,10 +16,13 @@ import logging
 import logging.handlers
 import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from wa_monitor.core.config import host_zone_name
 from wa_monitor.core.settings import Settings, mask_url
+from wa_monitor.core.times import log_stamp
 
 TEXT_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 # What ends a line for a file reader or `str.splitlines` (LF, CR, VT, FF, FS-RS, NEL,
@@ -40,7 +46,15 @@ def one_line(text: str) -> str:
 
 
 class LineFormatter(logging.Formatter):
-    """The text format, one line per record plus its traceback's lines, indented."""
+    """The text format, one line per record plus its traceback's lines, indented; its
+    time in `zone` (the business zone) with the zone's abbreviation."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT, zone: tzinfo = UTC) -> None:
+        super().__init__(fmt)
+        self.zone = zone
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return log_stamp(record.created, self.zone)
 
     def format(self, record: logging.LogRecord) -> str:
         flat = copy.copy(record)
@@ -110,6 +124,11 @@ class SafeDailyFileHandler(logging.handlers.TimedRotatingFileHandler):
             print(f"wa-monitor: cannot write the log file {self.baseFilename}", file=sys.stderr)
 
 
+def _host_zone() -> tzinfo:
+    """The zone a projects file without `timezone:` has: the host's."""
+    return ZoneInfo(host_zone_name())
+
+
 def file_handler(settings: Settings, path: Path) -> logging.Handler:
     """The log file handler LOG_ROTATE asks for; both keep at most LOG_BACKUPS old files."""
     if getattr(settings, "log_rotate", "size") == "daily":
@@ -125,8 +144,23 @@ def file_handler(settings: Settings, path: Path) -> logging.Handler:
     )
 
 
-def setup_logging(settings: Settings, *, stream: bool = True) -> list[str]:
-    """Configure the root logger; returns problems worth telling the operator."""
+def use_zone(zone: tzinfo) -> None:
+    """Text lines from now on in `zone`: a service that reads its projects file late
+    (after its signal handling is in place) tells the logs its business zone then."""
+    for handler in logging.getLogger().handlers:
+        outer = handler.formatter
+        inner = outer.inner if isinstance(outer, MaskedFormatter) else outer
+        if isinstance(inner, LineFormatter):
+            inner.zone = zone
+
+
+def setup_logging(
+    settings: Settings, *, stream: bool = True, zone: tzinfo | None = None
+) -> list[str]:
+    """Configure the root logger; returns problems worth telling the operator.
+
+    `zone`: the business zone of text lines (the projects file's); default the host's.
+    """
     problems: list[str] = []
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -135,7 +169,9 @@ def setup_logging(settings: Settings, *, stream: bool = True) -> list[str]:
             handler.close()  # a reconfiguration must not leak the old log file
     root.setLevel(settings.log_level)
     formatter: logging.Formatter = (
-        JsonFormatter() if settings.log_format == "json" else LineFormatter(TEXT_FORMAT)
+        JsonFormatter()
+        if settings.log_format == "json"
+        else LineFormatter(TEXT_FORMAT, zone or _host_zone())
     )
     handlers: list[logging.Handler] = []
     if stream:

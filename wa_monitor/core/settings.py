@@ -12,6 +12,7 @@ read off those declarations, so adding a setting is adding one field here.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -105,17 +106,18 @@ def path(_name: str, value: str | None) -> Path:
     return Path(value or ".")
 
 
-def number(minimum: float) -> Callable[[str, str | None], float]:
-    """A number at least `minimum`."""
+def number(minimum: float, maximum: float = 1e9) -> Callable[[str, str | None], float]:
+    """A number from `minimum` to `maximum`: seconds past 1e9 (31 years), inf or nan
+    would make a sleep raise or spin."""
 
     def parse(name: str, value: str | None) -> float:
         raw = value or "0"
         try:
             result = float(raw)
         except ValueError:
-            result = minimum - 1
-        if result < minimum:
-            raise Invalid(f"{name}={raw!r} must be a number ≥ {minimum:g}")
+            result = math.nan
+        if not minimum <= result <= maximum:  # nan compares false: refused too
+            raise Invalid(f"{name}={raw!r} must be a number from {minimum:g} to {maximum:g}")
         return result
 
     return parse
@@ -123,7 +125,7 @@ def number(minimum: float) -> Callable[[str, str | None], float]:
 
 def whole_number(minimum: int) -> Callable[[str, str | None], int]:
     """A number at least `minimum`, its fraction dropped."""
-    read = number(minimum)
+    read = number(minimum, 1e15)
     return lambda name, value: int(read(name, value))
 
 
@@ -154,11 +156,37 @@ def _log_level(name: str, value: str | None) -> str:
     return level
 
 
+# An instance's name: a systemd instance (wa-monitor@NAME) and a folder (PREFIX/NAME).
+INSTANCE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+
+
+def instance_name_problem(value: str) -> str | None:
+    """Why `value` cannot name an instance; None when it can."""
+    if INSTANCE_NAME.fullmatch(value):
+        return None
+    return (
+        f"{value!r} is not an instance name: use lower-case letters, digits and '-' "
+        "(at most 32, e.g. prod, dev or acme-fibre)"
+    )
+
+
 def _environment_name(name: str, value: str | None) -> str | None:
     env_name = (value or "").strip().lower() or None
-    if env_name is not None and not re.fullmatch(r"[a-z][a-z0-9_-]{0,30}", env_name):
-        raise Invalid(f"{name}={env_name!r} must be a short name such as prod or dev")
+    if env_name is not None and (problem := instance_name_problem(env_name)):
+        raise Invalid(f"{name}: {problem}")
     return env_name
+
+
+def _patterns(_name: str, value: str | None) -> tuple[str, ...]:
+    """Comma-separated paths or glob patterns."""
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _web_port(name: str, value: str | None) -> int:
+    port = _port(name, value or "8000")
+    if port is None:
+        raise Invalid(f"{name}=0: the dashboard needs a port (1-65535)")
+    return port
 
 
 def _port(name: str, value: str | None) -> int | None:
@@ -276,19 +304,23 @@ class Settings:
     env_name: str | None = setting(
         "WA_MONITOR_ENV",
         None,
-        "prod or dev: which environment this installation is.",
+        "This installation's instance: prod, dev, a company's name (lower-case letters, "
+        "digits and '-'); the systemd units set it from their instance name.",
         _environment_name,
     )
-    prod_env_file: Path | None = setting(
-        "PROD_ENV_FILE",
-        "/opt/wa-monitor/prod/.env",
-        "Dev only: prod's env file; dev refuses to run against prod's DATABASE_URL.",
-        optional_path,
+    instance_env_files: tuple[str, ...] = setting(
+        "INSTANCE_ENV_FILES",
+        "/opt/wa-monitor/*/.env",
+        "The instances' env files on this host, comma-separated (globs allowed): no "
+        "instance writes into a database another one's file names. PROD_ENV_FILE (prod's "
+        "file) is read when this is unset.",
+        _patterns,
+        aliases=("PROD_ENV_FILE",),
     )
     allow_shared_database: bool = setting(
         "ALLOW_SHARED_DATABASE",
         "false",
-        "Dev only: true lets dev write into the same review database as prod (not advised).",
+        "true lets this instance write into a review database another instance uses (not advised).",
         boolean,
     )
     instance: str = setting(
@@ -350,6 +382,18 @@ class Settings:
         "set it, or every sign-in counts against the proxy's address).",
         _trusted_proxies,
     )
+    web_host: str = setting(
+        "WEB_HOST",
+        "127.0.0.1",
+        "Address `serve` listens on (--host wins); behind a reverse proxy keep 127.0.0.1.",
+        text,
+    )
+    web_port: int = setting(
+        "WEB_PORT",
+        "8000",
+        "Port `serve` listens on (--port wins); one per instance (prod 8000, dev 8001, …).",
+        _web_port,
+    )
     # media
     media_dir: Path | None = setting(
         "MEDIA_DIR",
@@ -364,6 +408,52 @@ class Settings:
         None,
         "S3-compatible media store instead of MEDIA_DIR, as s3://bucket/prefix; endpoint and "
         "credentials from the usual AWS variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …).",
+        optional_text,
+    )
+    media_workers: int = setting(
+        "MEDIA_WORKERS",
+        "2",
+        "Photos `run` downloads from the bridge at the same time (the bridge decrypts one "
+        "file per request; more than a few only queues there).",
+        whole_number(1),
+    )
+    media_max_bytes: int = setting(
+        "MEDIA_MAX_BYTES",
+        "1073741824",
+        "Largest video or document `run` fetches into the media store, in bytes (default "
+        "1 GiB); a larger file is marked failed with its size. Photos are bounded far "
+        "lower (40 MB) by the image checks.",
+        whole_number(1024),
+    )
+    # reports and alerts by e-mail
+    smtp_host: str | None = setting(
+        "SMTP_HOST",
+        None,
+        "Mail server for the projects file's `email:` reports and alerts (unset: no e-mail).",
+        optional_text,
+    )
+    smtp_port: int | None = setting(
+        "SMTP_PORT", None, "Its port; default 587 (starttls), 465 (ssl) or 25 (none).", _port
+    )
+    smtp_security: str = setting(
+        "SMTP_SECURITY",
+        "starttls",
+        "starttls, ssl (TLS from the first byte) or none (a local relay only).",
+        one_of("starttls", "ssl", "none", strip=True),
+    )
+    smtp_user: str | None = setting(
+        "SMTP_USER",
+        None,
+        "Sign in to the mail server as this user (unset: no sign-in).",
+        optional_text,
+    )
+    smtp_password: str | None = setting(
+        "SMTP_PASSWORD", None, "SMTP_USER's password.", optional_text, secret=True
+    )
+    smtp_from: str | None = setting(
+        "SMTP_FROM",
+        None,
+        "The sender address of reports and alerts; default SMTP_USER, else wa-monitor@hostname.",
         optional_text,
     )
     # The variables these were read from (the .env file's under the environment's); kept

@@ -19,3 +19,16 @@ STEP_LABELS: dict[str, str] = {
 }
 
 STEP_COLUMNS: tuple[str, ...] = tuple(STEP_LABELS)
+
+# The standard reasons a reviewer picks from when a step is rejected (besides free text),
+# per step; a step's `reasons:` under `steps:` in projects.yaml replaces its list.
+_COMMON_REASONS = ("blurred", "too dark", "wrong angle", "not this drop")
+DEFAULT_REASONS: dict[str, tuple[str, ...]] = {step: _COMMON_REASONS for step in STEP_COLUMNS} | {
+    "step_07_power_meter_reading": ("reading unreadable", *_COMMON_REASONS),
+    "step_08_ont_barcode": ("serial unreadable", *_COMMON_REASONS),
+    "step_09_ups_serial": ("serial unreadable", *_COMMON_REASONS),
+    "step_11_green_lights": ("lights not green", *_COMMON_REASONS),
+    "step_12_customer_signature": ("no signature", *_COMMON_REASONS),
+}
+# The longest reason a file or a reviewer may give.
+MAX_REASON_LENGTH = 80

@@ -33,10 +33,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wa_monitor.core.config import ProjectsConfig
-from wa_monitor.core.errors import UniqueViolation
+from wa_monitor.core.errors import ReviewDatabaseError, UniqueViolation
 from wa_monitor.core.steps import STEP_COLUMNS, STEP_LABELS
 from wa_monitor.store.review_store import ReviewStore
-from wa_monitor.store.schema import feedback_outbox, qa_photo_reviews, review_edits
+from wa_monitor.store.schema import (
+    drop_submissions,
+    feedback_outbox,
+    qa_photo_reviews,
+    review_edits,
+)
 
 log = logging.getLogger("wa_monitor.feedback.outbox")
 
@@ -65,9 +70,15 @@ def feedback_text(
     incorrect_steps: Sequence[str] = (),
     incorrect_comments: Mapping[str, str] | None = None,
     labels: Mapping[str, str] = STEP_LABELS,
+    incorrect_reasons: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
-    """The message the dashboard sends for a review (FIELD_NOTES section 2 template)."""
+    """The message the dashboard sends for a review (FIELD_NOTES section 2 template).
+
+    An incorrect item carries its reasons, then the reviewer's comment:
+    `• 2. Cable from pole - blurred, wrong angle: re-take from the street`.
+    """
     comments = incorrect_comments or {}
+    reasons = incorrect_reasons or {}
     wrong = [s for s in STEP_COLUMNS if s in set(incorrect_steps)]
     missing = [s for s in STEP_COLUMNS if not steps.get(s) and s not in wrong]
     if not missing and not wrong:
@@ -80,8 +91,10 @@ def feedback_text(
         lines += ["", "Incorrect items:"]
         for s in wrong:
             item = f"• {STEP_COLUMNS.index(s) + 1}. {labels.get(s, s)}"
+            why = ", ".join(r.strip() for r in reasons.get(s) or () if r.strip())
             comment = (comments.get(s) or "").strip()
-            lines.append(f"{item} - {comment}" if comment else item)
+            said = ": ".join(part for part in (why, comment) if part)
+            lines.append(f"{item} - {said}" if said else item)
     return "\n".join(lines)
 
 
@@ -170,12 +183,51 @@ def interpret(status: int, text: str) -> SendResult:
     return SendResult(Outcome.UNKNOWN, f"HTTP {status}, not the bridge's own answer: {words}")
 
 
-class BridgeClient:
-    """The bridge's `POST {BRIDGE_URL}/send` (no authentication, no message id)."""
+@dataclass(frozen=True)
+class ReplyTo:
+    """The installer's post a feedback answers: whom to mention, which message to quote."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    mention: str | None  # the installer's JID
+    message_id: str | None  # their latest post of the drop, in the feedback's group
+
+
+def bridge_payload(
+    recipient: str, message: str, reply: ReplyTo | None = None, *, replies: bool = False
+) -> dict[str, Any]:
+    """The JSON of a `/send` request.
+
+    The bridge of FIELD_NOTES takes only `recipient` and `message`: that is all it gets
+    unless the gateway takes replies (`replies`), when the installer is mentioned
+    (`mentions`, without touching the text the reviewer confirmed) and their post quoted
+    (`reply_to` and its sender `reply_to_sender`, as WAHA names them).
+    """
+    payload: dict[str, Any] = {"recipient": recipient, "message": message}
+    if replies and reply is not None:
+        if reply.mention:
+            payload["mentions"] = [reply.mention]
+        if reply.message_id:
+            payload["reply_to"] = reply.message_id
+            if reply.mention:
+                payload["reply_to_sender"] = reply.mention
+    return payload
+
+
+def person_jid(sender: str) -> str:
+    """A sender as stored (a phone number, or already a JID) as a person's JID."""
+    return sender if "@" in sender else f"{sender}@s.whatsapp.net"
+
+
+class BridgeClient:
+    """The bridge's `POST {BRIDGE_URL}/send` (no authentication, no message id).
+
+    `replies`: the gateway takes mentions and a quoted message with the text (a patched
+    bridge); the bridge of FIELD_NOTES does not, and gets the plain request.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, replies: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.replies = replies
         # One HTTP client (connection pool, TLS context) for every message: `httpx.post`
         # built a client and loaded the CA bundle per message (~75 % of a delivery).
         self._client: httpx.Client | None = None
@@ -207,25 +259,30 @@ class BridgeClient:
         if client is not None:
             await client.aclose()
 
-    def send(self, recipient: str, message: str) -> SendResult:
+    def _payload(self, recipient: str, message: str, reply: ReplyTo | None) -> dict[str, Any]:
+        return bridge_payload(recipient, message, reply, replies=self.replies)
+
+    def send(self, recipient: str, message: str, reply: ReplyTo | None = None) -> SendResult:
         try:
-            response = self._http().post(self.send_url, json=_payload(recipient, message))
+            response = self._http().post(
+                self.send_url, json=self._payload(recipient, message, reply)
+            )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return classify_error(exc, self.send_url, self.timeout)
         return interpret(response.status_code, response.text)
 
-    async def send_async(self, recipient: str, message: str) -> SendResult:
+    async def send_async(
+        self, recipient: str, message: str, reply: ReplyTo | None = None
+    ) -> SendResult:
         if self._async is None:
             self._async = httpx.AsyncClient(timeout=self.timeout)
         try:
-            response = await self._async.post(self.send_url, json=_payload(recipient, message))
+            response = await self._async.post(
+                self.send_url, json=self._payload(recipient, message, reply)
+            )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return classify_error(exc, self.send_url, self.timeout)
         return interpret(response.status_code, response.text)
-
-
-def _payload(recipient: str, message: str) -> dict[str, str]:
-    return {"recipient": recipient, "message": message}
 
 
 # -- the outbox -------------------------------------------------------------------------
@@ -278,8 +335,13 @@ def enqueue(
     request_key: str,
     requested_by: str,
     resend: bool = False,
+    group: str | None = None,
 ) -> tuple[OutboxEntry, bool]:
     """The outbox entry for this request key, created if new; returns (entry, created).
+
+    A new entry is recorded in the drop's history (action `feedback`: the text, the
+    recipient and the project's `group`, the entry's id) by `requested_by`, in the same
+    transaction.
 
     Raises KeyReused when the key names another feedback, and DuplicateFeedback when
     the same message for the drop was sent or queued within DUPLICATE_WINDOW (a twin
@@ -327,10 +389,16 @@ def enqueue(
                 )
                 .returning(*t.c)
             ).one()
-            changes: dict[str, Any] = {"requestKey": request_key}
+            changes: dict[str, Any] = {
+                "message": message,
+                "recipient": recipient,
+                "group": group,
+                "outbox": created.id,
+                "requestKey": request_key,
+            }
             if resend:
                 changes["resend"] = True
-            _audit(conn, review_id, requested_by, "feedback_queued", changes)
+            _audit(conn, review_id, requested_by, "feedback", changes)
     except UniqueViolation:
         # The key was taken at this instant by a request for another drop.
         entry = get_entry(store, request_key=request_key)
@@ -421,11 +489,7 @@ def mark_sent(store: ReviewStore, entry_id: int, actor: str) -> OutboxEntry | No
             .values(status=SENT, sent_at=now, next_attempt_at=None)
             .returning(*t.c)
         ).one()
-        conn.execute(
-            sa.update(r)
-            .where(r.c.id == row.review_id)
-            .values(feedback_sent=now, feedback_count=r.c.feedback_count + 1)
-        )
+        conn.execute(sa.update(r).where(r.c.id == row.review_id).values(**_delivered(now)))
         changes = {"outboxId": entry_id, "was": row.status}
         _audit(conn, row.review_id, actor, "feedback_marked_sent", changes)
     entry = _entry(marked)
@@ -440,6 +504,18 @@ def mark_sent(store: ReviewStore, entry_id: int, actor: str) -> OutboxEntry | No
     return entry
 
 
+def _delivered(now: datetime) -> dict[str, Any]:
+    """What a delivered feedback writes on its review: sent now, one more feedback, and
+    no assignee (the drop waits for the installer now, not for its reviewer)."""
+    r = qa_photo_reviews
+    return {
+        "feedback_sent": now,
+        "feedback_count": r.c.feedback_count + 1,
+        "assigned_agent": None,
+        "assigned_at": None,
+    }
+
+
 def _audit(
     conn: Connection, review_id: uuid.UUID, actor: str, action: str, changes: dict[str, Any]
 ) -> None:
@@ -452,6 +528,30 @@ def _audit(
             at=datetime.now(UTC),
         )
     )
+
+
+def reply_for(store: ReviewStore, entry: OutboxEntry) -> ReplyTo | None:
+    """Whom a feedback mentions and what it quotes: the latest post of its drop in the
+    entry's group (drop_submissions), else the review's submitter, unquoted; None when
+    neither is known."""
+    d, r = drop_submissions, qa_photo_reviews
+    with store.read() as conn:
+        latest = conn.execute(
+            sa.select(d.c.sender, d.c.message_id)
+            .where(
+                d.c.project == entry.project,
+                d.c.drop_number == entry.drop_number,
+                d.c.chat_jid == entry.recipient,
+            )
+            .order_by(d.c.message_time.desc(), d.c.id.desc())
+            .limit(1)
+        ).first()
+        if latest is not None:
+            return ReplyTo(person_jid(latest.sender), latest.message_id)
+        submitter = conn.execute(
+            sa.select(r.c.submitted_by).where(r.c.id == entry.review_id)
+        ).scalar()
+    return ReplyTo(person_jid(submitter), None) if submitter else None
 
 
 class FeedbackSender:
@@ -492,15 +592,33 @@ class FeedbackSender:
         awaited on the event loop."""
         entry = await anyio.to_thread.run_sync(self._claim, entry_id, datetime.now(UTC))
         if entry is not None:
-            result = await self.client.send_async(entry.recipient, entry.message)
+            reply = await anyio.to_thread.run_sync(self._reply_for, entry)
+            result = await self.client.send_async(entry.recipient, entry.message, reply)
             await anyio.to_thread.run_sync(self._record, entry, result)
         return await anyio.to_thread.run_sync(partial(get_entry, self.store, entry_id=entry_id))
 
     def _deliver(self, entry_id: int, now: datetime) -> None:
         entry = self._claim(entry_id, now)
         if entry is not None:
-            result = self.client.send(entry.recipient, entry.message)
+            result = self.client.send(entry.recipient, entry.message, self._reply_for(entry))
             self._record(entry, result)
+
+    def _reply_for(self, entry: OutboxEntry) -> ReplyTo | None:
+        """The installer's post the entry answers, when the gateway takes replies."""
+        if not self.client.replies:
+            return None
+        try:
+            return reply_for(self.store, entry)
+        except ReviewDatabaseError as exc:
+            # The entry is claimed: a mention is worth less than the feedback itself.
+            log.warning(
+                "⚠️ Feedback for %s (%s): the installer's post cannot be read (%s); "
+                "sent without mention or quote",
+                entry.drop_number,
+                entry.project,
+                exc,
+            )
+            return None
 
     def _record(self, entry: OutboxEntry, result: SendResult) -> None:
         t, r = feedback_outbox, qa_photo_reviews
@@ -536,9 +654,7 @@ class FeedbackSender:
             if recorded is not None:
                 if status == SENT:
                     conn.execute(
-                        sa.update(r)
-                        .where(r.c.id == entry.review_id)
-                        .values(feedback_sent=now, feedback_count=r.c.feedback_count + 1)
+                        sa.update(r).where(r.c.id == entry.review_id).values(**_delivered(now))
                     )
                 changes: dict[str, Any] = {"outboxId": entry.id}
                 if status != SENT:
@@ -666,7 +782,8 @@ class FeedbackSender:
                 if i + 1 < len(ids):
                     claim = db.submit(self._claim, ids[i + 1], now or datetime.now(UTC))
                 if entry is not None:
-                    result = self.client.send(entry.recipient, entry.message)
+                    reply = self._reply_for(entry)
+                    result = self.client.send(entry.recipient, entry.message, reply)
                     recording.append(db.submit(self._record, entry, result))
             for pending in recording:
                 pending.result()
@@ -771,6 +888,7 @@ async def request_feedback(
         request_key=key,
         requested_by=request.requested_by,
         resend=request.resend,
+        group=project.description,
     )
     try:
         entry, _created = await anyio.to_thread.run_sync(queue)
@@ -845,6 +963,7 @@ def draft_for(review: Mapping[str, Any], config: ProjectsConfig) -> Draft:
         review["incorrect_steps"] or [],
         review["incorrect_comments"] or {},
         config.step_labels,
+        review.get("incorrect_reasons") or {},
     )
     project = config.by_name(review["project"]) if review["project"] else None
     return Draft(text, project.group_jid if project else None)

@@ -20,6 +20,7 @@ from wa_monitor.core.hours import WorkingHours
 from wa_monitor.core.settings import Settings
 from wa_monitor.sources.bridge import BridgeStore
 from wa_monitor.store.heartbeats import read_heartbeats
+from wa_monitor.store.media_queue import Backlog, backlog
 from wa_monitor.store.review_store import ReviewStore
 
 Status = Literal["pass", "warn", "fail"]
@@ -337,6 +338,70 @@ def check_writes(store: ReviewStore) -> Check:
             "default_transaction_read_only, the role's privileges and that the file is writable",
         )
     return Check("database writes", "pass", "accepts writes")
+
+
+# -- the photos ---------------------------------------------------------------------------
+
+# A photo waiting longer than this (due, not in a backoff) means the worker is not keeping
+# up, or not running: an installer's burst of 12 is fetched in seconds.
+PHOTOS_LATE_AFTER = 3600.0
+
+
+def describe_backlog(queue: Backlog, now: datetime | None = None) -> str:
+    """`3 pending (oldest posted 12 min ago), 120 available, 2 failed, 1 unavailable`."""
+    age = queue.oldest_pending_age(now)
+    oldest = f" (oldest posted {describe_age(age)} ago)" if age is not None else ""
+    return (
+        f"{queue.count('pending')} pending{oldest}, {queue.count('available')} available, "
+        f"{queue.count('failed')} failed, {queue.count('unavailable')} unavailable"
+    )
+
+
+def check_photos(
+    store: ReviewStore,
+    beat: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+    reasons: bool = False,
+) -> tuple[Check, Backlog | None]:
+    """The photo queue (`media_queue.backlog`), and what the monitor's worker reported.
+
+    A warning, never a failure: photos do not stop drops being recorded. `reasons` adds
+    the latest failures' reasons (doctor).
+    """
+    now = now or datetime.now(UTC)
+    try:
+        queue = backlog(store, now=now)
+    except ReviewDatabaseError as exc:
+        return Check("photos", "warn", f"the photo queue cannot be read: {exc}"), None
+    detail = describe_backlog(queue, now)
+    if reasons and queue.failures:
+        detail += "; latest failures: " + " | ".join(r for r, _ in queue.failures)
+    media = ((beat or {}).get("status") or {}).get("media") or {}
+    if media and media.get("fetching") is False:
+        return (
+            Check(
+                "photos",
+                "warn",
+                f"{detail}; the monitor links photos but does not fetch them: "
+                f"{media.get('reason') or 'no reason reported'}",
+                "fix the media store (MEDIA_DIR or MEDIA_URL) or BRIDGE_URL, then restart",
+            ),
+            queue,
+        )
+    age = queue.oldest_pending_age(now)
+    if queue.due and age is not None and age > PHOTOS_LATE_AFTER:
+        return (
+            Check(
+                "photos",
+                "warn",
+                f"{detail}; {queue.due} due now",
+                "is `wa-monitor run` running, and the bridge's API answering at BRIDGE_URL? "
+                "see the log's media worker lines",
+            ),
+            queue,
+        )
+    return Check("photos", "pass", detail), queue
 
 
 def _no_checks(store: ReviewStore) -> Sequence[Check]:

@@ -324,7 +324,8 @@ def add_project(
                 )
         entry = CommentedMap()
         for spec in PROJECT_FIELDS:
-            value = values.get(spec.key, spec.default)
+            # A field adding does not ask for is written only when given.
+            value = values.get(spec.key, spec.default if spec.added else None)
             if isinstance(value, str):
                 value = value.strip()
                 entry[spec.key] = DoubleQuotedScalarString(value) if spec.quoted else value

@@ -246,16 +246,7 @@ class Monitor(Generic[S]):
         cursors = {jid: known.get(jid, Cursor(0, None)) for jid in projects}
         moved: dict[str, bool] = {}
         for jid, cursor in cursors.items():
-            if cursor.last_rowid == 0:
-                continue
-            reason = None
-            if cursor.last_rowid > high:
-                reason = f"its highest rowid {high} is below the cursor {cursor.last_rowid}"
-            elif cursor.anchor:
-                if cursor.anchor not in moved:
-                    moved[cursor.anchor] = self.source.anchor_moved_back(cursor.anchor)
-                if moved[cursor.anchor]:
-                    reason = "the last message read is gone from it"
+            reason = recreated(self.source, cursor, high, moved)
             if reason:
                 log.warning(
                     "⚠️ messages.db was re-created (%s); rescanning %s (%s) from the start, "
@@ -300,7 +291,8 @@ class Monitor(Generic[S]):
         ]
         posts, odd = read_posts(self.source, rows, active, self.config.zone, read.read_at)
         advanced = {jid: Cursor(read.high, read.anchor) for jid in active}
-        plan = self.store.record_batch(posts, advanced, self.config.zone)
+        auto_reply = {p.name for p in active.values() if p.auto_reply_invalid}
+        plan = self.store.record_batch(posts, advanced, self.config.zone, auto_reply=auto_reply)
         cursors.update(advanced)
         self.cursors().update(advanced)
         return len(rows), plan, odd
@@ -413,6 +405,24 @@ def filters_of(projects: dict[str, Project]) -> Filters:
     return filters
 
 
+def recreated(source: Source, cursor: Cursor, high: int, moved: dict[str, bool]) -> str | None:
+    """Why a cursor shows its store was re-created (rowids from 1 again), None if it does not.
+
+    `high` is the store's highest rowid; `moved` keeps the source's answer per anchor, so
+    groups sharing an anchor ask once.
+    """
+    if cursor.last_rowid == 0:
+        return None
+    if cursor.last_rowid > high:
+        return f"its highest rowid {high} is below the cursor {cursor.last_rowid}"
+    if cursor.anchor:
+        if cursor.anchor not in moved:
+            moved[cursor.anchor] = source.anchor_moved_back(cursor.anchor)
+        if moved[cursor.anchor]:
+            return "the last message read is gone from it"
+    return None
+
+
 def find_drops(
     rows: Iterable[RawMessage], projects: dict[str, Project]
 ) -> tuple[list[Match], list[OddRow]]:
@@ -505,7 +515,10 @@ def _row_posts(
     phone = clean_text(sender.phone, 50) or "unknown"
     name = clean_text(sender.name, 100) or phone
     key = message_key(row.id)
-    return [Post(row.chat_jid, key, drop, project.name, phone, name, when) for drop in drops], note
+    posts = [
+        Post(row.chat_jid, key, drop, project.name, phone, name, when, row.media) for drop in drops
+    ]
+    return posts, note
 
 
 def _unusable(row: RawMessage, project: Project, exc: Exception) -> OddRow:

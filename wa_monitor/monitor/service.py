@@ -4,6 +4,10 @@ Between scans (Monitor.run's `before_poll`) it reloads the projects file when it
 changed or on SIGHUP, writes the heartbeat, judges staleness and feeds the systemd
 watchdog; after each scan (`on_scan`) it updates the metrics. A reload happens
 between scans only, so a scan in hand always finishes with the config it began with.
+
+Beside the scan, in a thread of its own, the media worker links the groups' messages to
+the drops and fetches their photos; a scan that read rows wakes it, and it stops with
+the service (a SIGTERM does not wait on a slow bridge).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from wa_monitor.core import logs
 from wa_monitor.core.config import ProjectsConfig, parse_config, read_config_text
 from wa_monitor.core.early_signals import take_early_signals
 from wa_monitor.core.errors import (
@@ -35,13 +40,17 @@ from wa_monitor.core.errors import (
 )
 from wa_monitor.core.hours import WorkingHours
 from wa_monitor.core.settings import Settings
+from wa_monitor.core.times import shown
 from wa_monitor.monitor.health import group_staleness, store_changed_at
+from wa_monitor.monitor.media_worker import MediaWorker
 from wa_monitor.monitor.metrics import MonitorMetrics
+from wa_monitor.monitor.photo_linker import PhotoLinker
 from wa_monitor.monitor.projects_edit import already_audited, file_owner, make_diff, record_audit
 from wa_monitor.monitor.scan import Monitor, ScanSummary
 from wa_monitor.sources.bridge import BridgeStore
 from wa_monitor.store.database import open_review_store
 from wa_monitor.store.heartbeats import outbox_depth, record_heartbeat
+from wa_monitor.store.media_queue import backlog
 from wa_monitor.store.review_store import ReviewStore
 
 log = logging.getLogger("wa_monitor")
@@ -184,6 +193,7 @@ class ConfigWatcher:
             self._reject(("text", text), exc)
         old = self._good_text
         self._good_text, self._bad, self.config = text, None, config
+        logs.use_zone(config.zone)
         return config, old, text
 
     def _reject(self, what: tuple[str, str], exc: ConfigError, message: str = "") -> NoReturn:
@@ -213,6 +223,30 @@ class ConfigWatcher:
 # -- the service --------------------------------------------------------------------------
 
 
+class GatedMonitor(Monitor[BridgeStore]):
+    """The monitor, telling the media worker when a scan runs (`idle` clear meanwhile).
+
+    The worker holds its next write until the scan is over: drops come first, and on
+    SQLite (one writer) a scan never queues behind a long run of photo writes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def scan(
+        self,
+        stop: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ScanSummary:
+        self.idle.clear()
+        try:
+            return super().scan(stop, progress)
+        finally:
+            self.idle.set()
+
+
 @dataclass
 class Counters:
     """What the service did since it started; written into every heartbeat."""
@@ -226,6 +260,7 @@ class Counters:
     rejected_reloads: int = 0
     rows_skipped: Counter[str] = field(default_factory=Counter)
     rows_unreadable_time: int = 0
+    media_fetches: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -238,11 +273,14 @@ class Counters:
             "rejected_reloads": self.rejected_reloads,
             "rows_skipped": dict(self.rows_skipped),
             "rows_unreadable_time": self.rows_unreadable_time,
+            "media_fetches": dict(self.media_fetches),
         }
 
 
 class Service:
     """Monitor.run plus reload, heartbeat, staleness, metrics and the systemd watchdog."""
+
+    BACKLOG_EVERY = 15.0  # seconds between two reads of the photo queue's counts
 
     def __init__(
         self,
@@ -279,9 +317,14 @@ class Service:
         self._ready = False  # READY=1 sent: only then may the watchdog be fed
         self._beat_error = ""
         self._metrics_server: Any = None
-        self.monitor: Monitor[BridgeStore] | None = None
+        self.monitor: GatedMonitor | None = None
         self.watcher: ConfigWatcher | None = None
         self.store: ReviewStore | None = None
+        self.media_worker: MediaWorker | None = None
+        self._media_stop = threading.Event()
+        self._media_thread: threading.Thread | None = None
+        self._media_source: BridgeStore | None = None
+        self._backlog_read = float("-inf")
 
     # -- setup --------------------------------------------------------------------------
 
@@ -289,6 +332,7 @@ class Service:
         """Load and check everything; raises a clear error when the service cannot start."""
         text = read_config_text(self.config_path)
         config = parse_config(text, self.config_path)
+        logs.use_zone(config.zone)
         store = open_review_store(self.settings, pre_ping=False)
         try:
             bridge = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
@@ -304,7 +348,7 @@ class Service:
             raise
         self.store = store
         self.watcher = ConfigWatcher(self.config_path, config, self.hup, text=text)
-        self.monitor = Monitor(
+        self.monitor = GatedMonitor(
             config, bridge, store, on_error=self.scan_failed, on_scanned=self._scanned
         )
         if self.settings.metrics_port:
@@ -353,7 +397,69 @@ class Service:
             raise failed[0]
         return True
 
+    def start_media_worker(self) -> None:
+        """The media worker in its own thread, with a bridge connection of its own.
+
+        Started after the first scan, so that it never delays the drops a restart catches
+        up on; from then on it waits while a scan runs (GatedMonitor.idle).
+        """
+        assert self.store is not None and self.monitor is not None
+        source = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
+        self._media_source = source
+        linker = PhotoLinker(self.store, source, lambda: self.config)
+        self.media_worker = MediaWorker(
+            self.store,
+            self.settings,
+            linker=linker,
+            on_round=self._media_round,
+            scan_idle=self.monitor.idle,
+        )
+        self._media_thread = threading.Thread(
+            target=self.media_worker.run,
+            args=(self._media_stop,),
+            name="wa-monitor media worker",
+            daemon=True,
+        )
+        self._media_thread.start()
+
+    def stop_media_worker(self, timeout: float = 5.0) -> None:
+        """Stop the worker: a fetch in hand is left to its lease if it takes longer."""
+        self._media_stop.set()
+        if self.media_worker is not None:
+            self.media_worker.wake()
+        if self._media_thread is not None:
+            self._media_thread.join(timeout)
+            if self._media_thread.is_alive():
+                # Its connections are left to the process's exit: closing them under it
+                # would turn a clean stop into an error.
+                log.info(
+                    "⏳ media worker still busy; what it held is taken up again after the "
+                    "lease by the next start"
+                )
+                return
+            self._media_thread = None
+        if self._media_source is not None:
+            self._media_source.close()
+            self._media_source = None
+
+    def _media_round(self, worker: MediaWorker) -> None:
+        """After each round of the worker: its counts into the metrics and the heartbeat.
+
+        The queue's counts are read at most every BACKLOG_EVERY seconds: on millions of
+        rows a count takes a moment, and rounds can follow each other quickly.
+        """
+        now = time.monotonic()
+        if self.store is not None and now - self._backlog_read >= self.BACKLOG_EVERY:
+            self._backlog_read = now
+            with contextlib.suppress(WaMonitorError):
+                self.metrics.observe_media(backlog(self.store))
+        status = worker.status()
+        fetches = Counter(status["fetches"])
+        self.metrics.observe_fetches(fetches - self.counters.media_fetches)
+        self.counters.media_fetches = fetches
+
     def close(self) -> None:
+        self.stop_media_worker()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
@@ -424,6 +530,11 @@ class Service:
         self.last_scan_ok = time.monotonic()
         self.last_error = ""
         self.bridge_error = ""
+        if self.media_worker is None and not self._media_stop.is_set():
+            # After the first scan: the catch-up of a restart goes before any photo.
+            self.start_media_worker()
+        elif summary.messages and self.media_worker is not None:
+            self.media_worker.wake()  # new rows: photos to link and fetch
         self.scanned.set()
 
     def _scanned(self, seconds: float) -> None:
@@ -559,6 +670,8 @@ class Service:
         assert self.monitor is not None
         return {
             "env": self.settings.env_name,
+            # A heartbeat written under ALLOW_SHARED_DATABASE claims no database (the guard).
+            "shared_database": self.settings.allow_shared_database,
             "config": str(self.config_path),
             "projects": [p.name for p in self.monitor.config.enabled],
             "last_scan_at": self.last_scan_at.isoformat() if self.last_scan_at else None,
@@ -577,6 +690,7 @@ class Service:
             },
             "groups": self.group_status,
             "outbox_pending": self._outbox(),
+            "media": self.media_worker.status() if self.media_worker is not None else None,
         }
 
     def _outbox(self) -> int | None:
@@ -625,9 +739,9 @@ class Service:
 
     def _status(self) -> str:
         """The one-line status systemd shows in `systemctl status`."""
-        last = self.last_scan_at.strftime("%H:%M:%S") if self.last_scan_at else "none yet"
+        last = shown(self.last_scan_at, self.config.zone, seconds=True, empty="none yet")
         return (
-            f"{len(self.config.enabled)} project(s); last scan {last} UTC; "
+            f"{len(self.config.enabled)} project(s); last scan {last}; "
             f"{sum(self.counters.new.values())} new drop(s) since start"
         )
 

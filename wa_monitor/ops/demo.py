@@ -1,7 +1,15 @@
-"""`wa-monitor demo`: a simulated bridge, the monitor and an SQLite review database."""
+"""`wa-monitor demo`: a simulated bridge, the monitor and an SQLite review database.
+
+The simulated bridge posts photos with its drops (real files, kept as the phones would
+have them in `media-origin/`, outside the bridge store) and answers the bridge's API on
+127.0.0.1: `/api/send` (feedback, logged) and `/api/download` (the photo copied into the
+store folder, as the bridge does, burst collisions and expired media included). The
+monitor's media worker fetches them into the demo's `media/` folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -10,21 +18,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from wa_monitor.core.config import ProjectsConfig, load_config
 from wa_monitor.core.errors import WaMonitorError
 from wa_monitor.core.settings import settings_from
-from wa_monitor.monitor.scan import Monitor
 from wa_monitor.sim import (
     DEMO_GROUPS,
     VARIANT_DROP_PATTERN,
     LiveSimulator,
+    MediaMaker,
     StoreWriter,
     generate_store,
 )
-from wa_monitor.sources.bridge import BridgeStore
+from wa_monitor.sim.bridge_api import BridgeMedia, BridgeServer, DownloadHandler
 from wa_monitor.store.review_store import ReviewStore
 
 log = logging.getLogger("wa_monitor")
@@ -47,6 +54,16 @@ class DemoPaths:
     @property
     def whatsapp_db(self) -> Path:
         return self.root / "store" / "whatsapp.db"
+
+    @property
+    def media_origin(self) -> Path:
+        """The photos as the installers' phones have them (outside the bridge store)."""
+        return self.root / "media-origin"
+
+    @property
+    def media_dir(self) -> Path:
+        """The monitor's media store (photos fetched, content-addressed)."""
+        return self.root / "media"
 
     @property
     def reviews_db(self) -> Path:
@@ -78,25 +95,54 @@ def projects_yaml() -> str:
             "    enabled: true",
             f'    group_jid: "{group.jid}"',
             f'    description: "{group.name} (simulated)"',
+            # The queue badges a drop that waited two hours for a reviewer.
+            "    review_target: 2h",
             "",
         ]
     return "\n".join(lines)
 
 
-def prepare(paths: DemoPaths, *, history: int, seed: int) -> None:
-    """Write the demo's config, .env and a bridge store with some history (once)."""
+def demo_settings(paths: DemoPaths, bridge_url: str | None) -> dict[str, str]:
+    """The settings the demo's monitor, media worker and dashboard run with."""
+    values = {
+        # An instance of its own: `status` and the heartbeat name it (demo@host).
+        "WA_MONITOR_ENV": "demo",
+        "DATABASE_URL": paths.database_url,
+        "WHATSAPP_DB_PATH": str(paths.messages_db.resolve()),
+        "WHATSAPP_STORE_PATH": str(paths.whatsapp_db.resolve()),
+        "WA_MONITOR_CONFIG": str(paths.config.resolve()),
+        "MEDIA_DIR": str(paths.media_dir.resolve()),
+        "SCAN_INTERVAL": "15",
+    }
+    if bridge_url is not None:
+        values["BRIDGE_URL"] = bridge_url
+    return values
+
+
+def prepare(
+    paths: DemoPaths,
+    *,
+    history: int,
+    seed: int,
+    bridge_url: str | None = None,
+    photos: bool = True,
+) -> None:
+    """Write the demo's config, .env and a bridge store with some history (once).
+
+    With `photos`, the history's media rows get real photo files (a burst of a drop's
+    steps after most drop posts); `bridge_url` (the running demo bridge) goes into .env.
+    """
     paths.config.parent.mkdir(parents=True, exist_ok=True)
     if not paths.config.exists():
         paths.config.write_text(projects_yaml(), encoding="utf-8")
+    lines = [f"{name}={value}\n" for name, value in demo_settings(paths, bridge_url).items()]
     paths.env_file.write_text(
-        "# Settings of the WA Monitor demo: use with --env-file\n"
-        f"DATABASE_URL={paths.database_url}\n"
-        f"WHATSAPP_DB_PATH={paths.messages_db.resolve()}\n"
-        f"WA_MONITOR_CONFIG={paths.config.resolve()}\n"
-        "SCAN_INTERVAL=15\n",
+        "# Settings of the WA Monitor demo: use with --env-file\n" + "".join(lines),
         encoding="utf-8",
     )
     if not paths.messages_db.exists() and history > 0:
+        if photos:
+            log.info("🖼️ Drawing the photos of the demo's history (once, about 20 s)")
         start = datetime.now(UTC) - timedelta(days=3)
         generate_store(
             paths.messages_db,
@@ -108,6 +154,11 @@ def prepare(paths: DemoPaths, *, history: int, seed: int) -> None:
             start=start,
             mean_gap_s=40.0,
             tz=DEMO_TIMEZONE,
+            # Photos: bursts of 3-10 after the drop posts, as files the bridge can serve.
+            media_rate=0.2 if photos else 0.10,
+            media_origin=paths.media_origin if photos else None,
+            # WhatsApp has dropped the oldest photos: they show as no longer available.
+            media_expired_before=start + timedelta(hours=6),
         )
     store = ReviewStore(paths.database_url)
     try:
@@ -117,13 +168,16 @@ def prepare(paths: DemoPaths, *, history: int, seed: int) -> None:
 
 
 def simulate_live(
-    paths: DemoPaths, stop: threading.Event, *, seed: int, every: float
+    paths: DemoPaths, stop: threading.Event, *, seed: int, every: float, photos: bool = True
 ) -> threading.Thread:
     """A thread that writes one bridge event every `every` seconds until `stop`."""
 
     def loop() -> None:
         with StoreWriter(paths.messages_db, paths.whatsapp_db, tz=DEMO_TIMEZONE) as writer:
-            simulator = LiveSimulator(writer, DEMO_GROUPS, seed=seed + 1)
+            media = (
+                MediaMaker(paths.media_origin, seed=seed + 1, zone=writer.zone) if photos else None
+            )
+            simulator = LiveSimulator(writer, DEMO_GROUPS, seed=seed + 1, media=media)
             while not stop.wait(every):
                 simulator.step()
 
@@ -132,10 +186,14 @@ def simulate_live(
     return thread
 
 
-class _SendHandler(BaseHTTPRequestHandler):
-    """The bridge's POST /api/send, answered locally: the demo has no WhatsApp."""
+class _SendHandler(DownloadHandler):
+    """The bridge's API, answered locally: /api/send is logged (the demo has no WhatsApp),
+    /api/download copies the photo from the phones' folder into the bridge store."""
 
     def do_POST(self) -> None:
+        if self.path != "/api/send":
+            super().do_POST()
+            return
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -155,8 +213,17 @@ class _SendHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        return
+
+def start_bridge(paths: DemoPaths) -> BridgeServer:
+    """The demo bridge's HTTP API on 127.0.0.1 (a free port), serving in a thread."""
+    media = BridgeMedia(paths.messages_db, paths.media_origin)
+    bridge = BridgeServer(("127.0.0.1", 0), _SendHandler, media)
+    threading.Thread(target=bridge.serve_forever, name="demo-bridge", daemon=True).start()
+    return bridge
+
+
+def bridge_url(bridge: BridgeServer) -> str:
+    return f"http://127.0.0.1:{bridge.server_address[1]}/api"
 
 
 @dataclass
@@ -192,22 +259,20 @@ def start_dashboard(
     host: str,
     port: int,
     sock: socket.socket | None = None,
+    bridge: str | None = None,
 ) -> Dashboard:
-    """The dashboard on `host:port`, a demo reviewer, and a local stand-in for the bridge."""
+    """The dashboard on `host:port` and a demo reviewer; `bridge` is the bridge's API URL."""
     import uvicorn
 
     from wa_monitor.store.users import UserError, add_user, set_password
     from wa_monitor.web.app import create_app
 
-    bridge = ThreadingHTTPServer(("127.0.0.1", 0), _SendHandler)
-    threading.Thread(target=bridge.serve_forever, name="demo-bridge", daemon=True).start()
+    server_of_bridge = None
+    if bridge is None:  # a stand-in of its own (the dashboard started alone)
+        server_of_bridge = start_bridge(paths)
+        bridge = bridge_url(server_of_bridge)
     settings = settings_from(
-        {
-            "DATABASE_URL": paths.database_url,
-            "WHATSAPP_DB_PATH": str(paths.messages_db),
-            "BRIDGE_URL": f"http://127.0.0.1:{bridge.server_address[1]}/api",
-            "SECRET_KEY": secrets.token_urlsafe(32),
-        }
+        {**demo_settings(paths, bridge), "SECRET_KEY": secrets.token_urlsafe(32)}
     )
     username, password = "reviewer", secrets.token_urlsafe(9)
     try:
@@ -227,8 +292,9 @@ def start_dashboard(
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-        bridge.shutdown()
-        bridge.server_close()
+        if server_of_bridge is not None:
+            server_of_bridge.shutdown()
+            server_of_bridge.server_close()
 
     return Dashboard(f"http://{host}:{port}/wa-monitor", username, password, stop)
 
@@ -244,47 +310,57 @@ def run_demo(
     announce: Callable[[DemoPaths, Dashboard | None], None] | None = None,
     dashboard_port: int | None = 8000,
     host: str = "127.0.0.1",
-) -> Monitor[BridgeStore]:
-    """Run the simulated bridge and the monitor until `stop` is set or `duration` passes."""
-    # The port is taken before anything else: a busy port stops the demo at once.
-    sock = bind_dashboard(host, dashboard_port) if dashboard_port is not None else None
-    paths = DemoPaths(root)
-    try:
-        prepare(paths, history=history, seed=seed)
-    except BaseException:
-        if sock is not None:
-            sock.close()
-        raise
+    photos: bool = True,
+) -> DemoPaths:
+    """Run the simulated bridge and the monitor until `stop` is set or `duration` passes.
+
+    The monitor is `wa-monitor run`'s service (heartbeat, media worker, reloads), so
+    `status`, `doctor` and /readyz judge the demo as they judge a real installation.
+    With `photos`, the simulated installers post photos with their drops and the
+    media worker fetches them through the demo bridge's /api/download.
+    """
+    from wa_monitor.monitor.service import Service
+
     stop = stop or threading.Event()
-    config = load_config(paths.config)
-    bridge = BridgeStore(paths.messages_db, paths.whatsapp_db)
-    bridge.open()
-    store = ReviewStore(paths.database_url)
-    monitor = Monitor(config, bridge, store)
-    dashboard = None
-    if dashboard_port is not None:
-        dashboard = start_dashboard(paths, config, store, host=host, port=dashboard_port, sock=sock)
-    if announce is not None:
-        announce(paths, dashboard)
-    simulator = simulate_live(paths, stop, seed=seed, every=every)
-    timer = None
-    if duration is not None:
-        timer = threading.Timer(duration, stop.set)
-        timer.daemon = True
-        timer.start()
-    log.info("🎯 MONITORING %d PROJECTS:", len(config.enabled))
-    for p in config.enabled:
-        log.info("   • %s: %s", p.name, p.group_jid)
-    log.info("✅ Drop monitor started (demo: a new bridge event every %gs)", every)
-    try:
-        monitor.run(stop, 15.0)
-    finally:
-        stop.set()
-        if timer is not None:
-            timer.cancel()
-        simulator.join(timeout=5)
-        if dashboard is not None:
-            dashboard.stop()
-        bridge.close()
-        store.dispose()
-    return monitor
+    paths = DemoPaths(root)
+    with contextlib.ExitStack() as cleanup:  # undone in reverse, however the demo ends
+        # The port is taken before anything else: a busy port stops the demo at once.
+        sock = bind_dashboard(host, dashboard_port) if dashboard_port is not None else None
+        if sock is not None:
+            cleanup.callback(sock.close)
+        api = start_bridge(paths)
+        cleanup.callback(api.server_close)
+        cleanup.callback(api.shutdown)
+        prepare(paths, history=history, seed=seed, bridge_url=bridge_url(api), photos=photos)
+        settings = settings_from(demo_settings(paths, bridge_url(api)))
+        # No systemd here, even when the demo is started from a unit: no READY, no watchdog.
+        service = Service(settings, paths.config, environ={})
+        service.open()
+        cleanup.callback(service.close)  # run() closes it too; a second close does nothing
+        dashboard = None
+        if sock is not None:
+            dashboard_store = ReviewStore(paths.database_url)
+            cleanup.callback(dashboard_store.dispose)
+            dashboard = start_dashboard(
+                paths,
+                load_config(paths.config),
+                dashboard_store,
+                host=host,
+                port=int(sock.getsockname()[1]),
+                sock=sock,
+                bridge=bridge_url(api),
+            )
+            cleanup.callback(dashboard.stop)
+        if announce is not None:
+            announce(paths, dashboard)
+        simulator = simulate_live(paths, stop, seed=seed, every=every, photos=photos)
+        cleanup.callback(simulator.join, timeout=5)
+        cleanup.callback(stop.set)
+        if duration is not None:
+            timer = threading.Timer(duration, stop.set)
+            timer.daemon = True
+            timer.start()
+            cleanup.callback(timer.cancel)
+        log.info("🎭 Demo: a new simulated bridge event every %gs", every)
+        service.run(stop)
+    return paths

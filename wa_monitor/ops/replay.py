@@ -1,10 +1,15 @@
-"""`wa-monitor replay --dry-run`: the current detection over past messages, writing nothing.
+"""`wa-monitor replay`: the current detection over past messages; `--record` records them.
 
 It reads the source (the bridge store) like a scan does (rowid ranges, the projects' patterns),
-keeps the posts whose message time is in the window, and asks the review database,
-read-only, what is already recorded. The result: what a scan of this code would
-record now (new reviews, resubmissions), what is already recorded, and what is
-recorded but this code no longer detects.
+keeps the posts whose message time is in the window, and asks the review database what
+is already recorded. The result: what a scan of this code would record now (new
+reviews, resubmissions), what is already recorded, and what is recorded but this code
+no longer detects.
+
+A scan starts after its cursor, so posts that a looser pattern now detects below it are
+never recorded by the monitor: `record` hands them to the monitor's own batch path
+(the submissions log makes it idempotent, the media worker links their photos as it
+does for every logged post) and audits the run in config_audit.
 """
 
 from __future__ import annotations
@@ -17,11 +22,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from wa_monitor.core.config import ProjectsConfig
-from wa_monitor.core.reviews import Event, ExistingReview, Key, Post, plan_batch
+from wa_monitor.core.reviews import Event, ExistingReview, Key, Plan, Post, plan_batch
+from wa_monitor.core.times import shown
 from wa_monitor.monitor.scan import DEFAULT_CHUNK, filters_of, read_posts
 from wa_monitor.sources.protocol import Source
 from wa_monitor.store.review_store import ReviewStore
-from wa_monitor.store.schema import drop_submissions, qa_photo_reviews
+from wa_monitor.store.schema import config_audit, drop_submissions, qa_photo_reviews
+
+# The config_audit source of a recording replay (its path column names no file: the
+# projects file's own history stays the file's changes).
+AUDIT_SOURCE = "replay"
+# Posts per recording transaction: each is one batch of the monitor's.
+RECORD_CHUNK = 5000
 
 
 @dataclass
@@ -33,6 +45,7 @@ class ReplayResult:
     already: list[Post] = field(default_factory=list)
     would_record: list[Event] = field(default_factory=list)
     not_detected: list[dict[str, Any]] = field(default_factory=list)
+    fresh: list[Post] = field(default_factory=list)  # detected, not in the submissions log
 
     def per_project(self) -> dict[str, dict[str, int]]:
         table: dict[str, Counter[str]] = {}
@@ -157,7 +170,7 @@ def replay(
     logged = {(r["chat_jid"], r["message_id"], r["drop_number"]) for r in recorded}
     detected_keys = {p.log_key for p in result.detected}
     result.already = [p for p in result.detected if p.log_key in logged]
-    fresh = [p for p in result.detected if p.log_key not in logged]
+    fresh = result.fresh = [p for p in result.detected if p.log_key not in logged]
     result.not_detected = sorted(
         (
             r
@@ -171,3 +184,94 @@ def replay(
         plan = plan_batch(fresh, existing, config.zone, datetime.now(UTC))
         result.would_record = sorted(plan.events, key=lambda e: (e.post.time, e.post.drop_number))
     return result
+
+
+@dataclass
+class Recorded:
+    """What `record` wrote: the monitor's events, and whether the audit row was written."""
+
+    events: list[Event] = field(default_factory=list)
+    audited: bool = False
+
+    def count(self, kind: str, project: str | None = None) -> int:
+        return sum(
+            1
+            for e in self.events
+            if e.kind == kind and (project is None or e.post.project == project)
+        )
+
+
+def record(
+    config: ProjectsConfig,
+    store: ReviewStore,
+    result: ReplayResult,
+    *,
+    actor: str,
+    chunk: int = RECORD_CHUNK,
+) -> Recorded:
+    """Record the replay's unlogged posts as the monitor would, and audit who did it.
+
+    The monitor's `record_batch` with no cursor to advance: resubmissions, the
+    submissions log, invalid drops and their auto-replies follow its rules, and a post
+    logged meanwhile (by the monitor, or an earlier run) is not recorded twice. What was
+    recorded is audited even when a later batch fails.
+    """
+    done = Recorded()
+    auto_reply = {p.name for p in config.enabled if p.auto_reply_invalid}
+    try:
+        for start in range(0, len(result.fresh), chunk):
+            batch = result.fresh[start : start + chunk]
+            plan: Plan = store.record_batch(batch, {}, config.zone, auto_reply=auto_reply)
+            done.events.extend(plan.events)
+    finally:
+        if done.events:
+            record_audit(store, config, result, done, actor)
+            done.audited = True
+    return done
+
+
+def audit_text(config: ProjectsConfig, result: ReplayResult, done: Recorded) -> str:
+    """The audit's description: how many, of which window, by which patterns."""
+    zone = config.zone
+    until = shown(result.until, zone) if result.until else "now"
+    lines = [
+        f"replay --record: {done.count('new')} new, {done.count('resubmission')} "
+        f"resubmission(s) from the messages of {shown(result.since, zone)} to {until}; "
+        f"projects file {config.path.resolve()}"
+    ]
+    for name in sorted({e.post.project for e in done.events}):
+        project = config.by_name(name)
+        pattern = project.pattern.source if project is not None else "?"
+        lines.append(
+            f"{name}: {done.count('new', name)} new, {done.count('resubmission', name)} "
+            f"resubmission(s), pattern {pattern}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def record_audit(
+    store: ReviewStore, config: ProjectsConfig, result: ReplayResult, done: Recorded, actor: str
+) -> None:
+    with store.begin() as conn:
+        conn.execute(
+            sa.insert(config_audit).values(
+                at=datetime.now(UTC),
+                actor=actor[:100],
+                source=AUDIT_SOURCE,
+                path=None,
+                diff=audit_text(config, result, done),
+            )
+        )
+
+
+def recorded_runs(store: ReviewStore, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest recording replays, newest first (at, actor, diff)."""
+    t = config_audit
+    query = (
+        sa.select(t.c.at, t.c.actor, t.c.diff)
+        .where(t.c.source == AUDIT_SOURCE)
+        .order_by(t.c.id.desc())
+        .limit(limit)
+    )
+    with store.begin() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]

@@ -12,11 +12,19 @@ The package stands alone (it imports nothing else of wa_monitor), so the monitor
 tested against a bridge it does not share code with. Its modules, lowest first:
 `values` (groups, members, rows, truth), `timestamps` (the bridge's time text),
 `writer` (the bridge's schema and writes), `vocabulary` (what the groups say),
-`compose` (who says what), `bulk` and `live` (the two generators).
+`compose` (who says what), `photos` (the pictures), `media` (the files behind media
+rows, as the phone holds them), `bulk` and `live` (the two generators), and `bridge_api`
+(the bridge's `/api/download` over those files).
+
+The package stands alone apart from the tools its photos are drawn with (Pillow, numpy,
+zxing-cpp for the barcodes).
 """
 
+from wa_monitor.sim.bridge_api import BridgeMedia, DownloadAnswer, DownloadHandler
 from wa_monitor.sim.bulk import bench_groups, generate_store
 from wa_monitor.sim.live import EventKind, LiveSimulator, SimEvent, SteppingClock
+from wa_monitor.sim.media import MediaMaker, MediaShares, PhotoTruth, origin_path
+from wa_monitor.sim.photos import STEPS, Scene, render_jpeg
 from wa_monitor.sim.timestamps import format_bridge_timestamp, parse_bridge_timestamp
 from wa_monitor.sim.values import (
     ALL_DROP_FORMATS,
@@ -48,13 +56,21 @@ __all__ = [
     "MESSAGES_SCHEMA",
     "OUR_JID",
     "OUR_PHONE",
+    "STEPS",
     "VARIANT_DROP_PATTERN",
+    "BridgeMedia",
+    "DownloadAnswer",
+    "DownloadHandler",
     "DropFormat",
     "DropTruth",
     "EventKind",
     "LiveSimulator",
+    "MediaMaker",
+    "MediaShares",
     "Member",
     "MessageRow",
+    "PhotoTruth",
+    "Scene",
     "SimEvent",
     "SimGroup",
     "SimTruth",
@@ -65,5 +81,7 @@ __all__ = [
     "format_bridge_timestamp",
     "generate_store",
     "normalise_drop",
+    "origin_path",
     "parse_bridge_timestamp",
+    "render_jpeg",
 ]

@@ -7,7 +7,7 @@ import itertools
 import math
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from wa_monitor.sim.compose import Composer, TruthBuilder, check_rate, media_row, text_row
+from wa_monitor.sim.media import MediaMaker, MediaShares
 from wa_monitor.sim.timestamps import Clock
 from wa_monitor.sim.values import (
     DEFAULT_DROP_FORMATS,
@@ -80,6 +81,10 @@ def generate_store(
     mean_gap_s: float | None = None,
     with_lid_map: bool = True,
     chunk_size: int = 50_000,
+    media_origin: Path | None = None,
+    media_shares: MediaShares | None = None,
+    media_expired_before: datetime | None = None,
+    on_media: Callable[[int], None] | None = None,
 ) -> SimTruth:
     """Write a realistic bridge store of `n_messages` distinct messages; return its truth.
 
@@ -111,6 +116,14 @@ def generate_store(
             timestamps never repeat.
         with_lid_map: create whatsmeow_lid_map (an older bridge has none, and no LIDs).
         chunk_size: rows per write transaction.
+        media_origin: write a real file behind every media row, as the phone holds it,
+            under this folder (`<media_origin>/<chat_jid>/<message_id>`; keep it outside
+            the bridge store), with the row's true file_sha256 and file_length. Off by
+            default (a benchmark's millions of rows keep random media columns). The
+            messages written are the same either way; only their media columns differ.
+        media_shares: how many of those photos are blurred, dark, re-used, expired, ...
+        media_expired_before: media posted before this time has expired (no file).
+        on_media: called with the count of files written so far (a progress bar).
 
     Returns:
         The SimTruth of everything posted.
@@ -148,6 +161,15 @@ def generate_store(
         from_me_rate=from_me_rate,
         mean_gap_s=mean_gap_s if mean_gap_s is not None else min(60.0, 160.0 / len(groups)),
     )
+    if media_origin is not None:
+        run.media = MediaMaker(
+            media_origin,
+            seed=seed,
+            zone=ZoneInfo(tz),
+            shares=media_shares or MediaShares(),
+            expired_before=media_expired_before,
+        )
+        run.on_media = on_media
     with StoreWriter(
         messages_db, whatsapp_db, tz=tz, with_lid_map=with_lid_map, bulk=True
     ) as writer:
@@ -194,6 +216,8 @@ class _BulkRun:
         self.fraction_rate = fraction_rate
         self.from_me_rate = from_me_rate
         self.mean_gap_s = max(0.0, mean_gap_s - 1.0)
+        self.media: MediaMaker | None = None
+        self.on_media: Callable[[int], None] | None = None
 
     def run(self, writer: StoreWriter, n: int, chunk_size: int) -> SimTruth:
         # SQLite releases the GIL while it inserts, so one chunk is written while the
@@ -230,6 +254,11 @@ class _BulkRun:
         recent: deque[tuple[MessageRow, str]] = deque(maxlen=64)
         recent_drops: deque[tuple[MessageRow, str]] = deque(maxlen=16)
         burst_group, burst_person, burst_left = 0, 0, 0
+        maker = self.media
+        burst_drop: str | None = None
+        burst_round: int | None = None
+        burst_steps: list[int] = []
+        burst_caption: str | None = None
         media_rows = redeliveries = history_synced = 0
 
         epoch = int(self.start.timestamp())
@@ -301,6 +330,11 @@ class _BulkRun:
                 truth.record(jid, drops, epoch, nanos, people.members[person])
                 burst_group, burst_person = g, person
                 burst_left = _burst_size(rng, burst_mean)
+                if maker is not None:
+                    burst_drop = drops[0]
+                    burst_round = maker.open_round(jid, drops[0])
+                    burst_steps = maker.plan_steps(burst_left, resubmission=_resub)
+                    burst_caption = drops[0] if maker.rng.random() < maker.shares.caption else None
             else:
                 if kind == 2:
                     person = composer.pick_talker(g)
@@ -309,6 +343,21 @@ class _BulkRun:
                     media = "image" if rng.random() < 0.95 else "video"
                 row = media_row(rng, jid, people.live[person], ts, media, is_from_me=person == 0)
                 media_rows += 1
+                if maker is not None:
+                    row = self._with_file(
+                        maker,
+                        row,
+                        epoch,
+                        nanos,
+                        people.members[person].phone,
+                        (burst_drop, burst_round, burst_steps, burst_caption)
+                        if kind == 3
+                        else None,
+                    )
+                    if kind == 3:
+                        burst_caption = None
+                    if self.on_media is not None:
+                        self.on_media(len(maker.truths))
 
             if outage_end is not None:
                 missed.append((row, people.history[person]))
@@ -341,6 +390,34 @@ class _BulkRun:
             first_time=clock.aware(first_epoch) if n else None,
             last_time=clock.aware(epoch) if n else None,
             members=tuple(people.members),
+            photos=maker.truths if maker is not None else (),
+        )
+
+    def _with_file(
+        self,
+        maker: MediaMaker,
+        row: MessageRow,
+        epoch: int,
+        nanos: int,
+        phone: str,
+        burst: tuple[str | None, int | None, list[int], str | None] | None,
+    ) -> MessageRow:
+        posted_at = self.clock.aware(epoch, nanos)
+        if burst is None:
+            return maker.other(row, posted_at=posted_at, sender_phone=phone)
+        drop, round_, steps, caption = burst
+        if row.media_type != "image" or not steps:
+            return maker.other(
+                row, posted_at=posted_at, sender_phone=phone, drop=drop, round=round_
+            )
+        return maker.photo(
+            row,
+            posted_at=posted_at,
+            sender_phone=phone,
+            drop=drop,
+            round=round_,
+            step=steps.pop(0),
+            caption=caption,
         )
 
 

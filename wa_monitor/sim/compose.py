@@ -20,6 +20,7 @@ from wa_monitor.sim.values import (
     DropTruth,
     Member,
     MessageRow,
+    PhotoTruth,
     SimGroup,
     SimTruth,
 )
@@ -152,6 +153,7 @@ class TruthBuilder:
         first_time: datetime | None,
         last_time: datetime | None,
         members: tuple[Member, ...],
+        photos: Sequence[PhotoTruth] = (),
     ) -> SimTruth:
         aware = self._clock.aware
         drops = {
@@ -176,6 +178,7 @@ class TruthBuilder:
             first_time=first_time,
             last_time=last_time,
             members=members,
+            photos=tuple(photos),
         )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from wa_monitor.sim.compose import Composer, TruthBuilder, check_rate, media_row, text_row
+from wa_monitor.sim.media import MediaMaker
 from wa_monitor.sim.timestamps import Clock, parse_bridge_timestamp
 from wa_monitor.sim.values import (
     DEFAULT_DROP_FORMATS,
@@ -64,6 +65,23 @@ class SteppingClock:
         return now
 
 
+@dataclass
+class _Burst:
+    """Photos still to come from one person after (or before) a drop post."""
+
+    g: int
+    person: int
+    left: int
+    drop: str | None = None
+    round: int | None = None
+    steps: list[int] = field(default_factory=list)
+    gaps: list[int] = field(default_factory=list)
+    start: int | None = None
+    caption: str | None = None
+    post: tuple[str, tuple[str, ...], bool] | None = None
+    """A drop post (text, drops, resubmission) written once the photos are out."""
+
+
 class LiveSimulator:
     """Writes one realistic bridge event per `step()`, for the demo and live tests.
 
@@ -71,6 +89,11 @@ class LiveSimulator:
     steps; a resubmission repeats a drop posted earlier in the same group; re-deliveries
     store a recent message again; history-sync events store an old message late.
     Content is decided by the seeded RNG; timestamps come from `clock` (default: now).
+
+    With `media` (a MediaMaker), every media row gets a real file: a drop post comes
+    with a burst of photos of its steps (8-15 unless `photos_per_drop` says otherwise;
+    sometimes posted before the post), stored within seconds of each other, so some
+    share a second and a file name; resubmissions post new photos.
     """
 
     def __init__(
@@ -86,8 +109,9 @@ class LiveSimulator:
         history_sync_rate: float = 0.02,
         lid_share: float = 0.3,
         drop_formats: Sequence[DropFormat] = DEFAULT_DROP_FORMATS,
-        photos_per_drop: tuple[int, int] = (2, 5),
+        photos_per_drop: tuple[int, int] | None = None,
         media_rate: float = 0.05,
+        media: MediaMaker | None = None,
     ) -> None:
         for name, value in (
             ("drop_rate", drop_rate),
@@ -113,8 +137,9 @@ class LiveSimulator:
         self._clock = Clock(writer.zone)
         self._truth = TruthBuilder(self._clock)
         self._rates = (redelivery_rate, history_sync_rate, drop_rate, media_rate)
-        self._photos = photos_per_drop
-        self._burst: tuple[int, int, int] | None = None  # (group, person, photos left)
+        self._photos = photos_per_drop or ((8, 15) if media is not None else (2, 5))
+        self.media = media
+        self._burst: _Burst | None = None
         self._recent: deque[tuple[MessageRow, int, int, tuple[str, ...]]] = deque(maxlen=50)
         self._last_epoch = 0
         self._messages = self._media = self._redeliveries = self._history = 0
@@ -142,6 +167,7 @@ class LiveSimulator:
             first_time=self._first,
             last_time=self._latest,
             members=self.members,
+            photos=self.media.truths if self.media is not None else (),
         )
 
     def step(self) -> SimEvent:
@@ -153,10 +179,16 @@ class LiveSimulator:
         self._last_epoch = epoch
         nanos = rng.randrange(1, 10**9) if rng.random() < 0.03 else 0
 
-        if self._burst is not None:
-            g, person, left = self._burst
-            self._burst = (g, person, left - 1) if left > 1 else None
-            return self._media_event(g, person, epoch, nanos)
+        burst = self._burst
+        if burst is not None:
+            if burst.left == 0 and burst.post is not None:
+                self._burst = None
+                text, drops, resub = burst.post
+                return self._post(burst.g, burst.person, text, drops, resub, epoch, nanos)
+            burst.left -= 1
+            if burst.left == 0 and burst.post is None:
+                self._burst = None
+            return self._media_event(burst.g, burst.person, epoch, nanos, burst)
 
         redelivery, history, drop, media = self._rates
         r = rng.random()
@@ -190,7 +222,11 @@ class LiveSimulator:
             if not history:
                 low, high = self._photos
                 photos = rng.randint(low, high)
-                self._burst = (g, person, photos) if photos > 0 else None
+                self._burst = _Burst(g, person, photos) if photos > 0 else None
+                if self.media is not None and self._burst is not None:
+                    self._plan_burst(self._burst, group.jid, text, drops, resub)
+                    if self._burst.post is not None:  # the photos come first
+                        return self._media_event(g, person, epoch, nanos, self._burst, first=True)
         else:
             person = composer.pick_talker(g)
             text = chatter_text(rng)
@@ -206,11 +242,72 @@ class LiveSimulator:
             kind = "history_sync"
         return self._record(kind, row, rowid, g, person, epoch, nanos, drops)
 
-    def _media_event(self, g: int, person: int, epoch: int, nanos: int) -> SimEvent:
+    def _plan_burst(
+        self, burst: _Burst, jid: str, text: str, drops: tuple[str, ...], resub: bool
+    ) -> None:
+        media = self.media
+        assert media is not None
+        burst.drop = drops[0]
+        burst.round = media.open_round(jid, drops[0])
+        burst.steps = media.plan_steps(burst.left, resubmission=resub)
+        burst.gaps = media.burst_gaps(burst.left)
+        if media.rng.random() < media.shares.caption:
+            burst.caption = media.rng.choice(("{d}", "{d} photos", "Photos {d}", "{d} step 1"))
+            burst.caption = burst.caption.format(d=drops[0])
+        if media.rng.random() < media.shares.before:
+            burst.post = (text, drops, resub)
+
+    def _post(
+        self,
+        g: int,
+        person: int,
+        text: str,
+        drops: tuple[str, ...],
+        resub: bool,
+        epoch: int,
+        nanos: int,
+    ) -> SimEvent:
+        """A drop post written after its photos."""
+        group = self._composer.groups[g]
+        row = text_row(
+            self._rng,
+            group.jid,
+            self._composer.people.live[person],
+            text,
+            self._clock.text(epoch, nanos),
+            is_from_me=person == 0,
+        )
+        rowid = self.writer.write(row)
+        self._truth.record(group.jid, drops, epoch, nanos, self._composer.people.members[person])
+        kind: EventKind = "resubmission" if resub else "drop"
+        return self._record(kind, row, rowid, g, person, epoch, nanos, drops)
+
+    def _media_event(
+        self,
+        g: int,
+        person: int,
+        epoch: int,
+        nanos: int,
+        burst: _Burst | None = None,
+        *,
+        first: bool = False,
+    ) -> SimEvent:
         rng = self._rng
         composer = self._composer
         group = composer.groups[g]
         media = "image" if rng.random() < 0.9 else pick(rng, ("video", "document", "audio"))
+        maker = self.media
+        index = 0
+        if maker is not None and burst is not None and burst.steps:
+            # Burst photos are stored within seconds of the first: some share a second.
+            index = len(burst.steps) - burst.left - (0 if first else 1)
+            if first:
+                burst.left -= 1
+            if burst.start is None:
+                burst.start = epoch
+            epoch = min(epoch, burst.start + burst.gaps[index])
+            nanos = 0
+            media = "image" if maker.rng.random() < 0.96 else "video"
         row = media_row(
             rng,
             group.jid,
@@ -219,6 +316,25 @@ class LiveSimulator:
             media,
             is_from_me=person == 0,
         )
+        if maker is not None:
+            member = composer.people.members[person]
+            posted_at = self._clock.aware(epoch, nanos)
+            if burst is not None and burst.steps and media == "image":
+                row = maker.photo(
+                    row,
+                    posted_at=posted_at,
+                    sender_phone=member.phone,
+                    drop=burst.drop,
+                    round=burst.round,
+                    step=burst.steps[index],
+                    caption=burst.caption if index == 0 else None,
+                )
+            else:
+                drop = burst.drop if burst is not None else None
+                round_ = burst.round if burst is not None else None
+                row = maker.other(
+                    row, posted_at=posted_at, sender_phone=member.phone, drop=drop, round=round_
+                )
         rowid = self.writer.write(row)
         self._media += 1
         return self._record("photo", row, rowid, g, person, epoch, nanos, ())

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Final, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -114,6 +115,45 @@ class DropTruth:
 
 
 @dataclass(frozen=True)
+class PhotoTruth:
+    """One media file the simulation posted, and everything about it a test may check."""
+
+    message_id: str
+    chat_jid: str
+    sender_phone: str
+    posted_at: datetime
+    media_type: str
+    """image, video, document or audio (the row's media_type)."""
+    filename: str
+    sha256: str
+    """SHA-256 of the file, 64 hex digits (the row's file_sha256, hex)."""
+    size: int
+    content_type: str
+    caption: str | None
+    """The row's content when the installer wrote a caption (None: '' or NULL)."""
+    drop_number: str | None
+    """The drop the installer posted it for (normalised); None for a file of no drop."""
+    round: int | None
+    """0 for the drop's first post, 1 for its first resubmission, ..."""
+    step: str | None
+    """The step column the photo shows (None: a video, a document, or a stray file)."""
+    serial: str | None
+    """The barcode text on it (the ONT serial on step 8, the UPS serial on step 9)."""
+    blurred: bool = False
+    dark: bool = False
+    taken_early: bool = False
+    """Its EXIF DateTimeOriginal is days before it was posted."""
+    reused_from: str | None = None
+    """Message id of the earlier photo, of another drop, whose picture this one repeats."""
+    reencoded: bool = False
+    """A re-use that is a resized, re-encoded copy (other bytes, the same picture)."""
+    expired: bool = False
+    """WhatsApp no longer has it: no origin file, and /api/download fails with 404."""
+    origin: Path | None = None
+    """The decrypted file (None when expired)."""
+
+
+@dataclass(frozen=True)
 class SimTruth:
     """Exactly what a simulation wrote; a correct monitor's output can be checked against it.
 
@@ -134,7 +174,13 @@ class SimTruth:
     first_time: datetime | None
     last_time: datetime | None
     members: tuple[Member, ...]
+    photos: tuple[PhotoTruth, ...] = ()
+    """Every media file written (when the simulation wrote files), in posting order."""
 
     def for_group(self, group_jid: str) -> dict[str, DropTruth]:
         """The drops of one group, keyed by normalised drop number."""
         return {drop: t for (jid, drop), t in self.drops.items() if jid == group_jid}
+
+    def photos_for(self, group_jid: str, drop_number: str) -> list[PhotoTruth]:
+        """The media files posted for one drop of one group (all rounds), in posting order."""
+        return [p for p in self.photos if (p.chat_jid, p.drop_number) == (group_jid, drop_number)]

@@ -8,6 +8,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,14 @@ from typing import Any
 from urllib.parse import quote
 
 from wa_monitor.core.errors import BridgeBusyError, BridgeStoreError
-from wa_monitor.sources.protocol import Filters, Prefilter, RawMessage, ScanRange, Sender
+from wa_monitor.sources.protocol import (
+    Filters,
+    GroupMessage,
+    Prefilter,
+    RawMessage,
+    ScanRange,
+    Sender,
+)
 
 log = logging.getLogger("wa_monitor")
 
@@ -59,6 +67,10 @@ _CONTACT_NAMES = (
     "WHERE their_jid IN (SELECT value FROM json_each(?))"
 )
 _COLUMNS_OF = "SELECT name FROM pragma_table_info(?)"
+# The media columns `read_messages` hands over; a bridge without one of them gives NULL.
+MEDIA_COLUMNS = ("filename", "file_sha256", "file_length")
+# Rows per statement of `read_messages`: each is its own short read transaction.
+_MESSAGES_PER_READ = 1000
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,7 @@ class BridgeStore:
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
+        self._messages_sql: str | None = None
         self.contacts = ContactBook(whatsapp_db)
         self._lid_cache: dict[str, str] = {}
         self._name_cache: dict[str, str] = {}
@@ -200,6 +213,7 @@ class BridgeStore:
             ) from None
         self._conn = conn
         self._inode = (st.st_dev, st.st_ino)
+        self._messages_sql = None
         # A new store (re-pairing) comes with a new whatsapp.db: forget what it told us.
         self._lid_cache.clear()
         self._name_cache.clear()
@@ -317,7 +331,10 @@ class BridgeStore:
                 )
                 params.append(f"%{text}%")
         # Only "?" placeholders are formatted in; values are always parameters.
-        columns = "SELECT rowid, chat_jid, id, sender, content, timestamp FROM messages "
+        columns = (
+            "SELECT rowid, chat_jid, id, sender, content, timestamp, "
+            "coalesce(length(media_type), 0) > 0 FROM messages "
+        )
         rows_sql = (
             f"{columns}WHERE rowid > ? AND rowid <= ? AND ({' OR '.join(clauses)}) ORDER BY rowid"
         )
@@ -354,6 +371,55 @@ class BridgeStore:
         finally:
             _end(conn)
         return ScanRange(rows, counts)
+
+    def read_messages(self, low: int, high: int, chats: Sequence[str]) -> list[GroupMessage]:
+        """Every row of `chats` with low < rowid <= high, in rowid order, media columns included.
+
+        Read by rowid range (there is no index on chat_jid), in statements of at most
+        1,000 rows, each its own read transaction, so the bridge's writes wait for one
+        short statement at most. Any value is data: a BLOB is decoded, a missing media
+        column (an older bridge) reads as NULL.
+        """
+        wanted = sorted(set(chats))
+        if not wanted or high <= low:
+            return []
+        conn = self.conn
+        sql = self._messages_sql or self._messages_query(conn)
+        chats_json = json.dumps(wanted)
+        found: list[GroupMessage] = []
+        after = low
+        try:
+            while after < high:
+                rows = conn.execute(sql, (after, high, chats_json, _MESSAGES_PER_READ)).fetchall()
+                _end(conn)
+                for row in rows:
+                    message = _group_message(row)
+                    if message.chat_jid in wanted:
+                        found.append(message)
+                if len(rows) < _MESSAGES_PER_READ:
+                    break
+                after = int(rows[-1][0])
+        except sqlite3.DatabaseError as exc:
+            raise _translate(exc, self.messages_db) from None
+        finally:
+            _end(conn)
+        return found
+
+    def _messages_query(self, conn: sqlite3.Connection) -> str:
+        try:
+            present = {as_text(r[0]) for r in conn.execute(_COLUMNS_OF, ("messages",))}
+        finally:
+            _end(conn)
+        media = ", ".join(c if c in present else "NULL" for c in MEDIA_COLUMNS)
+        # A chat stored as a BLOB is matched in Python, after decoding (see _BLOB_CHAT).
+        sql = (
+            "SELECT rowid, chat_jid, id, sender, content, timestamp, media_type, "  # noqa: S608
+            f"{media} FROM messages WHERE rowid > ? AND rowid <= ? AND "
+            f"(chat_jid IN (SELECT value FROM json_each(?)) OR {_BLOB_CHAT}) "
+            "ORDER BY rowid LIMIT ?"
+        )
+        self._messages_sql = sql
+        return sql
 
     def groups(self) -> list[GroupInfo]:
         """Every group chat in the store with its message count and last message time."""
@@ -575,7 +641,7 @@ class ContactBook:
         return conn
 
     def _failed(self, problem: str) -> None:
-        if problem != self.problem:
+        if _told(self.path, problem):
             log.warning(
                 "⚠️ whatsapp.db %s: %s; senders are recorded by phone number (LID senders by "
                 "their LID) and without names until it can be read",
@@ -586,11 +652,25 @@ class ContactBook:
         self._retry_at = time.monotonic() + self.RETRY
 
     def _readable(self) -> None:
-        if self.problem:
+        if _told(self.path, ""):
             log.info(
                 "✅ whatsapp.db %s readable again: senders' numbers and names resolved", self.path
             )
         self.problem = ""
+
+
+# What was last told of each whatsapp.db in this process: the scan's source and the photo
+# linker's each have a ContactBook of the same file, and one change is one log line.
+_TOLD: dict[Path | None, str] = {}
+_TOLD_LOCK = threading.Lock()
+
+
+def _told(path: Path | None, problem: str) -> bool:
+    """Record `problem` ("" for readable) as the file's state; True when it changed."""
+    with _TOLD_LOCK:
+        changed = _TOLD.get(path, "") != problem
+        _TOLD[path] = problem
+    return changed
 
 
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
@@ -618,7 +698,7 @@ def _translate(exc: sqlite3.DatabaseError, path: Path) -> BridgeStoreError:
 
 def _raw(row: tuple[Any, ...]) -> RawMessage:
     """A messages row, whatever storage class each column holds."""
-    rowid, chat_jid, message_id, sender, content, timestamp = row
+    rowid, chat_jid, message_id, sender, content, timestamp, media = row
     if (
         str
         is type(chat_jid)
@@ -627,7 +707,7 @@ def _raw(row: tuple[Any, ...]) -> RawMessage:
         is type(content)
         is type(timestamp)
     ):
-        return RawMessage(rowid, chat_jid, message_id, sender, content, timestamp)
+        return RawMessage(rowid, chat_jid, message_id, sender, content, timestamp, media == 1)
     return RawMessage(
         rowid,
         as_text(chat_jid) or "",
@@ -635,6 +715,29 @@ def _raw(row: tuple[Any, ...]) -> RawMessage:
         as_text(sender) or "",
         as_text(content),
         timestamp if isinstance(timestamp, int | float) else as_text(timestamp),
+        media == 1,
+    )
+
+
+def _group_message(row: tuple[Any, ...]) -> GroupMessage:
+    """A messages row with its media columns, whatever storage class each column holds."""
+    rowid, chat_jid, message_id, sender, content, timestamp, media_type = row[:7]
+    filename, file_sha256, file_length = row[7:]
+    return GroupMessage(
+        rowid=int(rowid),
+        chat_jid=as_text(chat_jid) or "",
+        id=as_text(message_id) or "",
+        sender=as_text(sender) or "",
+        content=as_text(content),
+        timestamp=timestamp if isinstance(timestamp, int | float) else as_text(timestamp),
+        media_type=as_text(media_type),
+        filename=as_text(filename),
+        file_sha256=file_sha256 if isinstance(file_sha256, bytes) else None,
+        file_length=(
+            file_length
+            if isinstance(file_length, int) and not isinstance(file_length, bool)
+            else None
+        ),
     )
 
 

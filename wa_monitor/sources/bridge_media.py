@@ -43,15 +43,20 @@ class BridgeMediaClient:
         self.base_url = base_url.rstrip("/")
         self.store_root = Path(store_root)
         self.timeout = timeout
+        # One client for every download: its connections (and TLS context) are reused
+        # instead of made per photo. httpx's Client is safe to share between threads.
+        self._http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
 
     def download(self, message_id: str, chat_jid: str) -> BridgeDownload:
         """Ask the bridge to download one message's media; never raises for that message."""
         where = f"message {message_id} in {chat_jid}"
         try:
-            response = httpx.post(
+            response = self._http.post(
                 f"{self.base_url}/download",
                 json={"message_id": message_id, "chat_jid": chat_jid},
-                timeout=self.timeout,
             )
         except httpx.TimeoutException:
             return BridgeDownload(

@@ -10,11 +10,32 @@ re-pairing the bridge does.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from wa_monitor.sources.bridge import sender_user
-from wa_monitor.sources.protocol import Filters, Prefilter, RawMessage, ScanRange, Sender
+from wa_monitor.sources.protocol import (
+    Filters,
+    GroupMessage,
+    Prefilter,
+    RawMessage,
+    ScanRange,
+    Sender,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A message's media columns, as the bridge stores them for a photo, video, etc."""
+
+    media_type: str | None = None
+    filename: str | None = None
+    file_sha256: bytes | None = None
+    file_length: int | None = None
+
+
+_NO_MEDIA = Media()
 
 
 class InMemorySource:
@@ -22,6 +43,7 @@ class InMemorySource:
 
     def __init__(self) -> None:
         self._rows: dict[int, RawMessage] = {}
+        self._media: dict[int, Media] = {}
         self._rowids: list[int] = []  # sorted
         self._by_key: dict[tuple[str, str], int] = {}
         self._names: dict[str, str] = {}  # phone → contact name
@@ -41,19 +63,29 @@ class InMemorySource:
         timestamp: str | float | datetime | None,
         *,
         rowid: int | None = None,
+        media: Media | None = None,
     ) -> int:
-        """Store a message (replacing one with the same chat and id); returns its rowid."""
+        """Store a message (replacing one with the same chat and id); returns its rowid.
+
+        `media`: its media columns (a photo's type, file name, SHA-256 and length).
+        """
         if rowid is None:
             rowid = (self._rowids[-1] if self._rowids else 0) + 1
         old = self._by_key.pop((chat_jid, message_id), None)
         if old is not None:
             del self._rows[old]
+            self._media.pop(old, None)
             self._rowids.remove(old)
         if rowid in self._rows:
             raise ValueError(f"rowid {rowid} is taken")
         if isinstance(timestamp, datetime):
             timestamp = timestamp.isoformat(sep=" ")
-        self._rows[rowid] = RawMessage(rowid, chat_jid, message_id, sender, content, timestamp)
+        is_media = media is not None and media != _NO_MEDIA and bool(media.media_type)
+        self._rows[rowid] = RawMessage(
+            rowid, chat_jid, message_id, sender, content, timestamp, is_media
+        )
+        if media is not None and media != _NO_MEDIA:
+            self._media[rowid] = media
         bisect.insort(self._rowids, rowid)
         self._by_key[(chat_jid, message_id)] = rowid
         self._version += 1
@@ -61,8 +93,9 @@ class InMemorySource:
 
     def redeliver(self, chat_jid: str, message_id: str) -> int:
         """Store a message again, unchanged: it moves to a new rowid."""
-        row = self._rows[self._by_key[(chat_jid, message_id)]]
-        return self.store(row.chat_jid, row.id, row.sender, row.content, row.timestamp)
+        rowid = self._by_key[(chat_jid, message_id)]
+        row, media = self._rows[rowid], self._media.get(rowid)
+        return self.store(row.chat_jid, row.id, row.sender, row.content, row.timestamp, media=media)
 
     def member(self, phone: str, *, lid: str | None = None, name: str | None = None) -> None:
         if name is not None:
@@ -73,6 +106,7 @@ class InMemorySource:
     def recreate(self) -> None:
         """Start over, empty, at rowid 1 (the contacts stay, as whatsapp.db's would)."""
         self._rows.clear()
+        self._media.clear()
         self._rowids.clear()
         self._by_key.clear()
         self._generation += 1
@@ -115,6 +149,32 @@ class InMemorySource:
             if row.content is not None and _may_match(row.content, wanted[row.chat_jid]):
                 rows.append(row)
         return ScanRange(rows, counts)
+
+    def read_messages(self, low: int, high: int, chats: Sequence[str]) -> list[GroupMessage]:
+        wanted = set(chats)
+        found: list[GroupMessage] = []
+        start = bisect.bisect_right(self._rowids, low)
+        end = bisect.bisect_right(self._rowids, high)
+        for rowid in self._rowids[start:end]:
+            row = self._rows[rowid]
+            if row.chat_jid not in wanted:
+                continue
+            media = self._media.get(rowid, _NO_MEDIA)
+            found.append(
+                GroupMessage(
+                    rowid,
+                    row.chat_jid,
+                    row.id,
+                    row.sender,
+                    row.content,
+                    row.timestamp,
+                    media.media_type,
+                    media.filename,
+                    media.file_sha256,
+                    media.file_length,
+                )
+            )
+        return found
 
     def anchor(self, high: int) -> str | None:
         at = bisect.bisect_right(self._rowids, high)

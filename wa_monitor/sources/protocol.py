@@ -21,6 +21,8 @@ What a source must guarantee, because the monitor's cursors rely on it:
 - `read_range` may return rows that name no drop (the monitor matches every row
   itself), but never leaves out one of the asked groups' rows with content. Rows come
   in rowid order. Any value is data: a source never fails on what a message holds.
+- `read_messages` returns every row of the asked groups in the range, whatever it holds
+  (texts and media, rows without content too), in rowid order.
 - Reading never writes: a scan leaves the source as it found it. Errors are raised as
   `wa_monitor.core.errors.BridgeStoreError` (or a subclass), which the monitor retries.
 """
@@ -46,6 +48,28 @@ class RawMessage:
     sender: str
     content: str | None
     timestamp: str | float | None  # text as written; a number is an epoch time
+    media: bool = False  # a photo, video, document or voice note (its caption is `content`)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMessage:
+    """Any stored message of a group (a text or a media row), with its media columns.
+
+    Values are as stored, made the types named here (a BLOB text decoded, a number
+    written out); `file_sha256` is None unless the row holds bytes there. What a value
+    means (a usable time, a sane hash) is for the reader to decide.
+    """
+
+    rowid: int
+    chat_jid: str
+    id: str
+    sender: str  # raw, as stored (resolve with Source.resolve_senders)
+    content: str | None
+    timestamp: str | float | None
+    media_type: str | None  # None or '' for a text
+    filename: str | None
+    file_sha256: bytes | None  # 32 raw bytes when sane
+    file_length: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +123,9 @@ class Source(Protocol):
     def read_range(self, low: int, high: int, filters: Filters) -> ScanRange:
         """The rows with low < rowid <= high of the groups in `filters` that may name a drop,
         and how many messages each of those groups has in the range."""
+
+    def read_messages(self, low: int, high: int, chats: Sequence[str]) -> list[GroupMessage]:
+        """Every row of `chats` with low < rowid <= high, in rowid order (texts and media)."""
 
     def anchor(self, high: int) -> str | None:
         """Text identifying the last message at or below `high` (at most 250 characters)."""

@@ -56,11 +56,11 @@ def read_heartbeats(store: ReviewStore) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def outbox_depth(store: ReviewStore) -> int:
-    """Feedback messages waiting to be sent."""
+def outbox_depth(store: ReviewStore, statuses: tuple[str, ...] = ("pending",)) -> int:
+    """Feedback messages in these statuses (by default: waiting to be sent)."""
     t = feedback_outbox
     with store.begin() as conn:
         count = conn.execute(
-            sa.select(sa.func.count()).select_from(t).where(t.c.status == "pending")
+            sa.select(sa.func.count()).select_from(t).where(t.c.status.in_(statuses))
         ).scalar()
     return int(count or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -26,9 +26,20 @@ from wa_monitor.core.errors import (
     UniqueViolation,
 )
 from wa_monitor.core.masking import mask_url
-from wa_monitor.core.reviews import ExistingReview, Key, Plan, Post, plan_batch
+from wa_monitor.core.reviews import (
+    ExistingReview,
+    Key,
+    Plan,
+    Post,
+    Reply,
+    invalid_replies,
+    plan_batch,
+)
+from wa_monitor.store.drop_list_sql import UNLISTED_SQL
 from wa_monitor.store.schema import (
     SCHEMA_HEAD,
+    drop_submissions,
+    feedback_outbox,
     metadata,
     qa_photo_reviews,
     scan_cursors,
@@ -264,14 +275,25 @@ def _sqlite_encode(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
-def _existing_query(text: str) -> sa.TextualSelect:
+def _existing_query(text: str, unlisted: str) -> sa.TextualSelect:
+    """The batch's existing reviews and, in the same statement (round trip), its keys that
+    are off their project's drop list: rows whose `unlisted` is true hold only the key."""
+    columns = ", ".join(_EXISTING_COLUMNS)
+    nulls = ", ".join("NULL" for _ in _EXISTING_COLUMNS[2:])
+    # The package's own constant statements, composed once at import: no value in them.
+    combined = (
+        f"WITH existing AS (\n{text}\n), unlisted AS (\n{unlisted}\n)\n"  # noqa: S608
+        f"SELECT {columns}, false AS unlisted FROM existing\n"
+        f"UNION ALL SELECT project, drop_number, {nulls}, true FROM unlisted"
+    )
     # Typed result columns: instants and ids are read back as the table's own types do.
-    return sa.text(text).columns(*(qa_photo_reviews.c[c] for c in _EXISTING_COLUMNS))
+    typed = [qa_photo_reviews.c[c] for c in _EXISTING_COLUMNS]
+    return sa.text(combined).columns(*typed, sa.column("unlisted", sa.Boolean))
 
 
 _PG_QUERIES = queries("batch_postgresql.sql")
 _PG = _BatchSQL(
-    existing=_existing_query(_PG_QUERIES["existing_reviews"]),
+    existing=_existing_query(_PG_QUERIES["existing_reviews"], UNLISTED_SQL["postgresql"]),
     log_submissions=sa.text(_PG_QUERIES["log_submissions"]),
     encode=_pg_encode,
 )
@@ -282,7 +304,7 @@ _PG_WRITE_REVIEWS = sa.text(_PG_QUERIES["write_reviews"])
 
 _SQLITE_QUERIES = queries("batch_sqlite.sql")
 _SQLITE = _BatchSQL(
-    existing=_existing_query(_SQLITE_QUERIES["existing_reviews"]),
+    existing=_existing_query(_SQLITE_QUERIES["existing_reviews"], UNLISTED_SQL["sqlite"]),
     log_submissions=sa.text(_SQLITE_QUERIES["log_submissions"]),
     encode=_sqlite_encode,
 )
@@ -479,17 +501,22 @@ class ReviewStore:
         zone: tzinfo,
         *,
         attempts: int = 3,
+        auto_reply: Collection[str] = (),
     ) -> Plan:
         """Record a batch's posts and advance its cursors in one transaction.
 
         A constant number of statements whatever the number of posts: select the
-        affected reviews, log the submissions (idempotent on chat, message and drop),
-        insert new reviews, update resubmitted ones, upsert the cursors.
+        affected reviews, look their numbers up in the projects' drop lists, log the
+        submissions (idempotent on chat, message and drop), insert new reviews, update
+        resubmitted ones, upsert the cursors. A new drop whose number is off its
+        project's list is recorded invalid, and for the projects in `auto_reply` each
+        such post gets one reply queued in the feedback outbox (its request key makes it
+        once, whatever re-scans and monitors record the post again).
         """
         for attempt in range(attempts):
             try:
                 with self.begin() as conn:
-                    return self._record(conn, posts, cursors, zone)
+                    return self._record(conn, posts, cursors, zone, auto_reply)
             except (ConcurrentWriter, UniqueViolation):
                 if attempt == attempts - 1:
                     raise ReviewDatabaseError(
@@ -504,6 +531,7 @@ class ReviewStore:
         posts: Sequence[Post],
         cursors: Mapping[str, Cursor],
         zone: tzinfo,
+        auto_reply: Collection[str] = (),
     ) -> Plan:
         now = datetime.now(UTC)
         plan = Plan()
@@ -515,8 +543,8 @@ class ReviewStore:
         ]
         cursors_saved = reviews_saved = False
         if posts:
-            existing = self._existing(conn, {p.key for p in posts})
-            plan = plan_batch(posts, existing, zone, now)
+            existing, invalid = self._existing(conn, {p.key for p in posts})
+            plan = plan_batch(posts, existing, zone, now, invalid)
             if on_pg and cursor_rows:
                 params = {
                     "cursors": sql.dumps(cursor_rows),
@@ -532,10 +560,18 @@ class ReviewStore:
             else:
                 logged = self._log_submissions(conn, plan.submissions)
             if len(logged) != len(plan.submissions):
-                fresh = [p for p in posts if p.log_key in logged]
-                if any(p.key not in existing for p in posts if p.log_key not in logged):
+                # Some were in the log already (a re-delivery): plan again without them.
+                # Posts the plan left out (captioned photos of a known drop) stay in: the
+                # new plan leaves them out again.
+                planned = {
+                    (s["chat_jid"], s["message_id"], s["drop_number"]) for s in plan.submissions
+                }
+                repeated = [p for p in posts if p.log_key in planned and p.log_key not in logged]
+                unknown = {p.log_key for p in repeated if p.key not in existing}
+                if unknown - self._renumbered(conn, unknown):
                     raise ConcurrentWriter
-                plan = plan_batch(fresh, existing, zone, now)
+                fresh = [p for p in posts if p.log_key in logged or p.log_key not in planned]
+                plan = plan_batch(fresh, existing, zone, now, invalid)
             if reviews_saved:
                 pass
             elif on_pg and (plan.inserts or plan.updates):
@@ -546,15 +582,57 @@ class ReviewStore:
                     conn.execute(_SQLITE_INSERT_REVIEWS, sql.rows(plan.inserts))
                 if plan.updates:
                     conn.execute(_SQLITE_UPDATE_REVIEWS, sql.rows(plan.updates))
+            if invalid:
+                self._mark_invalid(conn, [i["id"] for i in plan.inserts if i["invalid"]])
+                replies = invalid_replies(plan, existing, invalid, auto_reply, now)
+                self._queue_replies(conn, replies, now)
         if cursor_rows and not cursors_saved:
             self._save_cursors(conn, cursor_rows)
         return plan
 
-    def _existing(self, conn: Connection, keys: set[Key]) -> dict[Key, ExistingReview]:
+    def _mark_invalid(self, conn: Connection, ids: list[uuid.UUID]) -> None:
+        # The batch's insert statements know nothing of lists: the flag follows them.
+        if ids:
+            t = qa_photo_reviews
+            conn.execute(sa.update(t).where(t.c.id.in_(ids)).values(invalid=True))
+
+    def _queue_replies(self, conn: Connection, replies: list[Reply], now: datetime) -> None:
+        """Queue the replies; one whose request key is queued already is left alone."""
+        if not replies:
+            return
+        stmt = _insert(conn, feedback_outbox).on_conflict_do_nothing(index_elements=["request_key"])
+        rows = [
+            {
+                "review_id": r.review_id,
+                "drop_number": r.drop_number,
+                "project": r.project,
+                "recipient": r.recipient,
+                "message": r.message,
+                "request_key": r.request_key,
+                "status": "pending",  # feedback/outbox.PENDING: the sender takes it from here
+                "attempts": 0,
+                "next_attempt_at": now,
+                "requested_by": "monitor",
+                "created_at": now,
+            }
+            for r in replies
+        ]
+        conn.execute(stmt, rows)
+
+    def _existing(
+        self, conn: Connection, keys: set[Key]
+    ) -> tuple[dict[Key, ExistingReview], set[Key]]:
+        """The batch's existing reviews, and its keys that are off their project's list."""
         sql = _batch_sql(conn)
         keys_json = sql.rows([{"project": p, "drop_number": d} for p, d in sorted(keys)])
-        return {
-            (row.project, row.drop_number): ExistingReview(
+        existing: dict[Key, ExistingReview] = {}
+        unlisted: set[Key] = set()
+        for row in conn.execute(sql.existing, keys_json):
+            key = (row.project, row.drop_number)
+            if row.unlisted:
+                unlisted.add(key)
+                continue
+            existing[key] = ExistingReview(
                 id=row.id,
                 whatsapp_message_date=row.whatsapp_message_date,
                 last_message_date=row.last_message_date,
@@ -564,8 +642,23 @@ class ReviewStore:
                 feedback_sent=row.feedback_sent,
                 comment=row.comment,
             )
-            for row in conn.execute(sql.existing, keys_json)
-        }
+        return existing, unlisted
+
+    def _renumbered(
+        self, conn: Connection, keys: set[tuple[str, str, str]]
+    ) -> set[tuple[str, str, str]]:
+        """The logged posts among `keys` whose number a reviewer corrected since: their
+        review has the new number, so re-reading them is no concurrent writer's doing."""
+        if not keys:
+            return set()
+        t = drop_submissions
+        found = conn.execute(
+            sa.select(t.c.chat_jid, t.c.message_id, t.c.drop_number).where(
+                t.c.kind == "renumbered",
+                t.c.message_id.in_(sorted({k[1] for k in keys})),
+            )
+        ).all()
+        return {(r[0], r[1], r[2]) for r in found} & keys
 
     def _log_submissions(
         self, conn: Connection, rows: list[dict[str, Any]]

@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from wa_monitor.core.errors import ReviewDatabaseError, UniqueViolation, WaMonitorError
 from wa_monitor.store.review_store import ReviewStore
-from wa_monitor.store.schema import api_tokens, users
+from wa_monitor.store.schema import api_tokens, config_audit, users
 
 # Ordered by power: each role may do what the roles before it may.
 ROLES: tuple[str, ...] = ("viewer", "reviewer", "admin")
@@ -63,6 +63,16 @@ class ApiToken:
     created_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    # A front end's token: may name the acting person, never reaches admin routes.
+    front_end: bool = False
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who an API token speaks for: its user, and whether it is a front end's token."""
+
+    user: User
+    front_end: bool
 
 
 def check_role(role: str) -> str:
@@ -184,6 +194,47 @@ def set_password(store: ReviewStore, username: str, password: str) -> User:
     )
 
 
+# The audit of account changes shares config_audit with the projects file's: this source,
+# the user name as the path, a one-line description (never a password) as the diff.
+AUDIT_SOURCE = "users"
+
+
+@dataclass(frozen=True)
+class UserChange:
+    at: datetime
+    actor: str
+    username: str
+    change: str
+
+
+def record_change(store: ReviewStore, actor: str, username: str, change: str) -> None:
+    """Record who changed which account, and how, so an admin can answer for it later."""
+    with store.begin() as conn:
+        conn.execute(
+            sa.insert(config_audit).values(
+                at=datetime.now(UTC),
+                actor=actor[:100],
+                source=AUDIT_SOURCE,
+                path=username[:500],
+                diff=change,
+            )
+        )
+
+
+def recent_changes(store: ReviewStore, limit: int = 50) -> list[UserChange]:
+    """The latest account changes, newest first."""
+    t = config_audit
+    query = (
+        sa.select(t.c.at, t.c.actor, t.c.path, t.c.diff)
+        .where(t.c.source == AUDIT_SOURCE)
+        .order_by(t.c.id.desc())
+        .limit(limit)
+    )
+    with store.begin() as conn:
+        rows = conn.execute(query).all()
+    return [UserChange(r.at, r.actor, r.path or "", r.diff or "") for r in rows]
+
+
 def end_sessions(store: ReviewStore, user_id: int, version: int) -> str | None:
     """End every session of a user still at `version` (signing out); their name, or None
     when that version was no longer current (nothing to end)."""
@@ -235,8 +286,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(store: ReviewStore, username: str, name: str) -> tuple[ApiToken, str]:
-    """A new API token for `username`; returns it and its secret (shown once)."""
+def create_token(
+    store: ReviewStore, username: str, name: str, *, front_end: bool = False
+) -> tuple[ApiToken, str]:
+    """A new API token for `username`; returns it and its secret (shown once).
+
+    A front-end token (`front_end`) is for a front end that forwards its own signed-in
+    people's requests: they may name the acting person, and admin routes refuse them.
+    """
     if not name.strip() or len(name) > 100:
         raise UserError("the token needs a name of 1 to 100 characters, e.g. `reporting`")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -247,10 +304,16 @@ def create_token(store: ReviewStore, username: str, name: str) -> tuple[ApiToken
             raise UserError(f"no user {username!r}; see `wa-monitor users list`")
         token_id = conn.execute(
             sa.insert(api_tokens)
-            .values(user_id=user_id, name=name, token_hash=token_hash(secret), created_at=now)
+            .values(
+                user_id=user_id,
+                name=name,
+                token_hash=token_hash(secret),
+                created_at=now,
+                front_end=front_end,
+            )
             .returning(api_tokens.c.id)
         ).scalar_one()
-    return ApiToken(int(token_id), username, name, now, None, None), secret
+    return ApiToken(int(token_id), username, name, now, None, None, front_end), secret
 
 
 def list_tokens(store: ReviewStore) -> list[ApiToken]:
@@ -258,12 +321,18 @@ def list_tokens(store: ReviewStore) -> list[ApiToken]:
     with store.begin() as conn:
         rows = conn.execute(
             sa.select(
-                t.c.id, u.c.username, t.c.name, t.c.created_at, t.c.last_used_at, t.c.revoked_at
+                t.c.id,
+                u.c.username,
+                t.c.name,
+                t.c.created_at,
+                t.c.last_used_at,
+                t.c.revoked_at,
+                t.c.front_end,
             )
             .join(u, u.c.id == t.c.user_id)
             .order_by(t.c.id)
         ).all()
-    return [ApiToken(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+    return [ApiToken(int(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
 
 
 def revoke_token(store: ReviewStore, token_id: int) -> None:
@@ -279,12 +348,18 @@ def revoke_token(store: ReviewStore, token_id: int) -> None:
 
 def user_for_token(store: ReviewStore, secret: str) -> User | None:
     """The enabled user an unrevoked API token belongs to, else None."""
+    holder = token_holder(store, secret)
+    return None if holder is None else holder.user
+
+
+def token_holder(store: ReviewStore, secret: str) -> TokenHolder | None:
+    """The enabled user an unrevoked API token belongs to, and the token's kind; else None."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
     t, u = api_tokens, users
     with store.read() as conn:
         row = conn.execute(
-            sa.select(t.c.id.label("token_id"), t.c.last_used_at, *_USER_COLUMNS)
+            sa.select(t.c.id.label("token_id"), t.c.last_used_at, t.c.front_end, *_USER_COLUMNS)
             .join(u, u.c.id == t.c.user_id)
             .where(t.c.token_hash == token_hash(secret), t.c.revoked_at.is_(None))
         ).first()
@@ -309,4 +384,4 @@ def user_for_token(store: ReviewStore, secret: str) -> User | None:
             # Only bookkeeping: a database that refuses writes (read-only, a standby)
             # must still let token holders read.
             pass
-    return _user(row)
+    return TokenHolder(_user(row), bool(row.front_end))

@@ -2,53 +2,58 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 import uuid
 from datetime import UTC, datetime, timedelta, tzinfo
+from time import time as _wall_time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
+from wa_monitor.core import queue
 from wa_monitor.core.config import ProjectsConfig
-from wa_monitor.core.review_edits import LOCK_SECONDS, EditConflict, EditRejected, LockedByOther
+from wa_monitor.core.hours import WorkingHours
+from wa_monitor.core.queue import Clocks
+from wa_monitor.core.review_edits import (
+    LOCK_SECONDS,
+    EditConflict,
+    EditRejected,
+    LockedByOther,
+    corrected_number,
+    held_by_other,
+)
 from wa_monitor.core.steps import STEP_COLUMNS
 from wa_monitor.feedback import outbox as fb
-from wa_monitor.store import users as user_store
 from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web import queries as q
-from wa_monitor.web.auth import Admin, Caller, Reviewer, Viewer
+from wa_monitor.web.auth import Caller, Reviewer, Viewer
 from wa_monitor.web.changes import AnswerCache
 from wa_monitor.web.envelope import (
     ApiError,
     Envelope,
     ErrorEnvelope,
+    PagedMeta,
     encode,
     ok,
     ok_encoded,
-    utf8,
+    ok_streamed,
 )
 from wa_monitor.web.models import (
-    USERNAME_PATTERN,
-    DailyDrops,
+    REVIEW_STATES,
     Day,
     DropDetail,
     DropPatchModel,
-    DropsEnvelope,
     FeedbackDraft,
     FeedbackSent,
     FeedbackState,
+    LockRequest,
     LockState,
     Me,
-    NewUser,
-    ProjectsSummary,
-    ProjectStats,
     SendFeedback,
-    UserOut,
-    UserPatch,
+    Summary,
     drop_out,
     feedback_state,
     local_text,
@@ -119,6 +124,37 @@ def _config(request: Request) -> ProjectsConfig:
     return config
 
 
+def clocks(request: Request) -> Clocks:
+    """Each project's review clock (its working hours, else WORKING_HOURS; its target)."""
+    return queue_clocks(request.app.state)[0]
+
+
+def queue_clocks(state: Any) -> tuple[Clocks, tzinfo]:
+    """The review queue's clocks and the business zone of an app's state (its projects
+    file, as last reloaded, and its settings): what /metrics counts overdue drops by."""
+    config: ProjectsConfig = state.config
+    settings = getattr(state, "settings", None)
+    text = getattr(settings, "working_hours", None) or "always"
+    # Built once per projects file (a reload replaces state.config), not per request.
+    built: tuple[ProjectsConfig, str, Clocks] | None = getattr(state, "queue_clocks", None)
+    if built is None or built[0] is not config or built[1] != text:
+        built = (config, text, queue.clocks_for(config.projects, WorkingHours.parse(text)))
+        state.queue_clocks = built
+    return built[2], config.zone
+
+
+def queue_view(request: Request) -> q.QueueView:
+    """The clocks, at this moment: what the drops' waiting hours and overdue are read at."""
+    return q.QueueView(clocks(request))
+
+
+def drop_answer(request: Request, row: dict[str, Any]) -> dict[str, Any]:
+    """A review row as the API's drop, with its wait (`_queue`) read now."""
+    zone = _config(request).zone
+    q.attach_queue([row], zone, queue_view(request))
+    return drop_out(row, zone)
+
+
 def _sender(request: Request) -> fb.FeedbackSender:
     sender: fb.FeedbackSender = request.app.state.sender
     return sender
@@ -133,6 +169,12 @@ def _summaries(request: Request) -> q.SummaryCache | None:
 def _answers(request: Request) -> AnswerCache[Any]:
     """Answers kept until the review database says they changed (see web/changes.py)."""
     answers: AnswerCache[Any] = request.app.state.answers
+    return answers
+
+
+def _drop_answers(request: Request) -> AnswerCache[Any]:
+    """Like `_answers`, also stale when group_messages changes (the drops' photo figures)."""
+    answers: AnswerCache[Any] = request.app.state.drop_answers
     return answers
 
 
@@ -156,47 +198,68 @@ def me(caller: Viewer) -> JSONResponse:
     return ok({"username": caller.user.username, "role": caller.user.role, "via": caller.via})
 
 
-@router.get("/wa-monitor-daily-drops", response_model=Envelope[DailyDrops])
-def daily_drops(
-    request: Request,
-    _caller: Viewer,
-    day: Annotated[
-        Day | None, Query(alias="date", description="YYYY-MM-DD; default: today locally")
-    ] = None,
-) -> JSONResponse:
-    """Distinct drops per project whose WhatsApp message fell on the day (business zone)."""
-    config, store, answers = _config(request), _store(request), _answers(request)
-    day = day or q.today(config.zone)
-    counts = answers.get(
-        ("daily-drops", day, config.timezone), lambda: q.daily_counts(store, day, config.zone)
-    )
-    drops = [{"date": day.isoformat(), "project": p, "count": n} for p, n in counts]
-    return ok(
-        {
-            "drops": drops,
-            "total": sum(n for _, n in counts),
-            "date": day.isoformat(),
-            "timezone": config.timezone,
-        }
-    )
+def _drop_id(text: str | None) -> uuid.UUID | None:
+    """`?id=` as a review id; any other text names no drop (404, as the contract has it)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        raise ApiError(404, f"Drop with identifier '{text}' not found") from None
 
 
 async def drop_filter(
-    id: Annotated[uuid.UUID | None, Query(description="One drop by its id")] = None,
+    caller: Viewer,
+    id: Annotated[
+        str | None,
+        Query(max_length=100, pattern=NO_NUL, description="One drop by its id: answers it alone"),
+    ] = None,
     status: Annotated[Literal["complete", "incomplete"] | None, Query()] = None,
     project: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     resubmitted: Annotated[bool | None, Query()] = None,
     dateFrom: Annotated[Day | None, Query(description="First local day (inclusive)")] = None,
     dateTo: Annotated[Day | None, Query(description="Last local day (inclusive)")] = None,
     search: Annotated[
-        str | None, Query(max_length=50, pattern=NO_NUL, description="Part of a drop number")
+        str | None,
+        Query(
+            max_length=50,
+            pattern=NO_NUL,
+            description="Part of a drop number or of a project's name",
+        ),
     ] = None,
     feedback: Annotated[Literal["sent", "unsent"] | None, Query()] = None,
+    reviewState: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Comma-separated states: " + ", ".join(REVIEW_STATES),
+            examples=["new,resubmitted"],
+        ),
+    ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="Waiting for a reviewer longer than the project's review_target"),
+    ] = None,
+    assignedAgent: Annotated[
+        str | None,
+        Query(max_length=100, pattern=NO_NUL, description="The reviewer who holds the drops"),
+    ] = None,
+    sort: Annotated[
+        Literal["queue", "latest"] | None,
+        Query(
+            description="queue: waiting for a reviewer first, oldest first, then waiting for "
+            "the installer, approved, invalid; latest: resubmitted first, newest message "
+            "first. Default: queue; latest for a front-end token (its dashboard lists drops "
+            "newest first and does not sort them)"
+        ),
+    ] = None,
 ) -> q.DropFilter:
     if dateFrom and dateTo and dateFrom > dateTo:
         raise ApiError(422, "dateFrom is after dateTo", details=[{"field": "query.dateFrom"}])
+    drop_id = _drop_id(id)
+    states = _states(reviewState)
     return q.DropFilter(
-        id=id,
+        id=drop_id,
         status=status,
         project=project or None,
         resubmitted=resubmitted,
@@ -204,105 +267,168 @@ async def drop_filter(
         date_to=dateTo,
         search=(search or "").strip() or None,
         feedback=feedback,
+        review_states=states,
+        overdue=overdue,
+        assigned_agent=(assignedAgent or "").strip() or None,
+        sort=sort or ("latest" if caller.front_end else "queue"),
+        # The front end has no invalid numbers: a drop it deleted leaves its lists.
+        valid_only=caller.front_end and not states and drop_id is None,
     )
+
+
+def _states(text: str | None) -> tuple[str, ...]:
+    """`new,resubmitted` as the states it names, in the queue's order; 422 for an unknown."""
+    names = {part.strip() for part in (text or "").split(",") if part.strip()}
+    unknown = sorted(names - set(REVIEW_STATES))
+    if unknown:
+        raise ApiError(
+            422,
+            f"Unknown review state {', '.join(unknown)}: use any of {', '.join(REVIEW_STATES)}",
+            details=[{"field": "query.reviewState"}],
+        )
+    return tuple(state for state in queue.STATES if state in names)
 
 
 Filters = Annotated[q.DropFilter, Depends(drop_filter)]
 
 
-@router.get("/wa-monitor-drops", response_model=DropsEnvelope, responses=_not_found)
+class QueueSummary(Summary):
+    """The summary cards; invalid numbers are no drops and counted only in byState."""
+
+    byState: dict[str, int] = Field(
+        description="Reviews per state (every state present, invalid included)"
+    )
+    overdue: int = Field(description="Drops waiting for a reviewer longer than the target")
+
+
+class FrontEndPagination(BaseModel):
+    """The page as the company dashboard's newer version reads it (top-level `pagination`)."""
+
+    currentPage: int
+    pageSize: int
+    totalDrops: int
+    totalPages: int
+    hasNextPage: bool
+    hasPreviousPage: bool
+
+
+class DropsEnvelope(BaseModel):
+    success: bool = True
+    data: list[DropModel]
+    summary: QueueSummary
+    pagination: FrontEndPagination
+    meta: PagedMeta
+
+
+# The waiting hours of a page are read again after this long, even if no drop changed.
+_AGE_SECONDS = 60
+# An answer of every drop up to this many is kept like a page; a longer one is streamed.
+_WHOLE_CACHED = 500
+
+
+def _pages(page: int, size: int, total: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The page in our dashboard's terms (meta.pagination) and in the company's."""
+    pages = max(1, math.ceil(total / size))
+    ours = {"page": page, "pageSize": size, "total": total, "pages": pages}
+    theirs = {
+        "currentPage": page,
+        "pageSize": size,
+        "totalDrops": total,
+        "totalPages": pages,
+        "hasNextPage": page < pages,
+        "hasPreviousPage": page > 1,
+    }
+    return ours, theirs
+
+
+@router.get(
+    "/wa-monitor-drops",
+    response_model=DropsEnvelope,
+    responses={
+        **_not_found,
+        200: {
+            "description": "The drops, or with `id` the one drop as `data` (an object)",
+        },
+    },
+)
 def list_drops(
     request: Request,
     _caller: Viewer,
     f: Filters,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    pageSize: Annotated[int, Query(ge=1, le=500)] = 50,
+    page: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    pageSize: Annotated[int | None, Query(ge=1, le=500)] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="The page size (the company dashboard's)")
+    ] = None,
 ) -> Response:
-    """Drops, resubmitted first then newest WhatsApp message, with the summary cards."""
+    """Drops in the work queue's order (or `sort=latest`), with the summary cards.
+
+    The queue: waiting for a reviewer (new, resubmitted, in review) oldest first, then
+    waiting for the installer, approved, and invalid numbers last (a front-end token sees
+    none without `reviewState`: it has no notion of them). Without `page`,
+    `pageSize` or `limit` the answer holds every drop the filters match (streamed); with
+    `id`, `data` is that one drop.
+    """
     store, zone = _store(request), _config(request).zone
+    view = queue_view(request)
+    if f.id is not None:
+        found = q.page_of_drops(store, f, zone, limit=1, view=view)
+        if not found:
+            raise ApiError(404, f"Drop with identifier '{f.id}' not found")
+        response = ok(drop_out(found[0], zone))
+        response.headers["ETag"] = etag(found[0])
+        return response
     cache = _summaries(request)
-    summary = cache.get(store, f, zone) if cache is not None else q.summary(store, f, zone)
-    total = int(summary["total"])
-    if f.id is not None and total == 0:
-        raise ApiError(404, f"No drop with id {f.id}")
-    pagination = {
-        "page": page,
-        "pageSize": pageSize,
-        "total": total,
-        "pages": max(1, math.ceil(total / pageSize)),
-    }
+    if cache is not None:
+        summary = dict(cache.get(store, f, zone, view.clocks))
+    else:
+        summary = q.summary(store, f, zone, view)
+    # Pages count every listed review, invalid numbers too.
+    total = int(summary.pop("listed"))
+    minute = int(_wall_time() // _AGE_SECONDS)
+    if page is None and pageSize is None and limit is None:
+        ours, theirs = _pages(1, max(1, total), total)
+        extra = {
+            "summary": summary,
+            "pagination": theirs,
+            "meta": {"timestamp": datetime.now(UTC).isoformat(), "pagination": ours},
+        }
+        if total <= _WHOLE_CACHED:
+
+            def read_all() -> str:
+                # No limit: a count a moment old must not cut the answer short.
+                rows = q.page_of_drops(store, f, zone, limit=None, view=view)
+                return encode([drop_out(r, zone) for r in rows])
+
+            whole: tuple[Any, ...] = ("drops", f, str(zone), view.clocks, minute, "all")
+            return ok_encoded(_drop_answers(request).get(whole, read_all), **extra)
+        rows = (
+            encode(drop_out(r, zone))
+            for batch in q.stream_drops(store, f, zone, view=view)
+            for r in batch
+        )
+        return ok_streamed(rows, **extra)
+    size = limit or pageSize or 50
+    page = page or 1
+    ours, theirs = _pages(page, size, total)
 
     def read_page() -> str:
-        rows = q.page_of_drops(store, f, zone, limit=pageSize, offset=(page - 1) * pageSize)
+        rows = q.page_of_drops(store, f, zone, limit=size, offset=(page - 1) * size, view=view)
         return encode([drop_out(r, zone) for r in rows])
 
-    data = _answers(request).get(("drops", f, str(zone), page, pageSize), read_page)
+    key = ("drops", f, str(zone), view.clocks, minute, page, size)
+    data = _drop_answers(request).get(key, read_page)
     return ok_encoded(
         data,
         summary=summary,
-        meta={"timestamp": datetime.now(UTC).isoformat(), "pagination": pagination},
+        pagination=theirs,
+        meta={"timestamp": datetime.now(UTC).isoformat(), "pagination": ours},
     )
 
 
-_CSV_COLUMNS = (
-    "dropNumber",
-    "project",
-    "status",
-    "completedPhotos",
-    "resubmitted",
-    "userName",
-    "senderPhone",
-    "receivedLocal",
-    "feedbackSentLocal",
-    "incorrectSteps",
-    "comment",
-    *STEP_COLUMNS,
-    "id",
-)
-
-
+# `:uuid`: other paths under /wa-monitor-drops/ (next) are not taken for a drop's id.
 @router.get(
-    "/wa-monitor-drops.csv",
-    response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "The filtered drops as CSV"}},
-)
-def export_drops(request: Request, _caller: Viewer, f: Filters) -> Response:
-    """The filtered drops as CSV, in list order (every page)."""
-    zone = _config(request).zone
-    rows, _ = q.list_drops(_store(request), f, zone, limit=100_000)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(_CSV_COLUMNS)
-    for row in rows:
-        d = drop_out(row, zone)
-        d["incorrectSteps"] = " ".join(d["incorrectSteps"])
-        writer.writerow([_csv_cell(d[c]) for c in _CSV_COLUMNS])
-    stamp = q.today(zone).isoformat()
-    return Response(
-        utf8(buffer.getvalue()),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="wa-monitor-drops-{stamp}.csv"'},
-    )
-
-
-# What makes a spreadsheet read a cell as a formula: = + - @ first (their full-width
-# forms too, which some locales accept), also after leading blanks or a tab, CR or LF.
-_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
-
-
-def _csv_cell(value: Any) -> Any:
-    """A cell that no spreadsheet runs: formula-like text is prefixed with `'`."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value:
-        stripped = value.lstrip(" \t\r\n\u00a0\u3000")
-        if value[0] in "\t\r\n" or stripped[:1] in _FORMULA_START:
-            return "'" + value
-    return value
-
-
-@router.get(
-    "/wa-monitor-drops/{drop_id}", response_model=Envelope[DropDetail], responses=_not_found
+    "/wa-monitor-drops/{drop_id:uuid}", response_model=Envelope[DropDetail], responses=_not_found
 )
 def get_drop(request: Request, _caller: Viewer, drop_id: uuid.UUID) -> JSONResponse:
     """One drop with its edit history and feedback attempts."""
@@ -316,13 +442,13 @@ def get_drop(request: Request, _caller: Viewer, drop_id: uuid.UUID) -> JSONRespo
         FeedbackState.model_validate(feedback_state(e.__dict__, zone)).model_dump(mode="json")
         for e in fb.entries_for(store, drop_id)
     ]
-    response = ok({"drop": drop_out(row, zone), "edits": edits, "feedback": entries})
+    response = ok({"drop": drop_answer(request, row), "edits": edits, "feedback": entries})
     response.headers["ETag"] = etag(row)
     return response
 
 
 @router.patch(
-    "/wa-monitor-drops/{drop_id}",
+    "/wa-monitor-drops/{drop_id:uuid}",
     response_model=Envelope[DropModel],
     responses={**_not_found, **_edit_conflict},
 )
@@ -354,31 +480,52 @@ def patch_drop(
     if version is not None and header_version is not None and version != header_version:
         raise ApiError(400, f"version {version} and If-Match {if_match} name different versions")
     version = version if version is not None else header_version
-    if not given:
-        raise ApiError(400, "Nothing to change: send steps, comment or incorrect steps")
+    number = given.pop("dropNumber", None)
+    if not given and number is None:
+        raise ApiError(
+            400, "Nothing to change: send steps, comment, incorrect steps, serials or dropNumber"
+        )
     changes: dict[str, Any] = {k: v for k, v in given.items() if k in STEP_COLUMNS}
+    serials = {q.SERIALS[k]: given.pop(k) for k in list(given) if k in q.SERIALS}
     for key, column in (
         ("comment", "comment"),
         ("completed", "completed"),
         ("incomplete", "incomplete"),
         ("incorrectSteps", "incorrect_steps"),
         ("incorrectComments", "incorrect_comments"),
+        ("incorrectReasons", "incorrect_reasons"),
     ):
         if key in given:
             changes[column] = given[key]
     if any(v is None for k, v in changes.items() if k != "comment"):
-        raise ApiError(422, "Fields other than comment cannot be null")
-    zone = _config(request).zone
+        raise ApiError(422, "Fields other than comment and the serials cannot be null")
+    # An empty serial is none.
+    changes.update({column: value or None for column, value in serials.items()})
+    config, store = _config(request), _store(request)
+    zone = config.zone
+    if number is not None:
+        number = _corrected_number(config, _drop_or_404(store, drop_id), number)
     try:
         saved = q.update_review(
-            _store(request), drop_id, caller.user.username, changes, version=version
+            store, drop_id, caller.actor, changes, version=version, drop_number=number
         )
         _changed(request)
     except LockedByOther as exc:
-        raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
+        raise _locked_error(store, drop_id, exc) from None
     except EditRejected as exc:
         raise ApiError(422, str(exc)) from None
+    except q.NumberTaken as exc:
+        raise ApiError(
+            409,
+            f"{exc.number} is already a drop of this project: open that drop, or correct "
+            "this one to another number",
+            details=[
+                {"field": "body.dropNumber", "dropId": str(drop_id), "value": exc.number},
+                {"dropId": str(exc.other), "dropNumber": exc.number},
+            ],
+        ) from None
     except EditConflict as exc:
+        q.attach_photos(_store(request), [exc.current])
         raise _conflict_error(exc, body.model_dump(exclude_unset=True, mode="json"), zone) from None
     if saved is None:
         raise ApiError(404, f"No drop with id {drop_id}")
@@ -387,9 +534,19 @@ def patch_drop(
         message += f"; merged with what changed since version {version}: " + ", ".join(saved.merged)
     if saved.kept_lines:
         message += f"; the comment keeps {len(saved.kept_lines)} resubmission line(s)"
-    response = ok(drop_out(saved.row, zone), message)
+    response = ok(drop_answer(request, saved.row), message)
     response.headers["ETag"] = etag(saved.row)
     return response
+
+
+def _corrected_number(config: ProjectsConfig, row: dict[str, Any], value: str) -> str:
+    """The corrected number, normalised, if it is one of the drop's project's (else 422)."""
+    project = config.by_name(row["project"]) if row["project"] else None
+    pattern = project.pattern if project is not None else config.drop_pattern
+    try:
+        return corrected_number(value, pattern)
+    except EditRejected as exc:
+        raise ApiError(422, str(exc), details=[{"field": "body.dropNumber"}]) from None
 
 
 def _conflict_error(exc: EditConflict, sent: dict[str, Any], zone: tzinfo) -> ApiError:
@@ -413,18 +570,44 @@ def _conflict_error(exc: EditConflict, sent: dict[str, Any], zone: tzinfo) -> Ap
 
 
 def _lock_answer(request: Request, drop_id: uuid.UUID, message: str) -> JSONResponse:
+    """The lock as both dashboards read it: ours the drop and expiry, the company's
+    `{locked, lockedBy, lockedAt}` and `{unlocked}`."""
     zone = _config(request).zone
     row = _drop_or_404(_store(request), drop_id)
+    # A live lock of anyone's ("" is nobody's name).
+    held = held_by_other(row["locked_by"], row["locked_at"], "", datetime.now(UTC))
     expires = (
         (row["locked_at"] + timedelta(seconds=LOCK_SECONDS)).astimezone(zone).isoformat()
         if row["locked_at"]
         else None
     )
     response = ok(
-        {"drop": drop_out(row, zone), "lockedBy": row["locked_by"], "expiresAt": expires}, message
+        {
+            "locked": held,
+            "unlocked": not held,
+            "drop": drop_answer(request, row),
+            "lockedBy": row["locked_by"],
+            "lockedAt": row["locked_at"].astimezone(zone).isoformat() if row["locked_at"] else None,
+            "expiresAt": expires,
+        },
+        message,
     )
     response.headers["ETag"] = etag(row)
     return response
+
+
+def _locked_error(store: ReviewStore, drop_id: uuid.UUID, exc: LockedByOther) -> ApiError:
+    """409 with the holder and since when inside the error object (`error.lockedBy`)."""
+    row = q.get_drop(store, drop_id)
+    since = row["locked_at"].isoformat() if row and row["locked_at"] else None
+    return ApiError(
+        409,
+        f"Drop is currently being edited by {exc.holder}",
+        extra={"lockedBy": exc.holder, "lockedAt": since},
+    )
+
+
+LockBody = Annotated[LockRequest | None, Body()]
 
 
 @router.post(
@@ -432,12 +615,16 @@ def _lock_answer(request: Request, drop_id: uuid.UUID, message: str) -> JSONResp
     response_model=Envelope[LockState],
     responses={**_not_found, **_conflict},
 )
-def lock_drop(request: Request, caller: Reviewer, drop_id: uuid.UUID) -> JSONResponse:
-    """Take (or refresh) the 5-minute edit lock."""
+def lock_drop(
+    request: Request, caller: Reviewer, drop_id: uuid.UUID, body: LockBody = None
+) -> JSONResponse:
+    """Take (or refresh) the 5-minute edit lock, for the acting person of a front end."""
+    actor = caller.acting_as(body.userName if body else None).actor
+    store = _store(request)
     try:
-        found = q.lock(_store(request), drop_id, caller.user.username)
+        found = q.lock(store, drop_id, actor)
     except LockedByOther as exc:
-        raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
+        raise _locked_error(store, drop_id, exc) from None
     if not found:
         raise ApiError(404, f"No drop with id {drop_id}")
     return _lock_answer(request, drop_id, "Drop locked for 5 minutes")
@@ -448,14 +635,16 @@ def lock_drop(request: Request, caller: Reviewer, drop_id: uuid.UUID) -> JSONRes
     response_model=Envelope[LockState],
     responses={**_not_found, **_conflict},
 )
-def unlock_drop(request: Request, caller: Reviewer, drop_id: uuid.UUID) -> JSONResponse:
+def unlock_drop(
+    request: Request, caller: Reviewer, drop_id: uuid.UUID, body: LockBody = None
+) -> JSONResponse:
     """Release the edit lock (admins may release anyone's)."""
+    actor = caller.acting_as(body.userName if body else None).actor
+    store = _store(request)
     try:
-        found = q.unlock(
-            _store(request), drop_id, caller.user.username, force=caller.user.can("admin")
-        )
+        found = q.unlock(store, drop_id, actor, force=caller.can("admin"))
     except LockedByOther as exc:
-        raise ApiError(409, f"Drop is currently being edited by {exc.holder}") from None
+        raise _locked_error(store, drop_id, exc) from None
     if not found:
         raise ApiError(404, f"No drop with id {drop_id}")
     return _lock_answer(request, drop_id, "Drop unlocked")
@@ -520,7 +709,7 @@ async def send_feedback(
         review_id=body.dropId,
         drop_number=body.dropNumber,
         message=body.message,
-        requested_by=caller.user.username,
+        requested_by=caller.actor,
         project=body.project,
         idempotency_key=idempotency_key,
         request_key=body.requestKey,
@@ -544,7 +733,8 @@ async def send_feedback(
     entry = done.entry
     data = _sent_data(entry, done.group, config.zone)
     if entry.status == fb.SENT:
-        return ok(data, "Feedback sent to the project's WhatsApp group")
+        where = done.group or "the project's WhatsApp group"
+        return ok(data, f"Feedback sent to {where}")
     if entry.status == fb.FAILED:
         raise ApiError(
             502,
@@ -623,7 +813,7 @@ async def _outbox_action(
     message: str,
 ) -> JSONResponse:
     store, sender = _store(request), _sender(request)
-    entry = await fb.decide(store, sender, decision, entry_id, caller.user.username)
+    entry = await fb.decide(store, sender, decision, entry_id, caller.actor)
     if entry is None:
         raise ApiError(404, missing)
     _changed(request)
@@ -685,95 +875,3 @@ async def mark_feedback_sent(
         f"No unconfirmed or failed feedback #{entry_id}",
         "Feedback marked as sent",
     )
-
-
-@router.get("/wa-monitor-project-stats", response_model=Envelope[ProjectStats])
-def project_stats(
-    request: Request,
-    _caller: Viewer,
-    project: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
-) -> JSONResponse:
-    """today / week / month / all time for one project (or all)."""
-    config = _config(request)
-    return ok(q.project_stats(_store(request), project or None, config.zone))
-
-
-@router.get("/wa-monitor-projects-summary", response_model=Envelope[ProjectsSummary])
-def projects_summary(
-    request: Request,
-    _caller: Viewer,
-    startDate: Annotated[Day | None, Query(description="default: 30 days ago")] = None,
-    endDate: Annotated[Day | None, Query(description="default: today")] = None,
-) -> JSONResponse:
-    """Totals, per project and agent, resubmission and first-time pass rates, failures."""
-    config = _config(request)
-    end = endDate or q.today(config.zone)
-    start = startDate or end - timedelta(days=29)
-    if start > end:
-        raise ApiError(422, "startDate is after endDate", details=[{"field": "query.startDate"}])
-    if (end - start).days > 3660:
-        raise ApiError(422, "The range may span at most 10 years")
-    return ok(q.projects_summary(_store(request), start, end, config.zone, config.step_labels))
-
-
-# -- users (admin) ----------------------------------------------------------------------
-
-
-def _user_out(u: user_store.User) -> dict[str, Any]:
-    return UserOut(
-        id=u.id,
-        username=u.username,
-        role=u.role,
-        disabled=u.disabled,
-        createdAt=u.created_at,
-        lastLoginAt=u.last_login_at,
-    ).model_dump(mode="json")
-
-
-@router.get("/wa-monitor-users", response_model=Envelope[list[UserOut]])
-def list_users(request: Request, _caller: Admin) -> JSONResponse:
-    """Every dashboard user."""
-    return ok([_user_out(u) for u in user_store.list_users(_store(request))])
-
-
-@router.post(
-    "/wa-monitor-users",
-    response_model=Envelope[UserOut],
-    status_code=201,
-    responses={409: {"model": ErrorEnvelope}},
-)
-def add_user(request: Request, _caller: Admin, body: NewUser) -> JSONResponse:
-    """Create a user."""
-    try:
-        user = user_store.add_user(_store(request), body.username, body.password, body.role)
-    except user_store.UserError as exc:
-        status = 409 if "already exists" in str(exc) else 422
-        raise ApiError(status, str(exc)) from None
-    return ok(_user_out(user), "User created", status=201)
-
-
-@router.patch(
-    "/wa-monitor-users/{username}", response_model=Envelope[UserOut], responses=_not_found
-)
-def patch_user(
-    request: Request,
-    caller: Admin,
-    username: Annotated[str, Path(pattern=USERNAME_PATTERN)],
-    body: UserPatch,
-) -> JSONResponse:
-    """Change a user's role, or disable / enable them."""
-    store = _store(request)
-    if body.role is None and body.disabled is None:
-        raise ApiError(400, "Nothing to change: send role or disabled")
-    if username == caller.user.username and (body.disabled or body.role not in (None, "admin")):
-        raise ApiError(422, "Admins cannot demote or disable themselves")
-    try:
-        user = None
-        if body.role is not None:
-            user = user_store.set_role(store, username, body.role)
-        if body.disabled is not None:
-            user = user_store.set_disabled(store, username, body.disabled)
-    except user_store.UserError as exc:
-        raise ApiError(404, str(exc)) from None
-    assert user is not None
-    return ok(_user_out(user), "User updated")

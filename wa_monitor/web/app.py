@@ -26,9 +26,26 @@ from wa_monitor.core.config import ProjectsConfig
 from wa_monitor.core.errors import ConfigError
 from wa_monitor.core.settings import Settings
 from wa_monitor.feedback.outbox import BridgeClient, FeedbackSender
+from wa_monitor.store.media import MediaStore
 from wa_monitor.store.review_store import ReviewStore
-from wa_monitor.store.users import LAST_USED_RESOLUTION, User
-from wa_monitor.web import api, pages
+from wa_monitor.store.users import LAST_USED_RESOLUTION
+from wa_monitor.web import (
+    api,
+    dr_validation,
+    droplists,
+    exports,
+    fe_health,
+    health_page,
+    media,
+    pages,
+    photos,
+    queue_api,
+    reports_api,
+    reviewing,
+    stats_api,
+    team,
+    users,
+)
 from wa_monitor.web.auth import LoginThrottle, Sessions
 from wa_monitor.web.changes import ACCOUNTS, REVIEWS, AnswerCache, ChangeFeed, StaleAfterWrites
 from wa_monitor.web.config_follow import ProjectsFollower
@@ -37,6 +54,7 @@ from wa_monitor.web.inputs import InputGuard
 from wa_monitor.web.queries import SummaryCache
 
 log = logging.getLogger("wa_monitor.web")
+GROUP_MESSAGES = "group_messages"
 STATIC = Path(__file__).parent / "static"
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -63,6 +81,7 @@ def create_app(
     bridge: BridgeClient | None = None,
     run_sender: bool = True,
     sender_interval: float = 2.0,
+    run_scheduler: bool = False,
     backoff: tuple[float, ...] | None = None,
     throttle: LoginThrottle | None = None,
     poll_seconds: float = 5.0,
@@ -70,6 +89,7 @@ def create_app(
     threads: int = WEB_THREADS,
     summary_seconds: float = 0.0,
     follow_seconds: float = 0.5,
+    media_store: MediaStore | None = None,
 ) -> FastAPI:
     """The dashboard and API over `store`.
 
@@ -81,6 +101,8 @@ def create_app(
         bridge: the bridge client (default: BRIDGE_URL with a 10 s timeout).
         run_sender: deliver queued feedback in a background thread while the app runs.
         sender_interval: seconds between the sender's passes over the outbox.
+        run_scheduler: deliver the scheduled reports and tell the alerts of the projects
+            file in a background thread (`serve` does; reports_api.scheduler_for).
         backoff: delays between attempts of a failing feedback (default: feedback's).
         throttle: the failed sign-in limiter (default: 5 failures per 15 minutes).
         poll_seconds: how often the page asks for new drops.
@@ -91,6 +113,8 @@ def create_app(
             says the reviews changed, or this long without it (0: computed per request).
         follow_seconds: how often the projects file (`config.path`) is checked for changes
             made elsewhere, as `wa-monitor run` does (0: never).
+        media_store: where /media serves the photos from (default: the one the settings
+            name, MEDIA_URL or MEDIA_DIR, opened at the first request for a file).
     """
     secret = settings.secret_key
     if not secret:
@@ -127,6 +151,13 @@ def create_app(
                     args=(stop, sender_interval),
                     name="feedback-sender",
                     daemon=True,
+                )
+            )
+        if run_scheduler:
+            scheduler = reports_api.scheduler_for(store, settings, lambda: app.state.config)
+            workers.append(
+                threading.Thread(
+                    target=scheduler.run, args=(stop,), name="report-scheduler", daemon=True
                 )
             )
         if follow_seconds > 0:
@@ -170,13 +201,29 @@ def create_app(
     app.state.throttle = throttle or LoginThrottle()
     app.state.dev = dev
     app.state.poll_ms = int(poll_seconds * 1000)
-    app.state.accounts = AnswerCache[User | None](changes, ACCOUNTS, max_age=LAST_USED_RESOLUTION)
+    app.state.accounts = AnswerCache[Any](changes, ACCOUNTS, max_age=LAST_USED_RESOLUTION)
     app.state.answers = AnswerCache[Any](changes, REVIEWS)
+    # The drop list carries photo figures: stale too when the photos' links change.
+    app.state.drop_answers = AnswerCache[Any](changes, (*REVIEWS, GROUP_MESSAGES))
+    app.state.media_store = media_store
     if summary_seconds > 0:
         app.state.summary_cache = SummaryCache(summary_seconds, feed=changes)
     install_handlers(app)
 
     app.include_router(api.router)
+    app.include_router(stats_api.router)
+    app.include_router(fe_health.router)
+    app.include_router(health_page.router)
+    app.include_router(dr_validation.router)
+    app.include_router(reports_api.router)
+    app.include_router(photos.router)
+    app.include_router(queue_api.router)
+    app.include_router(droplists.router)
+    app.include_router(team.router)
+    app.include_router(exports.router)
+    app.include_router(reviewing.router)
+    app.include_router(users.router)
+    app.include_router(media.router)
     app.include_router(pages.router)
     app.include_router(wa_monitor.web.health.router)
     app.include_router(wa_monitor.web.projects.router)
@@ -218,7 +265,8 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        head = {**scope, "method": "GET", media.HEAD_REQUEST: True}
+        await self.app(head, receive, send_headers_only)
 
 
 class InternalErrors:

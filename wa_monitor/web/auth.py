@@ -14,7 +14,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
@@ -22,12 +22,13 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.store.users import (
+    TokenHolder,
     User,
     authenticate,
     end_sessions,
     get_user,
     token_hash,
-    user_for_token,
+    token_holder,
 )
 from wa_monitor.web.changes import AnswerCache
 from wa_monitor.web.envelope import ApiError
@@ -37,6 +38,9 @@ SESSION_COOKIE = "wa_monitor_session"
 LOGIN_CSRF_COOKIE = "wa_monitor_login"
 SESSION_SECONDS = 12 * 3600
 CSRF_HEADER = "X-CSRF-Token"
+# A front end's request names the person acting in this header (or in a body's `userName`).
+ACTING_HEADER = "X-Acting-User"
+ACTING_MAX = 100
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 T = TypeVar("T")
 
@@ -53,6 +57,40 @@ class Caller:
     user: User
     via: str  # "session" | "token"
     csrf: str | None
+    # A front end's token (`tokens create --front-end`) and the person it acts for.
+    front_end: bool = False
+    acting: str | None = None
+
+    def can(self, role: str) -> bool:
+        """Whether the caller holds at least `role`; a front-end token is never an admin."""
+        return self.user.can(role) and not (self.front_end and role == "admin")
+
+    @property
+    def actor(self) -> str:
+        """Who locks, edits, feedback and history record: the acting person, else the user."""
+        return self.acting or self.user.username
+
+    def acting_as(self, name: str | None, field: str = "body.userName") -> Caller:
+        """This caller acting for `name` (a front end's `userName`); others stay themselves.
+
+        The header, when sent, wins over a body's name: it is what the front end's proxy
+        sets from its own sign-in.
+        """
+        if not self.front_end or name is None or self.acting is not None:
+            return self
+        return replace(self, acting=acting_name(name, field))
+
+
+def acting_name(value: str, field: str) -> str:
+    """The acting person's name as sent, trimmed; a clear 422 for one that cannot be."""
+    name = value.strip()
+    if not name or len(name) > ACTING_MAX or not name.isprintable():
+        raise ApiError(
+            422,
+            f"The acting person's name must be 1 to {ACTING_MAX} printable characters",
+            details=[{"field": field}],
+        )
+    return name
 
 
 class Sessions:
@@ -406,7 +444,7 @@ def identify(request: Request) -> Caller | None:
     """
     state = request.app.state
     store: ReviewStore = state.store
-    accounts: AnswerCache[User | None] = state.accounts
+    accounts: AnswerCache[Any] = state.accounts
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")
@@ -417,12 +455,27 @@ def identify(request: Request) -> Caller | None:
                 "Authorization must be `Bearer <API token>`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        user = accounts.get(("token", token_hash(secret)), lambda: user_for_token(store, secret))
-        if user is None:
+        holder: TokenHolder | None = accounts.get(
+            ("token", token_hash(secret)), lambda: token_holder(store, secret)
+        )
+        if holder is None:
             raise ApiError(
                 401, "Invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"}
             )
-        return Caller(user, "token", None)
+        acting = request.headers.get(ACTING_HEADER)
+        if acting is not None and not holder.front_end:
+            raise ApiError(
+                403,
+                f"Only a front-end token may name the acting person ({ACTING_HEADER}); "
+                "create one with `wa-monitor tokens create USER --name NAME --front-end`",
+            )
+        return Caller(
+            holder.user,
+            "token",
+            None,
+            front_end=holder.front_end,
+            acting=None if acting is None else acting_name(acting, f"header.{ACTING_HEADER}"),
+        )
     sessions: Sessions = state.sessions
     session = sessions.read(request)
     if session is None:
@@ -449,6 +502,10 @@ def require(role: str) -> Callable[[Request], Caller]:
             and not same(request.headers.get(CSRF_HEADER), caller.csrf)
         ):
             raise ApiError(403, f"Missing or wrong {CSRF_HEADER} header; reload the page")
+        if caller.front_end and role == "admin":
+            raise ApiError(
+                403, "A front-end token cannot use admin routes; sign in as an admin instead"
+            )
         if not caller.user.can(role):
             raise ApiError(
                 403, f"This needs the {role} role; {caller.user.username} is a {caller.user.role}"

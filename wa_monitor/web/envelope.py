@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from http import HTTPStatus
@@ -11,8 +12,8 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
@@ -62,6 +63,9 @@ class Envelope(BaseModel, Generic[T]):
 
 
 class ErrorBody(BaseModel):
+    # A few errors carry more beside the message (a lock's holder: error.lockedBy).
+    model_config = ConfigDict(extra="allow")
+
     code: str
     message: str
     details: Any | None = None
@@ -84,6 +88,7 @@ class ApiError(Exception):
         code: str | None = None,
         details: Any | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -91,6 +96,7 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = headers
+        self.extra = extra or {}  # keys of the error object beside code, message, details
 
 
 def scrub(text: str) -> str:
@@ -145,10 +151,26 @@ def ok_encoded(data_json: str, **extra: Any) -> Response:
     return Response(utf8(body), media_type="application/json")
 
 
+def ok_streamed(items: Iterable[str], **extra: Any) -> StreamingResponse:
+    """ok() for a list sent as it is read: `items` yields each element already encoded,
+    so an answer of any length needs the memory of one batch, not of the whole list."""
+    head = {"meta": extra.pop("meta", None) or meta().model_dump(mode="json"), **extra}
+    rest = "".join(f",{_dumps(k)}:{_dumps(v)}" for k, v in head.items())
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"success":true,"data":['
+        for n, item in enumerate(items):
+            yield utf8(item if n == 0 else "," + item)
+        yield utf8(f"]{rest}}}")
+
+    return StreamingResponse(chunks(), media_type="application/json")
+
+
 def error_response(err: ApiError) -> JSONResponse:
     body = ErrorEnvelope(
         error=ErrorBody(code=err.code, message=err.message, details=err.details), meta=meta()
     ).model_dump(mode="json", exclude_none=True)
+    body["error"].update(err.extra)
     body["meta"] = meta().model_dump(mode="json")
     return SafeJSONResponse(body, status_code=err.status, headers=err.headers)
 

@@ -17,10 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from wa_monitor.core.errors import ReviewDatabaseError
 from wa_monitor.core.settings import Settings
-from wa_monitor.monitor.health import Report, reported_groups
+from wa_monitor.monitor.health import Readiness, Report, reported_groups
 from wa_monitor.monitor.health import readiness as readiness_of
 from wa_monitor.monitor.metrics import database_registry
 from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.web.api import queue_clocks
 from wa_monitor.web.auth import identify
 from wa_monitor.web.envelope import ApiError
 
@@ -33,8 +34,13 @@ def readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Report
     This host may not have the bridge (no WHATSAPP_DB_PATH): the monitor's heartbeat
     then tells what it last saw of the bridge store and of the groups.
     """
-    ready = readiness_of(settings, store, zone, writes=True, bridge_from_heartbeat=True)
+    ready = dashboard_readiness(settings, store, zone)
     return Report(ready.report.checks + tuple(reported_groups(ready.beat)))
+
+
+def dashboard_readiness(settings: Settings, store: ReviewStore, zone: Any = UTC) -> Readiness:
+    """The checks /readyz reports, with the heartbeat row they judged (the health panel's)."""
+    return readiness_of(settings, store, zone, writes=True, bridge_from_heartbeat=True)
 
 
 @router.get("/healthz", include_in_schema=False)
@@ -69,6 +75,7 @@ def metrics(request: Request) -> Response:
     state = request.app.state
     registry: CollectorRegistry | None = getattr(state, "ops_metrics_registry", None)
     if registry is None:
-        registry = database_registry(state.store)
+        # The queue's clocks are read at each scrape: the projects file may be reloaded.
+        registry = database_registry(state.store, lambda: queue_clocks(state))
         state.ops_metrics_registry = registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -21,6 +21,14 @@ from wa_monitor.web.envelope import ApiError, error_response, scrub
 # The largest legitimate body (a review edit: 17,000 characters of comments, each of
 # which JSON may spell as a 12-byte surrogate pair) is about 210 KB.
 MAX_BODY_BYTES = 256 * 1024
+# The uploads (a client's drop list, CSV or XLSX) are the only multipart bodies, and the
+# only ones allowed this much: a list of 500,000 numbers is about 6 MB as CSV.
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+UPLOAD_PATHS = (
+    "/api/wa-monitor-drop-lists/",
+    "/api/wa-monitor-reconcile",
+    "/api/wa-monitor-dr-validation",
+)
 # Enough to fix a request; more only costs time to build and send.
 MAX_PROBLEMS = 20
 
@@ -118,13 +126,17 @@ def _invalid(problems: list[Problem]) -> ApiError:
 class InputGuard:
     """Refuses, before routing, a request whose size or text no route could accept.
 
-    Bodies are read whole (up to MAX_BODY_BYTES, else 413) and handed on unchanged;
-    requests without a body pass straight through.
+    Bodies are read whole (up to MAX_BODY_BYTES, else 413; a POST to an upload path up
+    to MAX_UPLOAD_BYTES) and handed on unchanged; requests without a body pass straight
+    through.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body: int = MAX_BODY_BYTES, max_upload: int = MAX_UPLOAD_BYTES
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_upload = max_upload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,12 +150,14 @@ class InputGuard:
         if "content-length" not in headers and "transfer-encoding" not in headers:
             await self.app(scope, receive, send)
             return
+        upload = is_upload(scope)
+        limit = self.max_upload if upload else self.max_body
         try:
             declared = int(headers.get("content-length", "0"))
         except ValueError:
             declared = 0
-        if declared > self.max_body:
-            await error_response(self._too_large())(scope, receive, send)
+        if declared > limit:
+            await error_response(self._too_large(limit, upload))(scope, receive, send)
             return
         body = b""
         more = True
@@ -153,19 +167,32 @@ class InputGuard:
                 return  # the client went away
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.max_body:
-                await error_response(self._too_large())(scope, receive, send)
+            if len(body) > limit:
+                await error_response(self._too_large(limit, upload))(scope, receive, send)
                 return
-        error = body_error(headers.get("content-type", ""), body)
+        error = None if upload else body_error(headers.get("content-type", ""), body)
         if error is not None:
             await error_response(error)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _too_large(self) -> ApiError:
-        return ApiError(
-            413, f"The request body is larger than {self.max_body // 1024} KiB; send less"
-        )
+    def _too_large(self, limit: int, upload: bool) -> ApiError:
+        if upload:
+            return ApiError(
+                413,
+                f"The file is larger than {limit // (1024 * 1024)} MiB; send the drop "
+                "number column alone (as CSV), or split the list",
+            )
+        return ApiError(413, f"The request body is larger than {limit // 1024} KiB; send less")
+
+
+def is_upload(scope: Scope) -> bool:
+    """A POST to one of the upload routes: its multipart body is read by the route, which
+    checks its fields itself."""
+    path = scope.get("path", "")
+    return scope.get("method") == "POST" and any(
+        path == p or (p.endswith("/") and path.startswith(p)) for p in UPLOAD_PATHS
+    )
 
 
 def body_error(content_type: str, body: bytes) -> ApiError | None:
@@ -174,7 +201,7 @@ def body_error(content_type: str, body: bytes) -> ApiError | None:
     if kind == "multipart/form-data":
         return ApiError(
             415,
-            "No route takes multipart bodies: send JSON, or a form as "
+            "Only the file uploads take multipart bodies: send JSON, or a form as "
             "application/x-www-form-urlencoded",
         )
     if kind == "application/x-www-form-urlencoded":
@@ -203,4 +230,11 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-__all__ = ["MAX_BODY_BYTES", "InputGuard", "json_problems", "text_problem"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "InputGuard",
+    "is_upload",
+    "json_problems",
+    "text_problem",
+]

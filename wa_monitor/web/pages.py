@@ -9,14 +9,16 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from wa_monitor import __version__
 from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.core.reviews import RESUBMISSION_MARK
 from wa_monitor.core.steps import STEP_COLUMNS
 from wa_monitor.web import queries as q
+from wa_monitor.web import stats_queries as sq
 from wa_monitor.web.auth import Caller, Sessions, identify, same, sign_in
 from wa_monitor.web.envelope import ApiError
 
@@ -24,6 +26,15 @@ log = logging.getLogger("wa_monitor.web")
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 POLL_MS = 5000
+# The review states as the filter and the badges name them, in the queue's order.
+REVIEW_STATE_TEXT = (
+    ("new", "New"),
+    ("in_review", "In review"),
+    ("resubmitted", "Resubmitted"),
+    ("needs_correction", "Needs correction"),
+    ("approved", "Approved"),
+    ("invalid", "Invalid"),
+)
 # Characters that mean something to the HTML parser: `<!--<script>` keeps a script
 # element open past its `</script>`, `&` starts a character reference, `'` ends a
 # single-quoted attribute.
@@ -149,22 +160,29 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
 def dashboard(request: Request) -> Response:
     caller = _caller(request)
     if caller is None or caller.via != "session":
-        return RedirectResponse(f"/login?next={quote('/wa-monitor')}", status_code=303)
+        # A link to a drop or a filtered list comes back to it after signing in.
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(here)}", status_code=303)
     config: ProjectsConfig = request.app.state.config
     store = request.app.state.store
     day = q.today(config.zone)
-    counts = q.daily_counts(store, day, config.zone)
+    counts = sq.daily_counts(store, day, config.zone)
     cards = q.summary(store, q.DropFilter(), config.zone)
     boot: dict[str, Any] = {
         "csrf": caller.csrf,
         "user": caller.user.username,
         "role": caller.user.role,
-        "canEdit": caller.user.can("reviewer"),
+        "canEdit": caller.can("reviewer"),
         "steps": [[s, config.step_labels.get(s, s)] for s in STEP_COLUMNS],
         "projects": [p.name for p in config.projects],
         "timezone": config.timezone,
         "zoneAbbr": _zone_abbr(config),
         "pollMs": int(getattr(request.app.state, "poll_ms", POLL_MS)),
+        "isAdmin": caller.can("admin"),
+        "groups": {p.name: p.description for p in config.projects},
+        "states": dict(REVIEW_STATE_TEXT),
+        # The monitor's resubmission lines in a comment start with this.
+        "resubmissionMark": RESUBMISSION_MARK,
     }
     return templates.TemplateResponse(
         request,
@@ -179,6 +197,7 @@ def dashboard(request: Request) -> Response:
             "day": day,
             "zone_abbr": _zone_abbr(config),
             "cards": cards,
+            "states": REVIEW_STATE_TEXT,
             "version": __version__,
         },
     )
@@ -190,30 +209,39 @@ def _zone_abbr(config: ProjectsConfig) -> str:
     return datetime.now(UTC).astimezone(config.zone).tzname() or config.timezone
 
 
+def _forbidden(request: Request, caller: Caller, message: str) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "forbidden.html",
+        {"user": caller.user, "csrf": caller.csrf, "message": message, "version": __version__},
+        status_code=403,
+    )
+
+
+def _admin_page(request: Request, path: str, what: str, ask: str) -> Caller | Response:
+    """The signed-in admin, or the page that answers anyone else (sign-in, or refused)."""
+    caller = _caller(request)
+    if caller is None or caller.via != "session":
+        return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+    if not caller.can("admin"):
+        log.warning(
+            "🔒 %s (%s) was refused the %s page", caller.user.username, caller.user.role, what
+        )
+        return _forbidden(
+            request,
+            caller,
+            f"The {what} page is for admins; {caller.user.username} is a "
+            f"{caller.user.role}. Ask an admin to {ask}.",
+        )
+    return caller
+
+
 @router.get("/wa-monitor/projects", response_class=HTMLResponse)
 def projects_page(request: Request) -> Response:
     """The admins' projects page: list, add, disable and enable projects; recent changes."""
-    caller = _caller(request)
-    if caller is None or caller.via != "session":
-        return RedirectResponse(f"/login?next={quote('/wa-monitor/projects')}", status_code=303)
-    if not caller.user.can("admin"):
-        log.warning(
-            "🔒 %s (%s) was refused the projects page", caller.user.username, caller.user.role
-        )
-        return templates.TemplateResponse(
-            request,
-            "forbidden.html",
-            {
-                "user": caller.user,
-                "csrf": caller.csrf,
-                "message": (
-                    f"The projects page is for admins; {caller.user.username} is a "
-                    f"{caller.user.role}. Ask an admin to add or disable a project."
-                ),
-                "version": __version__,
-            },
-            status_code=403,
-        )
+    caller = _admin_page(request, "/wa-monitor/projects", "projects", "add or disable a project")
+    if not isinstance(caller, Caller):
+        return caller
     from wa_monitor.web.projects import form_fields
 
     config: ProjectsConfig = request.app.state.config
@@ -235,4 +263,45 @@ def projects_page(request: Request) -> Response:
             "path": str(config.path),
             "version": __version__,
         },
+    )
+
+
+@router.get("/wa-monitor/users", response_class=HTMLResponse)
+def users_page(request: Request) -> Response:
+    """The admins' users page: list, add, role, disable / enable, reset a password; audit."""
+    caller = _admin_page(request, "/wa-monitor/users", "users", "add or change an account")
+    if not isinstance(caller, Caller):
+        return caller
+    from wa_monitor.store.users import MIN_PASSWORD, ROLES
+
+    config: ProjectsConfig = request.app.state.config
+    boot: dict[str, Any] = {
+        "csrf": caller.csrf,
+        "user": caller.user.username,
+        "timezone": config.timezone,
+        "zoneAbbr": _zone_abbr(config),
+        "roles": list(ROLES),
+        "minPassword": MIN_PASSWORD,
+    }
+    return templates.TemplateResponse(
+        request,
+        "users.html",
+        {
+            "user": caller.user,
+            "csrf": caller.csrf,
+            "boot": boot,
+            "roles": ROLES,
+            "min_password": MIN_PASSWORD,
+            "version": __version__,
+        },
+    )
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever the page links: the same SVG icon."""
+    return FileResponse(
+        Path(__file__).parent / "static" / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
     )

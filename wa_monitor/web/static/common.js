@@ -50,7 +50,8 @@ window.WaMonitor = (() => {
   }
 
   // The API with the session cookie and its CSRF token; a lapsed session signs in again
-  // and comes back to this page.
+  // and comes back to this page. A FormData body goes as multipart (an upload), any other
+  // as JSON.
   async function api(method, path, body, headers = {}) {
     const init = {
       method,
@@ -58,7 +59,9 @@ window.WaMonitor = (() => {
       headers: { Accept: "application/json", ...headers },
     };
     if (method !== "GET") init.headers["X-CSRF-Token"] = boot.csrf;
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      init.body = body; // the browser writes the multipart boundary itself
+    } else if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }

@@ -71,6 +71,8 @@
     $("#projects-rows").replaceChildren(...rows);
     const on = projects.filter((p) => p.enabled).length;
     $("#projects-count").textContent = `(${on} enabled of ${projects.length})`;
+    // The page's other panels (the drop lists) follow the projects.
+    document.dispatchEvent(new CustomEvent("wa-projects-changed"));
   }
 
   function diffLines(diff) {

@@ -1,0 +1,224 @@
+"""The admins' health panel's reads: each one an index read or a tiny table, never a count
+of a big table, since the page polls.
+
+What each uses: the last drop per project, ix_qa_photo_reviews_message_day read backwards
+from now (its project column filters in the index); the photo backlog, ix_group_messages_queue
+over the waiting statuses only (not the available photos, nearly all rows) and
+ix_group_messages_posted for the oldest and the newest failures; feedback, ix_feedback_outbox_due
+over the statuses a person must look at. Report deliveries (one row per period and
+destination) and heartbeats (one row per monitor) are small tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from wa_monitor.store.health_figures import outbox_counts
+from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import (
+    feedback_outbox,
+    group_messages,
+    qa_photo_reviews,
+    report_deliveries,
+)
+
+# The feedback statuses a person has to act on (outbox.py: failed gave up, unconfirmed may
+# or may not be in the group).
+NEEDS_A_PERSON = ("failed", "unconfirmed")
+
+
+@dataclass(frozen=True)
+class LastDrop:
+    drop_number: str
+    at: datetime  # when it was first posted
+
+
+@dataclass(frozen=True)
+class FailedFeedback:
+    id: int
+    status: str
+    drop_number: str
+    project: str | None
+    attempts: int
+    last_error: str | None
+    requested_by: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackBacklog:
+    counts: dict[str, int]  # pending, sending, failed, unconfirmed
+    entries: list[FailedFeedback]  # failed and unconfirmed, newest first
+
+
+@dataclass(frozen=True)
+class FailedPhoto:
+    drop_number: str | None
+    project: str | None
+    filename: str | None
+    attempts: int
+    last_error: str | None
+    posted_at: datetime
+
+
+@dataclass(frozen=True)
+class MediaBacklog:
+    pending: int  # linked to a drop: the worker fetches these
+    unlinked: int  # group chatter: never fetched
+    failed: int
+    oldest_pending_at: datetime | None
+    failures: list[FailedPhoto] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FailedReport:
+    report: str
+    period: str
+    kind: str  # folder, email, webhook: the destination's kind, never its address
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+def last_drops(
+    store: ReviewStore, projects: Iterable[str], since: datetime
+) -> dict[str, LastDrop | None]:
+    """Each project's newest drop first posted since `since` (None: none since then).
+
+    One query per project, each stopping at its first row; `since` bounds the read of a
+    project that posts nothing.
+    """
+    r = qa_photo_reviews
+    # PostgreSQL filters the project inside ix_qa_photo_reviews_message_day; SQLite, which
+    # keeps no statistics, would read the project's every row through the unique key and
+    # sort them, unless the project is an expression no index holds.
+    column = r.c.project if store.dialect == "postgresql" else sa.func.coalesce(r.c.project, "")
+    found: dict[str, LastDrop | None] = {}
+    with store.read() as conn:
+        for project in projects:
+            row = conn.execute(
+                sa.select(r.c.drop_number, r.c.whatsapp_message_date)
+                .where(r.c.whatsapp_message_date >= since, column == project)
+                .order_by(r.c.whatsapp_message_date.desc())
+                .limit(1)
+            ).first()
+            found[project] = LastDrop(row.drop_number, row.whatsapp_message_date) if row else None
+    return found
+
+
+def feedback_backlog(store: ReviewStore, limit: int = 20) -> FeedbackBacklog:
+    """The outbox's waiting counts, and the entries that wait for a person."""
+    t = feedback_outbox
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                t.c.id,
+                t.c.status,
+                t.c.drop_number,
+                t.c.project,
+                t.c.attempts,
+                t.c.last_error,
+                t.c.requested_by,
+                t.c.created_at,
+            )
+            .where(t.c.status.in_(NEEDS_A_PERSON))
+            .order_by(t.c.id.desc())
+            .limit(limit)
+        ).all()
+    entries = [
+        FailedFeedback(
+            id=int(r.id),
+            status=str(r.status),
+            drop_number=str(r.drop_number),
+            project=r.project,
+            attempts=int(r.attempts),
+            last_error=r.last_error,
+            requested_by=r.requested_by,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+    return FeedbackBacklog(counts=outbox_counts(store), entries=entries)
+
+
+def media_backlog(store: ReviewStore, limit: int = 5) -> MediaBacklog:
+    """Photos waiting to be fetched, failed ones, the oldest waiting, the newest failures."""
+    g = group_messages
+    linked = g.c.drop_number.is_not(None)
+    with store.read() as conn:
+        counts = conn.execute(
+            sa.select(g.c.status, linked.label("linked"), sa.func.count().label("n"))
+            .where(g.c.status.in_(("pending", "failed")))
+            .group_by(g.c.status, linked)
+        ).all()
+        oldest = conn.execute(
+            sa.select(g.c.posted_at)
+            .where(g.c.status == "pending", linked)
+            .order_by(g.c.posted_at)
+            .limit(1)
+        ).scalar()
+        failed = conn.execute(
+            sa.select(
+                g.c.drop_number,
+                g.c.project,
+                g.c.filename,
+                g.c.attempts,
+                g.c.last_error,
+                g.c.posted_at,
+            )
+            .where(g.c.status == "failed")
+            .order_by(g.c.posted_at.desc())
+            .limit(limit)
+        ).all()
+    by = {(str(r.status), bool(r.linked)): int(r.n) for r in counts}
+    return MediaBacklog(
+        pending=by.get(("pending", True), 0),
+        unlinked=by.get(("pending", False), 0),
+        failed=by.get(("failed", True), 0) + by.get(("failed", False), 0),
+        oldest_pending_at=oldest,
+        failures=[
+            FailedPhoto(
+                drop_number=r.drop_number,
+                project=r.project,
+                filename=r.filename,
+                attempts=int(r.attempts),
+                last_error=r.last_error,
+                posted_at=r.posted_at,
+            )
+            for r in failed
+        ],
+    )
+
+
+def failed_reports(store: ReviewStore, limit: int = 5) -> list[FailedReport]:
+    """The latest report deliveries that failed and were not delivered since."""
+    t = report_deliveries
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                t.c.report,
+                t.c.period,
+                t.c.destination,
+                t.c.attempts,
+                t.c.last_error,
+                t.c.created_at,
+            )
+            .where(t.c.status == "failed")
+            .order_by(t.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        FailedReport(
+            report=str(r.report),
+            period=str(r.period),
+            kind=str(r.destination).split(":", 1)[0],
+            attempts=int(r.attempts),
+            last_error=r.last_error,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
