@@ -28,6 +28,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.parser import RoundTripParser
 
 from wa_monitor.core.detect import DEFAULT_DROP_PATTERN, DropPattern, PatternError, compile_pattern
+from wa_monitor.core.gateways import GATEWAYS
 from wa_monitor.core.hours import WorkingHours
 from wa_monitor.core.photo_links import (
     DEFAULT_PHOTOS_AFTER,
@@ -87,7 +88,8 @@ class ProjectField:
     label: str
     help: str
     # text, flag (true/false), jid (a group JID), pattern (a regular expression),
-    # moment (an ISO date or date-time in the projects' zone) or duration (2h, 30m, 90s).
+    # moment (an ISO date or date-time in the projects' zone), duration (2h, 30m, 90s) or
+    # gateway (one of wa_monitor.core.gateways.GATEWAYS).
     kind: str = "text"
     # Required in the file; `missing` says what to write when it is not there.
     required: bool = False
@@ -209,6 +211,14 @@ PROJECT_FIELDS: tuple[ProjectField, ...] = (
         "flag",
         default=False,
     ),
+    ProjectField(
+        "gateway",
+        "Gateway",
+        "Where the group's messages come from and its feedback goes: "
+        + ", ".join(GATEWAYS)
+        + " (default: the GATEWAY setting).",
+        "gateway",
+    ),
 )
 _DURATION_DEFAULTS: dict[str, timedelta | None] = {
     "photos_after": DEFAULT_PHOTOS_AFTER,
@@ -238,6 +248,8 @@ class Project:
     working_hours: WorkingHours | None = None
     review_target: timedelta | None = None
     auto_reply_invalid: bool = False
+    # None: the GATEWAY setting's (wa_monitor.core.gateways).
+    gateway: str | None = None
     line: int = 0
 
     @property
@@ -1089,6 +1101,18 @@ class _Validator:
             return self._duration(item, key, label)
         if spec.kind == "hours":
             return self._hours(item, key, label)
+        if spec.kind == "gateway":
+            if key not in item:
+                return None
+            gateway = str(item.get(key) or "").strip()
+            if gateway not in GATEWAYS:
+                self.problem(
+                    _value_line(item, key),
+                    f"`{key}` must be one of {', '.join(GATEWAYS)}, not `{gateway}`",
+                    label,
+                )
+                return _INVALID
+            return gateway
         raise AssertionError(f"no reader for the field kind {spec.kind!r}")
 
     def _duration(self, item: CommentedMap, key: str, label: str) -> Any:

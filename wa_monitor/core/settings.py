@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 from dotenv import dotenv_values
 
 from wa_monitor.core.errors import ConfigError
+from wa_monitor.core.gateways import GATEWAYS
 from wa_monitor.core.hours import WorkingHours
 from wa_monitor.core.masking import mask_url
 
@@ -292,6 +293,87 @@ class Settings:
         "http://localhost:8080/api",
         "The bridge's HTTP API, for feedback.",
         lambda _name, value: (value or "").rstrip("/"),
+    )
+    gateway: str = setting(
+        "GATEWAY",
+        "bridge",
+        "Where the groups' messages come from and feedback goes, unless a project's "
+        "`gateway:` says otherwise: bridge (the bridge's messages.db, upstream or "
+        "`wa-monitor bridge`), waha, evolution, or bridge-webhook (the maintained Go "
+        "bridge fork's webhook).",
+        one_of(*GATEWAYS, strip=True),
+    )
+    bridge_token: str | None = setting(
+        "BRIDGE_TOKEN",
+        None,
+        "Bearer token of the bridge's HTTP API (`wa-monitor bridge`, the maintained fork); "
+        "`wa-monitor bridge` requires one. Unset: requests carry none (the upstream bridge).",
+        optional_text,
+        secret=True,
+    )
+    bridge_store: Path | None = setting(
+        "BRIDGE_STORE",
+        None,
+        "`wa-monitor bridge`: the folder of its messages.db, whatsapp.db and downloaded "
+        "media (default: WHATSAPP_DB_PATH's folder).",
+        optional_path,
+    )
+    bridge_listen: str = setting(
+        "BRIDGE_LISTEN",
+        "127.0.0.1:8080",
+        "`wa-monitor bridge`: the address:port its HTTP API listens on.",
+        text,
+    )
+    waha_url: str | None = setting(
+        "WAHA_URL",
+        None,
+        "WAHA's base URL (e.g. http://127.0.0.1:3000), for feedback, LIDs and media.",
+        lambda _name, value: (value or "").rstrip("/") or None,
+    )
+    waha_api_key: str | None = setting(
+        "WAHA_API_KEY",
+        None,
+        "WAHA's API key: sent as X-Api-Key, and required on its webhook calls.",
+        optional_text,
+        secret=True,
+    )
+    waha_session: str = setting("WAHA_SESSION", "default", "The WAHA session to use.", text)
+    waha_hmac_key: str | None = setting(
+        "WAHA_HMAC_KEY",
+        None,
+        "The HMAC key configured on WAHA's webhook: every call's X-Webhook-Hmac is verified.",
+        optional_text,
+        secret=True,
+    )
+    evolution_url: str | None = setting(
+        "EVOLUTION_URL",
+        None,
+        "Evolution API's base URL (e.g. http://127.0.0.1:8080), for feedback and media.",
+        lambda _name, value: (value or "").rstrip("/") or None,
+    )
+    evolution_api_key: str | None = setting(
+        "EVOLUTION_API_KEY",
+        None,
+        "Evolution API's apikey: sent with every request, and required on its webhook calls.",
+        optional_text,
+        secret=True,
+    )
+    evolution_instance: str | None = setting(
+        "EVOLUTION_INSTANCE", None, "The Evolution API instance to use.", optional_text
+    )
+    webhook_token: str | None = setting(
+        "WEBHOOK_TOKEN",
+        None,
+        "Bearer token the Go bridge fork's webhook calls must carry (its WEBHOOK_SECRET).",
+        optional_text,
+        secret=True,
+    )
+    webhook_window: float = setting(
+        "WEBHOOK_WINDOW",
+        "300",
+        "A signed webhook call whose timestamp is further than this from now (seconds) is "
+        "refused as a replay.",
+        number(1, 86400),
     )
     secret_key: str | None = setting(
         "SECRET_KEY",

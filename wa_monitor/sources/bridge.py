@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from wa_monitor.core.errors import BridgeBusyError, BridgeStoreError
 from wa_monitor.sources.protocol import (
+    Deletion,
     Filters,
     GroupMessage,
     Prefilter,
@@ -489,6 +490,10 @@ class BridgeStore:
     def contacts_problem(self) -> str:
         """Why whatsapp.db cannot be read now ("" when it can, or when none is configured)."""
         return self.contacts.problem
+
+    def read_deletions(self, low: int, high: int, chats: Sequence[str]) -> list[Deletion]:
+        """None yet: the stores this reads record no deletions."""
+        return []
 
     def resolve_senders(self, senders: Iterable[str]) -> dict[str, Sender]:
         """Map raw sender values to phone number and display name, using whatsapp.db."""

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from wa_monitor.sources.bridge import sender_user
 from wa_monitor.sources.protocol import (
+    Deletion,
     Filters,
     GroupMessage,
     Prefilter,
@@ -194,6 +195,10 @@ class InMemorySource:
             return False
         found = self._by_key.get((chat_jid, message_id))
         return found is None or found < rowid
+
+    def read_deletions(self, low: int, high: int, chats: Sequence[str]) -> list[Deletion]:
+        """None yet: the stores this reads record no deletions."""
+        return []
 
     def resolve_senders(self, senders: Iterable[str]) -> dict[str, Sender]:
         result = {}

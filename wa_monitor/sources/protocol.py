@@ -23,6 +23,8 @@ What a source must guarantee, because the monitor's cursors rely on it:
   in rowid order. Any value is data: a source never fails on what a message holds.
 - `read_messages` returns every row of the asked groups in the range, whatever it holds
   (texts and media, rows without content too), in rowid order.
+- A deletion is recorded by storing the message's row again (so its new rowid comes up
+  in a later range) and `read_deletions` naming it there.
 - Reading never writes: a scan leaves the source as it found it. Errors are raised as
   `wa_monitor.core.errors.BridgeStoreError` (or a subclass), which the monitor retries.
 """
@@ -70,6 +72,20 @@ class GroupMessage:
     filename: str | None
     file_sha256: bytes | None  # 32 raw bytes when sane
     file_length: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """A message deleted in WhatsApp ("delete for everyone"), as its source recorded it.
+
+    `rowid` is that of the message's row as stored when the deletion was recorded (a
+    source stores the row again then, so the deletion comes up in a later range).
+    """
+
+    rowid: int
+    chat_jid: str
+    id: str
+    deleted_at: str | float | None  # text as written; a number is an epoch time
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +151,9 @@ class Source(Protocol):
 
     def resolve_senders(self, senders: Iterable[str]) -> dict[str, Sender]:
         """Each raw sender value's phone number and display name."""
+
+    def read_deletions(self, low: int, high: int, chats: Sequence[str]) -> list[Deletion]:
+        """The messages of `chats` with low < rowid <= high that were deleted in WhatsApp.
+
+        A source that cannot know of deletions (the upstream bridge stores none) returns [].
+        """

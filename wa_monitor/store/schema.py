@@ -13,7 +13,7 @@ from wa_monitor.core.steps import STEP_COLUMNS
 
 # The Alembic revision this code is written against; `scan`, `run` and `serve` refuse
 # any other (see store.ReviewStore.check_schema).
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -121,6 +121,8 @@ qa_photo_reviews = sa.Table(
     sa.Column("review_state", sa.String(20), sa.Computed(sa.text(STATE_SQL))),
     sa.Column("queue_rank", sa.Integer, sa.Computed(sa.text(RANK_SQL))),
     sa.Column("waiting_since", UTCDateTime, sa.Computed(sa.text(WAITING_SQL))),
+    # 0012: when the last of the drop's posts was deleted in WhatsApp (None: one is left)
+    sa.Column("post_deleted_at", UTCDateTime),
 )
 
 # 0009: each project's valid drop numbers (replaced whole by an import), and the imports.
@@ -158,6 +160,7 @@ drop_submissions = sa.Table(
     sa.Column("message_time", UTCDateTime, nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False, server_default=sa.func.now()),
+    sa.Column("deleted_at", UTCDateTime),  # 0012: the post was deleted in WhatsApp
     sa.UniqueConstraint(
         "chat_jid", "message_id", "drop_number", name="uq_drop_submissions_message_drop"
     ),
@@ -229,6 +232,9 @@ feedback_outbox = sa.Table(
     sa.Column("requested_by", sa.String(100)),
     sa.Column("created_at", UTCDateTime, nullable=False, server_default=sa.func.now()),
     sa.Column("sent_at", UTCDateTime),
+    # 0012: the gateway that sent it, and the WhatsApp message id it answered
+    sa.Column("gateway", sa.String(30)),
+    sa.Column("gateway_message_id", sa.String(100)),
 )
 
 # 0003: operations
@@ -447,4 +453,63 @@ alert_states = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("details", JSONType),
     sa.UniqueConstraint("alert", "channel", name="uq_alert_states_channel"),
+)
+
+
+# 0012: what the webhook gateways delivered, read by the monitor as a source (`seq` is
+# its rowid, given in commit order by the sequencer; NULL until then and after a change).
+gateway_inbox = sa.Table(
+    "gateway_inbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("seq", sa.BigInteger),
+    sa.Column("gateway", sa.String(30), nullable=False),
+    sa.Column("chat_jid", sa.String(100), nullable=False),
+    sa.Column("message_id", sa.String(100), nullable=False),
+    sa.Column("sender", sa.String(100), nullable=False),
+    sa.Column("sender_pn", sa.String(50)),
+    sa.Column("sender_name", sa.String(100)),
+    sa.Column("content", sa.Text),
+    sa.Column("sent_at", sa.Float(precision=53), nullable=False),  # epoch seconds
+    sa.Column("from_me", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("media_type", sa.String(20)),
+    sa.Column("media_url", sa.Text),
+    sa.Column("media_mimetype", sa.String(100)),
+    sa.Column("filename", sa.String(255)),
+    sa.Column("file_sha256", sa.LargeBinary),
+    sa.Column("file_length", sa.BigInteger),
+    sa.Column("edited_at", UTCDateTime),
+    sa.Column("deleted_at", UTCDateTime),
+    sa.Column("received_at", UTCDateTime, nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("chat_jid", "message_id", name="uq_gateway_inbox_message"),
+)
+sa.Index("ix_gateway_inbox_seq", gateway_inbox.c.seq, unique=True)
+sa.Index(
+    "ix_gateway_inbox_unsequenced",
+    gateway_inbox.c.id,
+    postgresql_where=gateway_inbox.c.seq.is_(None),
+    sqlite_where=gateway_inbox.c.seq.is_(None),
+)
+
+# Each gateway session's last reported state (WAHA session.status, Evolution
+# connection.update).
+gateway_sessions = sa.Table(
+    "gateway_sessions",
+    metadata,
+    sa.Column("gateway", sa.String(30), primary_key=True),
+    sa.Column("session", sa.String(100), primary_key=True),
+    sa.Column("status", sa.String(50), nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False, server_default=sa.func.now()),
+)
+
+# Phone numbers (and names) looked up for LIDs at a gateway (WAHA's LID API).
+gateway_lids = sa.Table(
+    "gateway_lids",
+    metadata,
+    sa.Column("lid", sa.String(100), primary_key=True),
+    sa.Column("phone", sa.String(50)),
+    sa.Column("name", sa.String(100)),
+    sa.Column("gateway", sa.String(30), nullable=False),
+    sa.Column("looked_up_at", UTCDateTime, nullable=False, server_default=sa.func.now()),
 )

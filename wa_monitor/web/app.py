@@ -45,6 +45,7 @@ from wa_monitor.web import (
     stats_api,
     team,
     users,
+    webhooks,
 )
 from wa_monitor.web.auth import LoginThrottle, Sessions
 from wa_monitor.web.changes import ACCOUNTS, REVIEWS, AnswerCache, ChangeFeed, StaleAfterWrites
@@ -223,6 +224,7 @@ def create_app(
     app.include_router(exports.router)
     app.include_router(reviewing.router)
     app.include_router(users.router)
+    app.include_router(webhooks.router)
     app.include_router(media.router)
     app.include_router(pages.router)
     app.include_router(wa_monitor.web.health.router)
