@@ -490,6 +490,8 @@ sa.Index(
     postgresql_where=gateway_inbox.c.seq.is_(None),
     sqlite_where=gateway_inbox.c.seq.is_(None),
 )
+# A group's newest rows, read backwards (the health panel, `groups`, `doctor`, `status`).
+sa.Index("ix_gateway_inbox_chat_seq", gateway_inbox.c.chat_jid, gateway_inbox.c.seq)
 
 # Each gateway session's last reported state (WAHA session.status, Evolution
 # connection.update).

@@ -62,6 +62,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("seq IS NULL"),
         sqlite_where=sa.text("seq IS NULL"),
     )
+    op.create_index("ix_gateway_inbox_chat_seq", "gateway_inbox", ["chat_jid", "seq"])
     op.create_table(
         "gateway_sessions",
         sa.Column("gateway", sa.String(30), primary_key=True),
@@ -96,6 +97,7 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     op.drop_table("gateway_lids")
     op.drop_table("gateway_sessions")
+    op.drop_index("ix_gateway_inbox_chat_seq", table_name="gateway_inbox")
     op.drop_index("ix_gateway_inbox_unsequenced", table_name="gateway_inbox")
     op.drop_index("ix_gateway_inbox_seq", table_name="gateway_inbox")
     op.drop_table("gateway_inbox")
