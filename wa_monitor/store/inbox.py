@@ -1,3 +1,517 @@
-"""The webhook gateways' inbox in the review database: durable writes and the sequencer."""
+"""The webhook inbox's writes: gateway events stored in group commits, rows sequenced in order.
+
+A webhook is answered only once what it delivered is committed, so a gateway that gets no
+answer retries and nothing is lost. One writer thread commits the events of every request
+waiting at that moment in one transaction (a group commit): at 2,000 messages a second
+that is a few hundred commits, not 2,000.
+
+`seq`, the inbox's rowid for `wa_monitor.store.inbox_source.InboxSource`, is given in the
+writing transaction, under a lock held until COMMIT (PostgreSQL: an advisory lock; SQLite:
+its write transaction, exclusive already): max(seq) + 1, + 2, … So rows become visible in
+`seq` order, and a reader's cursor never passes a row that is not committed yet (a plain
+sequence would let seq 12 commit before 11, and a cursor at 12 would skip 11 for good).
+
+What each event does to the row of its (chat, message):
+
+- a message: inserted; stored again unchanged, nothing changes (no new seq); stored
+  again with something new (a caption, media details, the row a deletion left), updated
+  under a new seq. An edited row keeps its edit when the original is delivered again.
+- an edit (`edited`): the content replaced, `edited_at` set, a new seq.
+- a deletion: `deleted_at` set (row and content kept), a new seq; a deletion of a message
+  never delivered stores a row with what is known (no sender, no content).
+- a session's state: `gateway_sessions` upserted, unless a later state is recorded.
+"""
 
 from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from wa_monitor.core.errors import ReviewDatabaseError, ReviewDataError
+from wa_monitor.core.gateway_events import Event, InboxDeletion, InboxMessage, SessionStatus
+from wa_monitor.store.review_store import ReviewStore, wrap_exceptions
+from wa_monitor.store.schema import gateway_inbox, gateway_sessions
+
+log = logging.getLogger("wa_monitor")
+
+# Advisory lock id: the inbox's sequencer (one writing transaction at a time, to COMMIT).
+PG_SEQ_LOCK = 7_301_116
+# Events per transaction at most: a burst is split into commits of this size.
+MAX_BATCH = 1000
+# A writer thread with nothing to write for this long ends (the next event starts one).
+IDLE_SECONDS = 30.0
+
+# Column widths of gateway_inbox and gateway_sessions (schema.py): an identifier longer
+# than its column is refused (400), a name or file name is shortened.
+_ID_WIDTHS = {"chat_jid": 100, "message_id": 100, "sender": 100, "gateway": 30}
+_CUT_WIDTHS = {"sender_pn": 50, "sender_name": 100, "media_type": 20}
+_SESSION_WIDTHS = {"gateway": 30, "session": 100, "status": 50}
+_MAX_LENGTH = 2**63 - 1
+_TEXT_FIXES = str.maketrans({"\x00": "\ufffd"})
+
+
+class InboxRejected(ValueError):
+    """An event the inbox cannot store as it is: the reason, for a 400 answer."""
+
+
+class InboxClosed(ReviewDatabaseError):
+    """The writer was closed: nothing more is stored through it."""
+
+
+# -- checking events before they join a batch ---------------------------------------------
+
+
+def checked(events: Sequence[Event]) -> list[Event]:
+    """`events` as the inbox stores them, or InboxRejected naming the first bad value.
+
+    Checked before a request joins a batch, so that one bad request never fails the
+    requests committed with it. Identifiers must fit their columns; display values (a
+    push name, a file name) are shortened; NUL and lone surrogates, which PostgreSQL's
+    text refuses, become U+FFFD in a message's text.
+    """
+    return [_checked(event) for event in events]
+
+
+def _checked(event: Event) -> Event:
+    if isinstance(event, SessionStatus):
+        for name, width in _SESSION_WIDTHS.items():
+            _identifier(name, getattr(event, name), width)
+        _instant("at", event.at)
+        return event
+    for name, width in _ID_WIDTHS.items():
+        if hasattr(event, name):
+            _identifier(name, getattr(event, name), width)
+    if not event.chat_jid or not event.message_id:
+        raise InboxRejected("a message needs its chat and its id")
+    if isinstance(event, InboxDeletion):
+        _instant("deleted_at", event.deleted_at)
+        return event
+    _instant("sent_at", event.sent_at)
+    changes: dict[str, Any] = {}
+    for name, width in _CUT_WIDTHS.items():
+        value = getattr(event, name)
+        if value is not None:
+            fixed = _text(value)[:width]
+            if fixed != value:
+                changes[name] = fixed
+    if event.content is not None:
+        fixed = _text(event.content)
+        if fixed != event.content:
+            changes["content"] = fixed
+    media = event.media
+    if media is not None:
+        media_changes: dict[str, Any] = {}
+        for name, width in (("mimetype", 100), ("filename", 255)):
+            value = getattr(media, name)
+            if value is not None and _text(value)[:width] != value:
+                media_changes[name] = _text(value)[:width]
+        if media.url is not None and _text(media.url) != media.url:
+            media_changes["url"] = _text(media.url)
+        if media.length is not None and not 0 <= media.length <= _MAX_LENGTH:
+            media_changes["length"] = None
+        if media.sha256 is not None and len(media.sha256) != 32:
+            media_changes["sha256"] = None
+        if media_changes:
+            changes["media"] = replace(media, **media_changes)
+    return replace(event, **changes) if changes else event
+
+
+def _identifier(name: str, value: str, width: int) -> None:
+    if len(value) > width:
+        raise InboxRejected(f"{name} is longer than {width} characters")
+    if _text(value) != value:
+        raise InboxRejected(f"{name} holds a NUL character or a lone surrogate")
+
+
+def _instant(name: str, value: float) -> None:
+    if not math.isfinite(value) or abs(value) > 1e13:
+        raise InboxRejected(f"{name} is not a time (epoch seconds)")
+
+
+def _text(value: str) -> str:
+    """Text any database keeps and answers: NUL and lone surrogates as U+FFFD."""
+    fixed = value.translate(_TEXT_FIXES)
+    try:
+        fixed.encode("utf-8")
+    except UnicodeEncodeError:
+        fixed = fixed.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return fixed
+
+
+# -- the statements -----------------------------------------------------------------------
+
+_MESSAGE_COLUMNS = (
+    "gateway", "chat_jid", "message_id", "sender", "sender_pn", "sender_name", "content",
+    "sent_at", "from_me", "media_type", "media_url", "media_mimetype", "filename",
+    "file_sha256", "file_length",
+)  # fmt: skip
+# Details a later delivery may add but must not erase when it lacks them.
+_KEPT_WHEN_MISSING = (
+    "sender_pn", "sender_name", "media_type", "media_url", "media_mimetype", "filename",
+    "file_sha256", "file_length",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Statements:
+    message: Any
+    edit: Any
+    deletion: Any
+    session: Any
+
+
+def _statements(dialect: str) -> _Statements:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    t = gateway_inbox
+    key = [t.c.chat_jid, t.c.message_id]
+    placeholder = t.c.sender == ""  # the row a deletion of an unknown message left
+
+    def message_upsert(edit: bool) -> Any:
+        stmt = insert(t)
+        new = stmt.excluded
+        values: dict[str, Any] = {
+            name: sa.func.coalesce(new[name], t.c[name]) for name in _KEPT_WHEN_MISSING
+        }
+        values["seq"] = new.seq
+        values["from_me"] = sa.case((placeholder, new.from_me), else_=t.c.from_me)
+        values["sender"] = sa.case((placeholder, new.sender), else_=t.c.sender)
+        values["sent_at"] = sa.case((placeholder, new.sent_at), else_=t.c.sent_at)
+        values["content"] = new.content
+        if edit:
+            values["edited_at"] = new.edited_at
+            changed = sa.or_(
+                t.c.edited_at.is_(None), t.c.content.is_distinct_from(new.content), placeholder
+            )
+        else:
+            # Something new: what a re-delivery carries beyond the stored row.
+            changed = sa.and_(
+                t.c.edited_at.is_(None),
+                sa.or_(
+                    placeholder,
+                    t.c.content.is_distinct_from(new.content),
+                    *(
+                        sa.and_(new[name].is_not(None), t.c[name].is_distinct_from(new[name]))
+                        for name in _KEPT_WHEN_MISSING
+                    ),
+                ),
+            )
+        return stmt.on_conflict_do_update(index_elements=key, set_=values, where=changed)
+
+    deletion = insert(t)
+    deletion = deletion.on_conflict_do_update(
+        index_elements=key,
+        set_={"deleted_at": deletion.excluded.deleted_at, "seq": deletion.excluded.seq},
+        where=t.c.deleted_at.is_(None),
+    )
+    s = gateway_sessions
+    session = insert(s)
+    session = session.on_conflict_do_update(
+        index_elements=[s.c.gateway, s.c.session],
+        set_={
+            "status": session.excluded.status,
+            "changed_at": session.excluded.changed_at,
+            "updated_at": session.excluded.updated_at,
+        },
+        where=s.c.changed_at <= session.excluded.changed_at,
+    )
+    return _Statements(message_upsert(False), message_upsert(True), deletion, session)
+
+
+_STATEMENTS = {name: _statements(name) for name in ("postgresql", "sqlite")}
+
+
+def _message_row(event: InboxMessage, seq: int, now: datetime) -> dict[str, Any]:
+    media = event.media
+    return {
+        "seq": seq,
+        "gateway": event.gateway,
+        "chat_jid": event.chat_jid,
+        "message_id": event.message_id,
+        "sender": event.sender,
+        "sender_pn": event.sender_pn,
+        "sender_name": event.sender_name,
+        "content": event.content,
+        "sent_at": event.sent_at,
+        "from_me": event.from_me,
+        "media_type": event.media_type or None,
+        "media_url": media.url if media else None,
+        "media_mimetype": media.mimetype if media else None,
+        "filename": media.filename if media else None,
+        "file_sha256": media.sha256 if media else None,
+        "file_length": media.length if media else None,
+        "edited_at": now if event.edited else None,
+    }
+
+
+def _deletion_row(event: InboxDeletion, seq: int) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "gateway": event.gateway,
+        "chat_jid": event.chat_jid,
+        "message_id": event.message_id,
+        "sender": "",
+        "content": None,
+        "sent_at": event.deleted_at,
+        "deleted_at": datetime.fromtimestamp(event.deleted_at, UTC),
+    }
+
+
+def write_events(conn: Connection, events: Sequence[Event]) -> None:
+    """Store `events` in the transaction `conn` is in, sequencing their rows in order.
+
+    Takes the sequencer's lock (released by the caller's COMMIT or ROLLBACK) first.
+    """
+    if not events:
+        return
+    dialect = conn.dialect.name
+    statements = _STATEMENTS[dialect]
+    if dialect == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_SEQ_LOCK})
+    seq = int(
+        conn.execute(sa.select(sa.func.coalesce(sa.func.max(gateway_inbox.c.seq), 0))).scalar_one()
+    )
+    now = datetime.now(UTC)
+    # Consecutive events of one kind go in one executemany; a key seen twice in a run
+    # starts the next run, so every event is applied after the ones before it.
+    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    keys: set[tuple[str, str]] = set()
+    for event in events:
+        if isinstance(event, SessionStatus):
+            stmt = statements.session
+            row: dict[str, Any] = {
+                "gateway": event.gateway,
+                "session": event.session,
+                "status": event.status,
+                "changed_at": datetime.fromtimestamp(event.at, UTC),
+                "updated_at": now,
+            }
+            key = ("\x00session", f"{event.gateway}\x00{event.session}")
+        else:
+            seq += 1
+            if isinstance(event, InboxDeletion):
+                stmt, row = statements.deletion, _deletion_row(event, seq)
+            else:
+                stmt = statements.edit if event.edited else statements.message
+                row = _message_row(event, seq, now)
+            key = (event.chat_jid, event.message_id)
+        if not runs or runs[-1][0] is not stmt or key in keys:
+            runs.append((stmt, []))
+            keys = set()
+        runs[-1][1].append(row)
+        keys.add(key)
+    for stmt, rows in runs:
+        conn.execute(stmt, rows)
+
+
+# -- the writer ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    events: list[Event]
+    future: Future[None] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+@dataclass
+class WriterStats:
+    """What a writer did since it was made (for logs and the benchmark)."""
+
+    batches: int = 0
+    events: int = 0
+    failed_batches: int = 0
+    largest_batch: int = 0
+
+
+class InboxWriter:
+    """Stores events in group commits: `submit` returns a future resolved after COMMIT.
+
+    One thread (started by the first `submit`, ended after `idle` seconds without work)
+    takes every request waiting, up to `max_batch` events, and commits them in one
+    transaction. A failed transaction fails every request in it, and none of its rows is
+    kept; when the database refused a value, each request is tried again alone, so only
+    the one holding it fails. `close()` stores what was submitted, then stops; safe twice.
+    """
+
+    def __init__(
+        self,
+        store: ReviewStore,
+        *,
+        max_batch: int = MAX_BATCH,
+        idle: float = IDLE_SECONDS,
+        durable: bool = True,
+    ) -> None:
+        """`durable`: on SQLite, sync the write-ahead log at each commit (survives a power
+        cut, not only a crash of the process)."""
+        self.store = store
+        self.max_batch = max_batch
+        self.idle = idle
+        self.durable = durable
+        self.stats = WriterStats()
+        self._queue: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pending = 0  # requests submitted and not yet taken by the thread
+        self._closed = False
+        self._conn: Connection | None = None
+
+    def submit(self, events: Sequence[Event]) -> Future[None]:
+        """Queue `events` (already `checked`) for the next commit; the future says how it went."""
+        request = _Request(list(events))
+        with self._lock:
+            if self._closed:
+                raise InboxClosed("the webhook inbox's writer is closed")
+            self._pending += 1
+            self._queue.put(request)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+                self._thread.start()
+        return request.future
+
+    def write(self, events: Sequence[Event], timeout: float | None = None) -> None:
+        """Store `events` and return once they are committed (raises what the commit raised)."""
+        self.submit(events).result(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what was submitted, then stop the thread; safe to call twice."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(_STOP)
+        if thread is not None:
+            thread.join(timeout)
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    first = self._queue.get(timeout=self.idle)
+                except queue.Empty:
+                    with self._lock:
+                        if self._pending == 0:
+                            self._thread = None
+                            return
+                    continue
+                if first is _STOP:
+                    return
+                batch = self._take(first)
+                if batch:
+                    self._commit(batch)
+        finally:
+            self._release()
+
+    def _take(self, first: object) -> list[_Request]:
+        """The first request and every one waiting behind it, up to `max_batch` events."""
+        assert isinstance(first, _Request)
+        batch = [first]
+        size = len(first.events)
+        stop = False
+        while size < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                stop = True
+                break
+            assert isinstance(item, _Request)
+            batch.append(item)
+            size += len(item.events)
+        with self._lock:
+            self._pending -= len(batch)
+        if stop:
+            self._queue.put(_STOP)  # after this batch: the loop meets it next
+        return batch
+
+    def _commit(self, batch: list[_Request]) -> None:
+        events = [event for request in batch for event in request.events]
+        try:
+            self._transaction(events)
+        except ReviewDataError as exc:
+            self.stats.failed_batches += 1
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            for request in batch:  # find the one holding the refused value
+                try:
+                    self._transaction(request.events)
+                except ReviewDatabaseError as alone:
+                    request.future.set_exception(alone)
+                else:
+                    request.future.set_result(None)
+            return
+        except BaseException as exc:
+            self.stats.failed_batches += 1
+            error = exc if isinstance(exc, ReviewDatabaseError) else _unexpected(exc)
+            for request in batch:
+                request.future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.stats.batches += 1
+        self.stats.events += len(events)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(events))
+        for request in batch:
+            request.future.set_result(None)
+
+    def _transaction(self, events: Sequence[Event]) -> None:
+        try:
+            conn = self._connection()
+            with wrap_exceptions(self.store.url), conn.begin():
+                write_events(conn, events)
+        except BaseException:
+            self._release()  # a connection that failed is not trusted again
+            raise
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            with wrap_exceptions(self.store.url):
+                conn = self.store.engine.connect()
+                if conn.dialect.name == "sqlite":
+                    _set_synchronous(conn, "FULL" if self.durable else "NORMAL")
+            self._conn = conn
+        return self._conn
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.dialect.name == "sqlite" and not conn.invalidated:
+                _set_synchronous(conn, "NORMAL")  # the pool's default
+        except Exception:  # the connection is being given up anyway
+            pass
+        finally:
+            conn.close()
+
+
+def _set_synchronous(conn: Connection, mode: str) -> None:
+    # On the driver's connection, outside any transaction (it runs in autocommit).
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(f"PRAGMA synchronous={mode}")
+    finally:
+        cursor.close()
+
+
+def _unexpected(exc: BaseException) -> ReviewDatabaseError:
+    log.error("❌ webhook inbox: unexpected error while storing a batch: %r", exc)
+    return ReviewDatabaseError(f"the webhook inbox could not store a batch ({type(exc).__name__})")
