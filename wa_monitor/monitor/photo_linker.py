@@ -44,7 +44,14 @@ from wa_monitor.core.errors import PhotoDecisionError, UnknownPhoto
 from wa_monitor.core.photo_links import DropPost, LinkRules, Moved, Photo, PhotoLink, link_photos
 from wa_monitor.core.serials import ONT_STEP, UPS_STEP, serials_from
 from wa_monitor.core.steps import STEP_COLUMNS
-from wa_monitor.monitor.scan import clean_text, message_key, prefilter, recreated
+from wa_monitor.monitor.scan import (
+    clean_text,
+    message_key,
+    owns_anchor,
+    prefilter,
+    recreated,
+    tagged_anchor,
+)
 from wa_monitor.sources.bridge import parse_timestamp
 from wa_monitor.sources.protocol import GroupMessage, Source
 from wa_monitor.store import group_messages as gm
@@ -76,11 +83,17 @@ class PhotoLinker:
     """
 
     def __init__(
-        self, store: ReviewStore, source: Source, config: Callable[[], ProjectsConfig]
+        self,
+        store: ReviewStore,
+        source: Source,
+        config: Callable[[], ProjectsConfig],
+        *,
+        anchor_tag: str = "",
     ) -> None:
         self.store = store
         self.source = source
         self.config = config
+        self.anchor_tag = anchor_tag  # as the scan's Monitor.anchor_tag, for the same source
         self.skipped: Counter[str] = Counter()
         self.untimed = 0  # rows linked with the time they were first read
 
@@ -132,7 +145,17 @@ class PhotoLinker:
         cursors = {jid: known.get(jid, Cursor(0, None)) for jid in projects}
         moved: dict[str, bool] = {}
         for jid, cursor in cursors.items():
-            reason = recreated(self.source, cursor, high, moved)
+            if not owns_anchor(cursor, self.anchor_tag):
+                log.info(
+                    "🔁 %s (%s) was read from another gateway until now; reading its photos "
+                    "from the start of %s",
+                    projects[jid].name,
+                    jid,
+                    self.anchor_tag or "the bridge's messages.db",
+                )
+                cursors[jid] = Cursor(0, None)
+                continue
+            reason = recreated(self.source, cursor, high, moved, self.anchor_tag)
             if reason:
                 log.warning(
                     "⚠️ messages.db was re-created (%s); reading the photos of %s (%s) from "
@@ -160,7 +183,7 @@ class PhotoLinker:
         rows = [
             r for r in found if r.chat_jid in cursors and r.rowid > cursors[r.chat_jid].last_rowid
         ]
-        anchor = self.source.anchor(end)
+        anchor = tagged_anchor(self.source.anchor(end), self.anchor_tag)
         return rows, {jid: Cursor(end, anchor) for jid in active}, end < high
 
     def _messages(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from wa_monitor.core.reviews import Plan, Post
 from wa_monitor.sources.bridge import parse_timestamp
 from wa_monitor.sources.protocol import (
     MAX_ROWID,
+    Deletion,
     Filters,
     Prefilter,
     RawMessage,
@@ -33,7 +35,7 @@ from wa_monitor.sources.protocol import (
     Sender,
     Source,
 )
-from wa_monitor.store.review_store import Cursor, ReviewStore
+from wa_monitor.store.review_store import Cursor, DeletedPost, ReviewStore
 
 log = logging.getLogger("wa_monitor")
 
@@ -56,6 +58,7 @@ class ScanSummary:
     # Rows of monitored groups not used, by reason; drops recorded at the time first read.
     skipped: Counter[str] = field(default_factory=Counter)
     unreadable_times: int = 0
+    deletions: int = 0  # messages of the groups read as deleted in WhatsApp
 
     @property
     def drops(self) -> int:
@@ -82,6 +85,17 @@ class _Read:
     scanned: ScanRange
     anchor: str | None
     read_at: datetime
+    deletions: list[Deletion] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What recording a batch did: candidate rows, the plan, odd rows, deletions marked."""
+
+    candidates: int
+    plan: Plan
+    odd: list[OddRow]
+    deletions: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +157,15 @@ class Monitor(Generic[S]):
         chunk: int = DEFAULT_CHUNK,
         on_error: ErrorHook | None = None,
         on_scanned: ScannedHook | None = None,
+        anchor_tag: str = "",
     ) -> None:
         self.config = config
         self.source = source
         self.store = store
         self.chunk = chunk
+        # Names the source in the cursors' anchors ("" for a bridge's messages.db, as
+        # ever), so that a group moved to another gateway is read again from the start.
+        self.anchor_tag = anchor_tag
         self.on_error = on_error
         self.on_scanned = on_scanned
         self._cursors: dict[str, Cursor] | None = None
@@ -208,8 +226,7 @@ class Monitor(Generic[S]):
                     break
                 if reader is not None and read.high < high:
                     ahead = reader.submit(self._read, projects, dict(cursors), read.high, high)
-                candidates, plan, odd = self._record_range(cursors, read)
-                self._summarise(read.scanned, candidates, plan, odd, summary)
+                self._summarise(read.scanned, self._record_range(cursors, read), summary)
                 if progress is not None:
                     progress(read.high - start, high - start)
                 if stop is not None and stop.is_set():
@@ -246,7 +263,18 @@ class Monitor(Generic[S]):
         cursors = {jid: known.get(jid, Cursor(0, None)) for jid in projects}
         moved: dict[str, bool] = {}
         for jid, cursor in cursors.items():
-            reason = recreated(self.source, cursor, high, moved)
+            if not owns_anchor(cursor, self.anchor_tag):
+                log.warning(
+                    "⚠️ %s (%s) was read from another gateway until now; reading it from the "
+                    "start of %s, drops already recorded are not recorded again",
+                    projects[jid].name,
+                    jid,
+                    self.anchor_tag or "the bridge's messages.db",
+                )
+                cursors[jid] = Cursor(0, None)
+                summary.rescanned.append(jid)
+                continue
+            reason = recreated(self.source, cursor, high, moved, self.anchor_tag)
             if reason:
                 log.warning(
                     "⚠️ messages.db was re-created (%s); rescanning %s (%s) from the start, "
@@ -277,11 +305,11 @@ class Monitor(Generic[S]):
         active = {jid: p for jid, p in projects.items() if cursors[jid].last_rowid < high}
         read_at = datetime.now(UTC)
         scanned = self.source.read_range(low, high, filters_of(active))
-        return _Read(high, active, scanned, self.source.anchor(high), read_at)
+        deletions = self.source.read_deletions(low, high, list(active))
+        anchor = tagged_anchor(self.source.anchor(high), self.anchor_tag)
+        return _Read(high, active, scanned, anchor, read_at, deletions)
 
-    def _record_range(
-        self, cursors: dict[str, Cursor], read: _Read
-    ) -> tuple[int, Plan, list[OddRow]]:
+    def _record_range(self, cursors: dict[str, Cursor], read: _Read) -> _Recorded:
         """Record a range's posts and advance its groups' cursors (one transaction)."""
         active, scanned = read.active, read.scanned
         rows = [
@@ -292,22 +320,28 @@ class Monitor(Generic[S]):
         posts, odd = read_posts(self.source, rows, active, self.config.zone, read.read_at)
         advanced = {jid: Cursor(read.high, read.anchor) for jid in active}
         auto_reply = {p.name for p in active.values() if p.auto_reply_invalid}
-        plan = self.store.record_batch(posts, advanced, self.config.zone, auto_reply=auto_reply)
+        deleted = deleted_posts(
+            (
+                d
+                for d in read.deletions
+                if d.chat_jid in active and d.rowid > cursors[d.chat_jid].last_rowid
+            ),
+            self.config.zone,
+            read.read_at,
+        )
+        plan = self.store.record_batch(
+            posts, advanced, self.config.zone, auto_reply=auto_reply, deletions=deleted
+        )
         cursors.update(advanced)
         self.cursors().update(advanced)
-        return len(rows), plan, odd
+        return _Recorded(len(rows), plan, odd, len(deleted))
 
-    def _summarise(
-        self,
-        scanned: ScanRange,
-        candidates: int,
-        plan: Plan,
-        odd: list[OddRow],
-        summary: ScanSummary,
-    ) -> None:
+    def _summarise(self, scanned: ScanRange, recorded: _Recorded, summary: ScanSummary) -> None:
+        plan, odd = recorded.plan, recorded.odd
         summary.messages += sum(scanned.counts.values())
         summary.messages_by_group.update(scanned.counts)
-        summary.candidates += candidates
+        summary.candidates += recorded.candidates
+        summary.deletions += recorded.deletions
         summary.add(plan)
         self._log_plan(plan)
         # Told once the batch is committed: a retried batch does not repeat them.
@@ -397,6 +431,16 @@ class Monitor(Generic[S]):
                 stop.wait(min(interval, poll * 2 ** min(failures, 10)))
 
 
+def deleted_posts(
+    deletions: Iterable[Deletion], zone: tzinfo, read_at: datetime
+) -> list[DeletedPost]:
+    """The deletions as the review database keys posts; an unreadable time is `read_at`."""
+    return [
+        DeletedPost(d.chat_jid, message_key(d.id), parse_timestamp(d.deleted_at, zone) or read_at)
+        for d in deletions
+    ]
+
+
 def filters_of(projects: dict[str, Project]) -> Filters:
     """The groups to read, by the text their drop pattern requires (the source's pre-filter)."""
     filters: dict[str | Prefilter | None, list[str]] = {}
@@ -405,20 +449,51 @@ def filters_of(projects: dict[str, Project]) -> Filters:
     return filters
 
 
-def recreated(source: Source, cursor: Cursor, high: int, moved: dict[str, bool]) -> str | None:
+_TAGGED = re.compile(r"[a-z][a-z-]*:")
+
+
+def tagged_anchor(anchor: str | None, tag: str) -> str | None:
+    """A source's anchor as a cursor keeps it: prefixed "tag:" for a tagged source.
+
+    A tagged source's cursor always has an anchor (maybe just "tag:"), so a cursor without
+    one is a bridge's. An anchor that would pass the column's 250 characters keeps only the
+    tag (the store's re-creation then goes unseen for that cursor, never a drop).
+    """
+    if not tag:
+        return anchor
+    text = f"{tag}:{anchor or ''}"
+    return text if len(text) <= 250 else f"{tag}:"
+
+
+def owns_anchor(cursor: Cursor, tag: str) -> bool:
+    """True when the cursor was written by a source of this tag (any for a fresh cursor)."""
+    if cursor.last_rowid == 0:
+        return True
+    anchor = cursor.anchor
+    if tag:
+        return anchor is not None and anchor.startswith(f"{tag}:")
+    return anchor is None or _TAGGED.match(anchor) is None
+
+
+def recreated(
+    source: Source, cursor: Cursor, high: int, moved: dict[str, bool], tag: str = ""
+) -> str | None:
     """Why a cursor shows its store was re-created (rowids from 1 again), None if it does not.
 
     `high` is the store's highest rowid; `moved` keeps the source's answer per anchor, so
-    groups sharing an anchor ask once.
+    groups sharing an anchor ask once; `tag` is the source's (see `tagged_anchor`).
     """
     if cursor.last_rowid == 0:
         return None
     if cursor.last_rowid > high:
         return f"its highest rowid {high} is below the cursor {cursor.last_rowid}"
-    if cursor.anchor:
-        if cursor.anchor not in moved:
-            moved[cursor.anchor] = source.anchor_moved_back(cursor.anchor)
-        if moved[cursor.anchor]:
+    anchor = cursor.anchor
+    if anchor and tag and anchor.startswith(f"{tag}:"):
+        anchor = anchor[len(tag) + 1 :]
+    if anchor:
+        if anchor not in moved:
+            moved[anchor] = source.anchor_moved_back(anchor)
+        if moved[anchor]:
             return "the last message read is gone from it"
     return None
 

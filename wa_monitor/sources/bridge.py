@@ -68,6 +68,13 @@ _CONTACT_NAMES = (
     "WHERE their_jid IN (SELECT value FROM json_each(?))"
 )
 _COLUMNS_OF = "SELECT name FROM pragma_table_info(?)"
+# The range's deleted messages of some chats (`deleted_messages` of `wa-monitor bridge`).
+_DELETIONS = (
+    "SELECT m.rowid, m.chat_jid, m.id, d.deleted_at FROM messages AS m "
+    "JOIN deleted_messages AS d ON d.id = m.id AND d.chat_jid = m.chat_jid "
+    "WHERE m.rowid > ? AND m.rowid <= ? AND m.chat_jid IN (SELECT value FROM json_each(?)) "
+    "ORDER BY m.rowid"
+)
 # The media columns `read_messages` hands over; a bridge without one of them gives NULL.
 MEDIA_COLUMNS = ("filename", "file_sha256", "file_length")
 # Rows per statement of `read_messages`: each is its own short read transaction.
@@ -173,6 +180,7 @@ class BridgeStore:
         self._conn: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
         self._messages_sql: str | None = None
+        self._deletions_table = False
         self.contacts = ContactBook(whatsapp_db)
         self._lid_cache: dict[str, str] = {}
         self._name_cache: dict[str, str] = {}
@@ -215,6 +223,7 @@ class BridgeStore:
         self._conn = conn
         self._inode = (st.st_dev, st.st_ino)
         self._messages_sql = None
+        self._deletions_table = False
         # A new store (re-pairing) comes with a new whatsapp.db: forget what it told us.
         self._lid_cache.clear()
         self._name_cache.clear()
@@ -492,8 +501,38 @@ class BridgeStore:
         return self.contacts.problem
 
     def read_deletions(self, low: int, high: int, chats: Sequence[str]) -> list[Deletion]:
-        """None yet: the stores this reads record no deletions."""
-        return []
+        """The range's rows of `chats` named in `deleted_messages` (`wa-monitor bridge`'s).
+
+        The upstream bridge keeps no deletions (no such table): []. A bridge that records
+        one stores the message's row again, so its rowid comes up in a later range.
+        """
+        if not chats or high <= low or not self._has_deletions():
+            return []
+        try:
+            rows = self.conn.execute(_DELETIONS, (low, high, json.dumps(list(chats)))).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _translate(exc, self.messages_db) from None
+        finally:
+            _end(self.conn)
+        return [
+            Deletion(
+                int(rowid),
+                as_text(chat) or "",
+                as_text(message_id) or "",
+                when if isinstance(when, int | float) else as_text(when),
+            )
+            for rowid, chat, message_id, when in rows
+        ]
+
+    def _has_deletions(self) -> bool:
+        """Whether messages.db has `deleted_messages` (asked until it has: a bridge may add it)."""
+        if self._deletions_table:
+            return True
+        row = self._query_one_or_none(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deleted_messages'"
+        )
+        self._deletions_table = row is not None
+        return self._deletions_table
 
     def resolve_senders(self, senders: Iterable[str]) -> dict[str, Sender]:
         """Map raw sender values to phone number and display name, using whatsapp.db."""

@@ -49,6 +49,7 @@ class InMemorySource:
         self._by_key: dict[tuple[str, str], int] = {}
         self._names: dict[str, str] = {}  # phone → contact name
         self._lids: dict[str, str] = {}  # LID → phone
+        self._deleted: dict[tuple[str, str], str | float | None] = {}  # (chat, id) → when
         self._version = 0
         self._generation = 0
         self._opened: int | None = None
@@ -98,6 +99,16 @@ class InMemorySource:
         row, media = self._rows[rowid], self._media.get(rowid)
         return self.store(row.chat_jid, row.id, row.sender, row.content, row.timestamp, media=media)
 
+    def delete(
+        self, chat_jid: str, message_id: str, deleted_at: str | float | datetime | None = None
+    ) -> int:
+        """Record a "delete for everyone" as a bridge that keeps deletions does: the message's
+        row is stored again (its rowid rises) and named deleted. Returns the new rowid."""
+        if isinstance(deleted_at, datetime):
+            deleted_at = deleted_at.isoformat(sep=" ")
+        self._deleted[(chat_jid, message_id)] = deleted_at
+        return self.redeliver(chat_jid, message_id)
+
     def member(self, phone: str, *, lid: str | None = None, name: str | None = None) -> None:
         if name is not None:
             self._names[phone] = name
@@ -110,6 +121,7 @@ class InMemorySource:
         self._media.clear()
         self._rowids.clear()
         self._by_key.clear()
+        self._deleted.clear()
         self._generation += 1
         self._version += 1
 
@@ -197,8 +209,16 @@ class InMemorySource:
         return found is None or found < rowid
 
     def read_deletions(self, low: int, high: int, chats: Sequence[str]) -> list[Deletion]:
-        """None yet: the stores this reads record no deletions."""
-        return []
+        wanted = set(chats)
+        found: list[Deletion] = []
+        start = bisect.bisect_right(self._rowids, low)
+        end = bisect.bisect_right(self._rowids, high)
+        for rowid in self._rowids[start:end]:
+            row = self._rows[rowid]
+            key = (row.chat_jid, row.id)
+            if row.chat_jid in wanted and key in self._deleted:
+                found.append(Deletion(rowid, row.chat_jid, row.id, self._deleted[key]))
+        return found
 
     def resolve_senders(self, senders: Iterable[str]) -> dict[str, Sender]:
         result = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     # Alembic is imported where migrations run: the service never loads it (~9 MB RSS).
     from alembic.config import Config as AlembicConfig
 
+log = logging.getLogger("wa_monitor")
+
 _MIGRATIONS = "wa_monitor.store:migrations"
 _PG_UPGRADE_LOCK = 7_301_115  # advisory lock id: one `db upgrade` at a time
 
@@ -60,6 +63,15 @@ class Cursor:
 
     last_rowid: int
     anchor: str | None  # "rowid chat_jid id" of the last row read: tells a re-created store
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedPost:
+    """A message deleted in WhatsApp ("delete for everyone"), as the review database keys it."""
+
+    chat_jid: str
+    message_id: str  # as drop_submissions.message_id holds it (scan.message_key)
+    deleted_at: datetime
 
 
 class ConcurrentWriter(Exception):
@@ -312,6 +324,15 @@ _SQLITE_INSERT_REVIEWS = sa.text(_SQLITE_QUERIES["insert_reviews"])
 _SQLITE_UPDATE_REVIEWS = sa.text(_SQLITE_QUERIES["update_reviews"])
 
 
+# Keys per `IN (...)` of the deletion statements: well below every driver's parameter limit.
+_KEYS_PER_STATEMENT = 400
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _batch_sql(conn: Connection) -> _BatchSQL:
     return _PG if conn.dialect.name == "postgresql" else _SQLITE
 
@@ -502,8 +523,9 @@ class ReviewStore:
         *,
         attempts: int = 3,
         auto_reply: Collection[str] = (),
+        deletions: Sequence[DeletedPost] = (),
     ) -> Plan:
-        """Record a batch's posts and advance its cursors in one transaction.
+        """Record a batch's posts and deletions and advance its cursors in one transaction.
 
         A constant number of statements whatever the number of posts: select the
         affected reviews, look their numbers up in the projects' drop lists, log the
@@ -512,11 +534,17 @@ class ReviewStore:
         project's list is recorded invalid, and for the projects in `auto_reply` each
         such post gets one reply queued in the feedback outbox (its request key makes it
         once, whatever re-scans and monitors record the post again).
+
+        `deletions` are marked on their posts after the batch's posts are recorded (see
+        `_mark_deleted`): a post and its deletion read in one batch end up flagged.
         """
         for attempt in range(attempts):
             try:
                 with self.begin() as conn:
-                    return self._record(conn, posts, cursors, zone, auto_reply)
+                    plan = self._record(conn, posts, cursors, zone, auto_reply)
+                    self._clear_deleted(conn, plan)
+                    self._mark_deleted(conn, deletions)
+                    return plan
             except (ConcurrentWriter, UniqueViolation):
                 if attempt == attempts - 1:
                     raise ReviewDatabaseError(
@@ -589,6 +617,79 @@ class ReviewStore:
         if cursor_rows and not cursors_saved:
             self._save_cursors(conn, cursor_rows)
         return plan
+
+    def _clear_deleted(self, conn: Connection, plan: Plan) -> None:
+        """A new post of a drop whose every post was deleted: the drop has a post again."""
+        ids = [u["_id"] for u in plan.updates]
+        if not ids:
+            return
+        t = qa_photo_reviews
+        for chunk in _chunks(ids, _KEYS_PER_STATEMENT):
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id.in_(chunk), t.c.post_deleted_at.is_not(None))
+                .values(post_deleted_at=None)
+            )
+
+    def _mark_deleted(self, conn: Connection, deletions: Sequence[DeletedPost]) -> None:
+        """Mark the deleted posts; flag each review whose every post is now deleted.
+
+        Idempotent: a post keeps the time its deletion was first recorded, and a review
+        is written only when its flag changes (a re-scan writes nothing). The flag is
+        worked out from the whole log of the drop's posts, so the order in which posts
+        and deletions arrive does not matter.
+        """
+        if not deletions:
+            return
+        s = drop_submissions
+        latest: dict[tuple[str, str], datetime] = {}
+        for d in deletions:
+            key = (d.chat_jid, d.message_id)
+            latest[key] = min(latest.get(key, d.deleted_at), d.deleted_at)
+        conn.execute(
+            sa.update(s)
+            .where(
+                s.c.chat_jid == sa.bindparam("b_chat"),
+                s.c.message_id == sa.bindparam("b_message"),
+                s.c.deleted_at.is_(None),
+            )
+            .values(deleted_at=sa.bindparam("b_at")),
+            [{"b_chat": c, "b_message": m, "b_at": at} for (c, m), at in latest.items()],
+        )
+        drops: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted(latest), _KEYS_PER_STATEMENT):
+            found = conn.execute(
+                sa.select(s.c.project, s.c.drop_number)
+                .where(sa.tuple_(s.c.chat_jid, s.c.message_id).in_(chunk))
+                .distinct()
+            ).all()
+            drops.update((r[0], r[1]) for r in found)
+        live = sa.func.sum(sa.case((s.c.deleted_at.is_(None), 1), else_=0))
+        t = qa_photo_reviews
+        for chunk in _chunks(sorted(drops), _KEYS_PER_STATEMENT):
+            rows = conn.execute(
+                sa.select(s.c.project, s.c.drop_number, live, sa.func.max(s.c.deleted_at))
+                .where(sa.tuple_(s.c.project, s.c.drop_number).in_(chunk))
+                .group_by(s.c.project, s.c.drop_number)
+            ).all()
+            for project, drop_number, left, last in rows:
+                same = (t.c.project == project, t.c.drop_number == drop_number)
+                if int(left or 0) == 0 and last is not None:
+                    done = conn.execute(
+                        sa.update(t)
+                        .where(*same, t.c.post_deleted_at.is_(None))
+                        .values(post_deleted_at=last)
+                    )
+                    if done.rowcount:
+                        log.info(
+                            "🗑️ %s in %s: its post was deleted in WhatsApp", drop_number, project
+                        )
+                elif int(left or 0) > 0:
+                    conn.execute(
+                        sa.update(t)
+                        .where(*same, t.c.post_deleted_at.is_not(None))
+                        .values(post_deleted_at=None)
+                    )
 
     def _mark_invalid(self, conn: Connection, ids: list[uuid.UUID]) -> None:
         # The batch's insert statements know nothing of lists: the flag follows them.

@@ -129,6 +129,14 @@ class _DropBase(BaseModel):
     incorrectReasons: dict[StepName, list[str]] = Field(
         description="The reasons picked per rejected step"
     )
+    postDeleted: bool = Field(
+        default=False,
+        description="Every WhatsApp post of the drop was deleted ('delete for everyone'); "
+        "a later post of it clears this",
+    )
+    postDeletedAt: datetime | None = Field(
+        default=None, description="When the last of its posts was deleted in WhatsApp"
+    )
     # The company dashboard's fields that WA Monitor has no source for: always empty.
     outstandingPhotosLoadedTo1map: bool = False
     ontConsumptionId: str | None = None
@@ -220,6 +228,8 @@ def drop_out(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
         "waitingSince": _local(row["waiting_since"], zone),
         "invalid": bool(row["invalid"]),
         "incorrectReasons": {k: list(v) for k, v in (row["incorrect_reasons"] or {}).items()},
+        "postDeleted": row.get("post_deleted_at") is not None,
+        "postDeletedAt": _local(row.get("post_deleted_at"), zone),
         **(row.get("_queue") or {}),
     }
     return Drop.model_validate(data).model_dump(mode="json")  # type: ignore[no-any-return]

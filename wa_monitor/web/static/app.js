@@ -864,6 +864,13 @@ window.WaMonitor.photos = (ctx) => {
     return `waited ${n} working h`;
   }
 
+  // Every WhatsApp post of the drop was deleted ("delete for everyone").
+  function deletedChip(d) {
+    if (!d.postDeleted) return null;
+    const when = d.postDeletedAt ? `Deleted ${d.postDeletedAt.replace("T", " ").slice(0, 16)} ${boot.zoneAbbr}` : null;
+    return h("span", { class: "chip bad post-deleted", title: when, text: "🗑 Post deleted in WhatsApp" });
+  }
+
   function waitChips(d) {
     const waited = d.waitingWorkingHours;
     return [
@@ -913,6 +920,7 @@ window.WaMonitor.photos = (ctx) => {
             { class: "drop-flags" },
             d.reviewState ? null : h("span", { class: `chip ${d.completed ? "good" : "warn"}`, text: d.completed ? "Complete" : "Incomplete" }),
             waitChips(d),
+            deletedChip(d),
             d.photoCount !== undefined && d.photoCount !== null
               ? h("span", { class: `chip photo-count${d.photoCount ? "" : " none"}`, text: photoCountText(d.photoCount) })
               : null,
@@ -1287,6 +1295,10 @@ window.WaMonitor.photos = (ctx) => {
       )
     );
     const history = detail.edits.map(historyItem);
+    if (d.postDeleted) {
+      const at = d.postDeletedAt ? ` · ${d.postDeletedAt.replace("T", " ").slice(0, 16)} ${boot.zoneAbbr}` : "";
+      history.unshift(h("li", { "data-action": "post_deleted", class: "post-deleted" }, h("strong", { text: "WhatsApp" }), ` Post deleted in WhatsApp${at}`));
+    }
     editor.replaceChildren(
       h(
         "div",
@@ -1294,6 +1306,7 @@ window.WaMonitor.photos = (ctx) => {
         h("h2", { id: "editor-title", tabindex: "-1", text: d.dropNumber }),
         stateBadge(d),
         waitChips(d),
+        deletedChip(d),
         h("button", { type: "button", class: "link close", onclick: closeEditor, "aria-label": "Close the drop" }, "✕ Close")
       ),
       h("p", { class: "muted", id: "editor-meta" }, `${d.project ?? "(no project)"} · ${senderText(d)} · received ${d.receivedLocal || "?"}`),
@@ -1328,7 +1341,7 @@ window.WaMonitor.photos = (ctx) => {
         sentFeedback(d),
         h("ul", { id: "feedback-list", class: "feedback-list" }, feedbackList)
       ),
-      h("details", { class: "history", id: "history" }, h("summary", { text: `History (${detail.edits.length})` }), h("ul", {}, history))
+      h("details", { class: "history", id: "history" }, h("summary", { text: `History (${history.length})` }), h("ul", {}, history))
     );
     editor.hidden = false;
     document.body.classList.add("editing");
