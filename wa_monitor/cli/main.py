@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from wa_monitor import __version__
+from wa_monitor.cli.bridge import COMMANDS as BRIDGE_COMMANDS
 from wa_monitor.cli.console import err, handle_errors, out
 from wa_monitor.cli.context import CONFIG_HELP, ENV_FILE_HELP, App, AppGroup, pass_app
 from wa_monitor.cli.drops import COMMANDS as DROPS_COMMANDS
@@ -23,7 +24,6 @@ from wa_monitor.cli.reports import COMMANDS as REPORT_COMMANDS
 from wa_monitor.cli.web import COMMANDS as WEB_COMMANDS
 from wa_monitor.core.config import ProjectsConfig
 from wa_monitor.core.early_signals import release_early_signals
-from wa_monitor.core.errors import WaMonitorError
 from wa_monitor.core.logs import setup_logging
 from wa_monitor.core.settings import SETTINGS
 from wa_monitor.monitor.scan import Monitor, ScanSummary
@@ -232,37 +232,11 @@ def run(app: App) -> None:
 @pass_app
 @handle_errors
 def groups(app: App) -> None:
-    """List the groups in the bridge store and the project monitoring each one."""
-    bridge = app.bridge()
-    try:
-        found = bridge.groups()
-    finally:
-        bridge.close()
-    by_group: dict[str, str] = {}
-    zone_name = "UTC"
-    try:
-        config = app.config()
-    except WaMonitorError:
-        config = None
-    if config is not None:
-        zone_name = config.timezone
-        by_group = {
-            p.group_jid: p.name + ("" if p.enabled else " (disabled)") for p in config.projects
-        }
-    from zoneinfo import ZoneInfo
+    """List each source's groups (the bridge store's, the webhook gateways' inbox) and the
+    project monitoring each one."""
+    from wa_monitor.cli.ops import print_groups
 
-    zone = ZoneInfo(zone_name)
-    table = Table(title=f"Groups in {bridge.messages_db}")
-    for column in ("Group JID", "Name", "Messages", "Last message", "Project"):
-        table.add_column(column, justify="right" if column == "Messages" else "left")
-    for g in found:
-        last = (
-            g.last_message.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if g.last_message else ""
-        )
-        table.add_row(g.jid, g.name or "", str(g.messages), last, by_group.get(g.jid, ""))
-    out.print(table)
-    if not found:
-        out.print("no group chats in the store yet: is the bridge paired and in the groups?")
+    print_groups(app)
 
 
 # -- simulation -------------------------------------------------------------------------
@@ -474,7 +448,9 @@ def demo(
 # The dashboard's commands (serve, users, tokens) live with the web package; the
 # operations commands (status, doctor, compare, replay, projects, install-service)
 # in ops_commands; the drop lists (drops import-list, list-info, reconcile) in drops.py.
-for _command in (*WEB_COMMANDS, *OPS_COMMANDS, *DROPS_COMMANDS, *REPORT_COMMANDS):
+for _command in (
+    *WEB_COMMANDS, *OPS_COMMANDS, *DROPS_COMMANDS, *REPORT_COMMANDS, *BRIDGE_COMMANDS
+):
     main.add_command(_command)
 
 

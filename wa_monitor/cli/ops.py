@@ -149,6 +149,11 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
     "--skip-bridge-process", is_flag=True, help="Do not probe the bridge's HTTP port (BRIDGE_URL)."
 )
 @click.option(
+    "--skip-gateway-apis",
+    is_flag=True,
+    help="Do not call WAHA's or Evolution API's API (WAHA_URL, EVOLUTION_URL).",
+)
+@click.option(
     "--unit-dir",
     default="/etc/systemd/system",
     show_default=True,
@@ -157,7 +162,7 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
 )
 @click.pass_obj
 @handle_errors
-def doctor(app: App, skip_bridge_process: bool, unit_dir: Path) -> None:
+def doctor(app: App, skip_bridge_process: bool, skip_gateway_apis: bool, unit_dir: Path) -> None:
     """Run the troubleshooting checks; one PASS/FAIL line each, with the fix."""
     from wa_monitor.core.config import resolve_config_path
     from wa_monitor.core.settings import load_settings
@@ -172,6 +177,7 @@ def doctor(app: App, skip_bridge_process: bool, unit_dir: Path) -> None:
         path,
         env_file=app.env_file,
         probe_bridge_process=not skip_bridge_process,
+        probe_gateways=not skip_gateway_apis,
         unit_dir=unit_dir,
     )
     print_report(report, title="WA Monitor doctor")
@@ -607,6 +613,135 @@ def install_service(
         f"check it: systemctl status wa-monitor@{env} wa-monitor-web@{env}; "
         f"wa-monitor --env-file {Path(prefix) / env / '.env'} doctor"
     )
+
+
+# -- groups -------------------------------------------------------------------------------
+
+
+def _inbox_groups(app: App, needed: bool) -> list[Any] | None:
+    """The inbox's groups; None when there is no inbox to read and no project needs one."""
+    from wa_monitor.core.errors import ReviewDatabaseError
+    from wa_monitor.web.health_panel_queries import inbox_groups
+
+    try:
+        store = app.review_store(purpose="read", check_schema=needed)
+    except WaMonitorError:
+        if needed:
+            raise
+        return None
+    try:
+        return inbox_groups(store)
+    except ReviewDatabaseError:
+        if needed:
+            raise
+        return None
+    finally:
+        store.dispose()
+
+
+def print_groups(app: App) -> None:
+    """`wa-monitor groups`: each source's groups, its gateway, and who monitors each."""
+    from wa_monitor.core.config import ProjectsConfig
+    from wa_monitor.core.gateways import BRIDGE, INBOX_GATEWAYS, gateway_of
+    from wa_monitor.sources.bridge import GroupInfo
+    from wa_monitor.web.health_panel_queries import GATEWAY_LABELS, projects_by_gateway
+
+    settings = app.settings
+    config: ProjectsConfig | None
+    try:
+        config = app.config()
+    except WaMonitorError:
+        config = None
+    zone = _zone(app)
+    projects = config.projects if config is not None else ()
+    in_use = projects_by_gateway([p for p in projects if p.enabled], settings.gateway)
+    by_jid = {p.group_jid: p for p in projects}
+
+    def shown(when: datetime | None) -> str:
+        return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if when else ""
+
+    def monitored(gateway: str, jid: str) -> str:
+        project = by_jid.get(jid)
+        if project is None:
+            return "not monitored: add it with `wa-monitor projects add`"
+        name = project.name + ("" if project.enabled else " (disabled)")
+        its = gateway_of(project.gateway, settings.gateway)
+        if its != gateway:
+            return f"{name} reads it from {GATEWAY_LABELS[its]}, not here"
+        return f"monitored by {name}"
+
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    names: dict[str, str] = {}
+    bridge_groups: list[GroupInfo] = []
+    titles: list[str] = []
+    if settings.whatsapp_db_path is not None or in_use.get(BRIDGE):
+        try:
+            bridge = app.bridge()
+        except WaMonitorError:
+            if in_use.get(BRIDGE):
+                raise
+            err.print(
+                f"[yellow]warning:[/] the bridge store {settings.whatsapp_db_path} cannot be "
+                "read; no project uses it (listing the inbox only)",
+                soft_wrap=True,
+            )
+        else:
+            try:
+                bridge_groups = bridge.groups()
+            finally:
+                bridge.close()
+            titles.append(str(bridge.messages_db))
+    for g in bridge_groups:
+        names[g.jid] = g.name or ""
+        seen.add((BRIDGE, g.jid))
+        rows.append(
+            (
+                GATEWAY_LABELS[BRIDGE],
+                g.jid,
+                g.name or "",
+                str(g.messages),
+                shown(g.last_message),
+                monitored(BRIDGE, g.jid),
+            )
+        )
+    needed = any(in_use.get(gateway) for gateway in INBOX_GATEWAYS)
+    inbox = _inbox_groups(app, needed)
+    if inbox is not None:
+        titles.append("the webhook gateways' inbox")
+        for i in inbox:
+            seen.add((i.gateway, i.chat_jid))
+            rows.append(
+                (
+                    GATEWAY_LABELS.get(i.gateway, i.gateway),
+                    i.chat_jid,
+                    names.get(i.chat_jid, ""),
+                    str(i.messages),
+                    shown(i.last_sent_at),
+                    monitored(i.gateway, i.chat_jid),
+                )
+            )
+    table = Table(title="Groups in " + (" and ".join(titles) or "no source"))
+    for column in ("Gateway", "Group JID", "Name", "Messages", "Last message", "Project"):
+        table.add_column(column, justify="right" if column == "Messages" else "left")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    out.print(table)
+    if not rows:
+        out.print("no group chats in any source yet: is the gateway paired and in the groups?")
+    for gateway, its in sorted(in_use.items()):
+        for project in its:
+            if (gateway, project.group_jid) in seen:
+                continue
+            where = "the bridge store" if gateway == BRIDGE else f"the inbox from {gateway}"
+            out.print(
+                f"{escape(project.name)} ({gateway}): {project.group_jid} has no message in "
+                f"{where} yet; check the JID and that the gateway's number is in the group"
+                + (
+                    "" if gateway == BRIDGE else ", and the gateway's webhook (`wa-monitor doctor`)"
+                ),
+                soft_wrap=True,
+            )
 
 
 COMMANDS: tuple[click.Command, ...] = (

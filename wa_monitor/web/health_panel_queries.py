@@ -6,25 +6,51 @@ from now (its project column filters in the index); the photo backlog, ix_group_
 over the waiting statuses only (not the available photos, nearly all rows) and
 ix_group_messages_posted for the oldest and the newest failures; feedback, ix_feedback_outbox_due
 over the statuses a person must look at. Report deliveries (one row per period and
-destination) and heartbeats (one row per monitor) are small tables.
+destination) and heartbeats (one row per monitor) are small tables. A webhook gateway's
+group: its newest inbox row, ix_gateway_inbox_chat_seq read backwards; the gateways'
+sessions are a small table. `inbox_groups` and `last_webhooks` read the whole inbox: they
+are for `wa-monitor groups` and `doctor`, run by hand, never for the polled panel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from wa_monitor.core.config import Project
+from wa_monitor.core.gateways import BRIDGE, BRIDGE_WEBHOOK, EVOLUTION, WAHA, gateway_of
 from wa_monitor.store.health_figures import outbox_counts
 from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.store.schema import (
     feedback_outbox,
+    gateway_inbox,
+    gateway_sessions,
     group_messages,
     qa_photo_reviews,
     report_deliveries,
 )
+
+# How each gateway is named to an operator.
+GATEWAY_LABELS = {
+    BRIDGE: "bridge store",
+    WAHA: "WAHA",
+    EVOLUTION: "Evolution API",
+    BRIDGE_WEBHOOK: "Go bridge fork's webhook",
+}
+# The session states in which a gateway receives messages (WAHA's, Evolution's).
+WORKING_STATES = {WAHA: ("WORKING",), EVOLUTION: ("open",)}
+
+
+def projects_by_gateway(projects: Sequence[Project], default: str) -> dict[str, list[Project]]:
+    """The projects of each gateway in use (GATEWAY's, `default`, always among them)."""
+    found: dict[str, list[Project]] = {default: []}
+    for project in projects:
+        found.setdefault(gateway_of(project.gateway, default), []).append(project)
+    return found
+
 
 # The feedback statuses a person has to act on (outbox.py: failed gave up, unconfirmed may
 # or may not be in the group).
@@ -222,3 +248,137 @@ def failed_reports(store: ReviewStore, limit: int = 5) -> list[FailedReport]:
         )
         for r in rows
     ]
+
+
+# -- the webhook gateways' inbox ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxNewest:
+    """A group's newest row in the inbox: WhatsApp's time of it, and when it was received."""
+
+    gateway: str
+    sent_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class InboxGroup:
+    """One chat the webhook gateways delivered messages of."""
+
+    gateway: str
+    chat_jid: str
+    messages: int
+    last_sent_at: datetime
+    last_received_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A gateway session's last reported state (WAHA's session.status, Evolution's
+    connection.update)."""
+
+    gateway: str
+    session: str
+    status: str
+    changed_at: datetime
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(float(seconds), UTC)
+
+
+def inbox_newest(store: ReviewStore, chats: Iterable[str]) -> dict[str, InboxNewest | None]:
+    """Each chat's newest sequenced inbox row (None: the inbox has none of the chat).
+
+    One query per chat, each stopping at its first row of ix_gateway_inbox_chat_seq.
+    """
+    t = gateway_inbox
+    found: dict[str, InboxNewest | None] = {}
+    with store.read() as conn:
+        for chat in sorted(set(chats)):
+            row = conn.execute(
+                sa.select(t.c.gateway, t.c.sent_at, t.c.received_at)
+                .where(t.c.chat_jid == chat, t.c.seq.is_not(None))
+                .order_by(t.c.seq.desc())
+                .limit(1)
+            ).first()
+            found[chat] = (
+                InboxNewest(str(row.gateway), _epoch(row.sent_at), _utc(row.received_at))
+                if row is not None
+                else None
+            )
+    return found
+
+
+def session_states(store: ReviewStore) -> list[SessionState]:
+    """Every gateway session's last reported state (a row per gateway and session)."""
+    t = gateway_sessions
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(t.c.gateway, t.c.session, t.c.status, t.c.changed_at).order_by(
+                t.c.gateway, t.c.session
+            )
+        ).all()
+    return [
+        SessionState(str(r.gateway), str(r.session), str(r.status), _utc(r.changed_at))
+        for r in rows
+    ]
+
+
+def inbox_groups(store: ReviewStore) -> list[InboxGroup]:
+    """Every chat in the inbox, per gateway: its messages, its newest, when last received.
+
+    Reads the whole inbox: for `wa-monitor groups`, not for a page that polls.
+    """
+    t = gateway_inbox
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                t.c.gateway,
+                t.c.chat_jid,
+                sa.func.count().label("n"),
+                sa.func.max(t.c.sent_at).label("last_sent"),
+                sa.func.max(t.c.received_at).label("last_received"),
+            )
+            .group_by(t.c.gateway, t.c.chat_jid)
+            .order_by(t.c.gateway, t.c.chat_jid)
+        ).all()
+    return [
+        InboxGroup(
+            gateway=str(r.gateway),
+            chat_jid=str(r.chat_jid),
+            messages=int(r.n),
+            last_sent_at=_epoch(r.last_sent),
+            last_received_at=_utc(r.last_received),
+        )
+        for r in rows
+    ]
+
+
+def last_webhooks(store: ReviewStore) -> dict[str, datetime]:
+    """When each gateway's newest stored message or session state was received.
+
+    Reads the whole inbox: for `doctor`, not for a page that polls.
+    """
+    found: dict[str, datetime] = {}
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(gateway_inbox.c.gateway, sa.func.max(gateway_inbox.c.received_at)).group_by(
+                gateway_inbox.c.gateway
+            )
+        ).all()
+        sessions = conn.execute(
+            sa.select(
+                gateway_sessions.c.gateway, sa.func.max(gateway_sessions.c.updated_at)
+            ).group_by(gateway_sessions.c.gateway)
+        ).all()
+    for gateway, when in [*rows, *sessions]:
+        if when is not None:
+            when = _utc(when)
+            found[str(gateway)] = max(found.get(str(gateway), when), when)
+    return found
