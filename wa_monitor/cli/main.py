@@ -16,6 +16,7 @@ from rich.table import Table
 
 from wa_monitor import __version__
 from wa_monitor.cli.bridge import COMMANDS as BRIDGE_COMMANDS
+from wa_monitor.cli.bridge import bridge as bridge_command
 from wa_monitor.cli.console import err, handle_errors, out
 from wa_monitor.cli.context import CONFIG_HELP, ENV_FILE_HELP, App, AppGroup, pass_app
 from wa_monitor.cli.drops import COMMANDS as DROPS_COMMANDS
@@ -452,6 +453,7 @@ for _command in (
     *WEB_COMMANDS, *OPS_COMMANDS, *DROPS_COMMANDS, *REPORT_COMMANDS, *BRIDGE_COMMANDS
 ):
     main.add_command(_command)
+main.add_command(bridge_command)  # `wa-monitor bridge` (cli/bridge.py)
 
 
 def entrypoint() -> None:
