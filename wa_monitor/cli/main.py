@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from wa_monitor import __version__
-from wa_monitor.cli.bridge import COMMANDS as BRIDGE_COMMANDS
 from wa_monitor.cli.bridge import bridge as bridge_command
 from wa_monitor.cli.console import err, handle_errors, out
 from wa_monitor.cli.context import CONFIG_HELP, ENV_FILE_HELP, App, AppGroup, pass_app
@@ -449,9 +448,7 @@ def demo(
 # The dashboard's commands (serve, users, tokens) live with the web package; the
 # operations commands (status, doctor, compare, replay, projects, install-service)
 # in ops_commands; the drop lists (drops import-list, list-info, reconcile) in drops.py.
-for _command in (
-    *WEB_COMMANDS, *OPS_COMMANDS, *DROPS_COMMANDS, *REPORT_COMMANDS, *BRIDGE_COMMANDS
-):
+for _command in (*WEB_COMMANDS, *OPS_COMMANDS, *DROPS_COMMANDS, *REPORT_COMMANDS):
     main.add_command(_command)
 main.add_command(bridge_command)  # `wa-monitor bridge` (cli/bridge.py)
 
