@@ -1,14 +1,17 @@
-"""Feedback to the installers' group: the text, the bridge client, the outbox and its sender.
+"""Feedback to the installers' group: the text, the gateways' clients, the outbox and its sender.
 
 A feedback request is written to `feedback_outbox` first (idempotent on the client's
 request key; the same message for the same drop moments later is refused unless asked
-to resend), then delivered: at once by the request, later by the retrying sender when
-the bridge certainly did not take it (down, not connected to WhatsApp). The bridge
-returns no message id, so an attempt whose outcome is unknown (no answer in time, a
-connection broken after the message went out, a proxy's 5xx, a dashboard that stopped
-between sending and recording) is never repeated automatically: the entry becomes
-`unconfirmed` until a reviewer sends it again or marks it as sent. `feedback_sent` is
-set on the review only when the bridge says it sent the message, or a reviewer saw it.
+to resend), then delivered through the project's gateway (feedback.gateways): at once by
+the request, later by the retrying sender when the gateway certainly did not take it
+(down, not connected to WhatsApp). A gateway that answers the message's WhatsApp id
+(WAHA, Evolution API, `wa-monitor bridge`) confirms the send, and the id is kept with the
+entry. The upstream bridge returns no id, so an attempt whose outcome is unknown (no
+answer in time, a connection broken after the message went out, a proxy's 5xx, a
+dashboard that stopped between sending and recording) is never repeated automatically:
+the entry becomes `unconfirmed` until a reviewer sends it again or marks it as sent.
+`feedback_sent` is set on the review only when the gateway says it sent the message, or
+a reviewer saw it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import anyio.to_thread
 import httpx
@@ -98,30 +101,34 @@ def feedback_text(
     return "\n".join(lines)
 
 
-# -- the bridge -------------------------------------------------------------------------
+# -- the gateways -----------------------------------------------------------------------
 
 
 class Outcome(StrEnum):
-    """What an attempt tells about the message: the bridge returns no message id, so
-    anything short of its own answer leaves the question open."""
+    """What an attempt tells about the message: only the gateway's own answer settles
+    it, and anything short of that leaves the question open."""
 
-    SENT = "sent"  # the bridge says it sent the message
+    SENT = "sent"  # the gateway says it sent the message
     NOT_SENT = "not_sent"  # it certainly did not go out: safe to try again later
-    REFUSED = "refused"  # the bridge refused the request: the same request fails again
+    REFUSED = "refused"  # the gateway refused the request: the same request fails again
     UNKNOWN = "unknown"  # it may be in the group: only a person may send it again
 
 
 @dataclass(frozen=True)
 class SendResult:
     outcome: Outcome
-    reason: str  # the bridge's message, or what went wrong reaching it
+    reason: str  # the gateway's message, or what went wrong reaching it
+    # WhatsApp's id of the message, when the gateway answered one: the send is confirmed.
+    message_id: str | None = None
+    # The gateway it went through (core.gateways), when a router chose one.
+    gateway: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.SENT
 
 
-# Raised before the request reached the bridge, so nothing can have been sent.
+# Raised before the request reached the gateway, so nothing can have been sent.
 _BEFORE_SENDING = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -132,32 +139,54 @@ _BEFORE_SENDING = (
 # The bridge's own words when WhatsApp did not confirm a send the bridge made (whatsmeow's
 # "timed out waiting for message send response"): the message may be in the group.
 _UNSURE_WORDS = re.compile(r"time[sd]?[ -]?out", re.IGNORECASE)
+# The longest message id the outbox keeps (feedback_outbox.gateway_message_id).
+MESSAGE_ID_LENGTH = 100
 
 
-def classify_error(exc: Exception, url: str, timeout: float) -> SendResult:
-    """What a failed request says about the message (sent, certainly not, or unknown)."""
+def classify_error(
+    exc: Exception,
+    url: str,
+    timeout: float,
+    *,
+    who: str = "the bridge",
+    setting: str = "BRIDGE_URL",
+) -> SendResult:
+    """What a failed request to `who` says about the message (sent, certainly not, or
+    unknown); `setting` names where its URL comes from."""
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return SendResult(Outcome.REFUSED, f"BRIDGE_URL {url} cannot be used: {exc}")
+        return SendResult(Outcome.REFUSED, f"{setting} {url} cannot be used: {exc}")
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return SendResult(
-            Outcome.NOT_SENT, f"cannot reach the bridge at {url}: no connection within {timeout:g}s"
+            Outcome.NOT_SENT, f"cannot reach {who} at {url}: no connection within {timeout:g}s"
         )
     if isinstance(exc, _BEFORE_SENDING):
-        return SendResult(Outcome.NOT_SENT, f"cannot reach the bridge at {url}: {exc}")
+        return SendResult(Outcome.NOT_SENT, f"cannot reach {who} at {url}: {exc}")
     if isinstance(exc, httpx.TimeoutException):
         return SendResult(
             Outcome.UNKNOWN,
-            f"the bridge did not answer within {timeout:g}s after the message went out",
+            f"{who} did not answer within {timeout:g}s after the message went out",
         )
     return SendResult(
         Outcome.UNKNOWN,
-        "the connection to the bridge broke after the message went out "
+        f"the connection to {who} broke after the message went out "
         f"({type(exc).__name__}: {exc or 'no answer'})",
     )
 
 
+def message_id_of(value: Any) -> str | None:
+    """A gateway's message id as the outbox keeps it: a non-empty text that fits."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if 0 < len(value) <= MESSAGE_ID_LENGTH else None
+
+
 def interpret(status: int, text: str) -> SendResult:
-    """What the bridge's HTTP answer says about the message."""
+    """What the bridge's HTTP answer says about the message.
+
+    The upstream bridge answers `{success, message}`; `wa-monitor bridge` adds the
+    message's `message_id`, which the result carries.
+    """
     try:
         body: Any = json.loads(text)
     except ValueError:
@@ -167,7 +196,9 @@ def interpret(status: int, text: str) -> SendResult:
         words = str(body.get("message") or "")[:500] or f"HTTP {status}"
         reason = words if status == 200 else f"HTTP {status}: {words}"
         if said:
-            return SendResult(Outcome.SENT if status == 200 else Outcome.UNKNOWN, reason)
+            if status == 200:
+                return SendResult(Outcome.SENT, reason, message_id_of(body.get("message_id")))
+            return SendResult(Outcome.UNKNOWN, reason)
         if 400 <= status < 500:
             return SendResult(Outcome.REFUSED, reason)
         if _UNSURE_WORDS.search(words):
@@ -217,33 +248,70 @@ def person_jid(sender: str) -> str:
     return sender if "@" in sender else f"{sender}@s.whatsapp.net"
 
 
-class BridgeClient:
-    """The bridge's `POST {BRIDGE_URL}/send` (no authentication, no message id).
+class FeedbackClient(Protocol):
+    """What the sender needs of a gateway: one gateway's client, or a router choosing the
+    gateway of each recipient's project (feedback.gateways.GatewayClients)."""
 
-    `replies`: the gateway takes mentions and a quoted message with the text (a patched
-    bridge); the bridge of FIELD_NOTES does not, and gets the plain request.
-    """
+    @property
+    def timeout(self) -> float: ...
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, replies: bool = False) -> None:
-        self.base_url = base_url.rstrip("/")
+    def takes_replies(self, recipient: str) -> bool:
+        """Whether a feedback to `recipient` may mention the installer and quote a post."""
+        ...
+
+    def send(self, recipient: str, message: str, reply: ReplyTo | None = None) -> SendResult: ...
+
+    async def send_async(
+        self, recipient: str, message: str, reply: ReplyTo | None = None
+    ) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class GatewayClient:
+    """One gateway's send endpoint: a JSON POST over one pooled HTTP client per side
+    (threads, event loop), its answer read by `interpret`, its failures by `failed`."""
+
+    # What the error messages call the gateway, and the setting of its URL.
+    who = "the gateway"
+    setting = "the gateway's URL"
+
+    def __init__(
+        self, *, timeout: float, headers: Mapping[str, str] | None = None, replies: bool = False
+    ) -> None:
         self.timeout = timeout
         self.replies = replies
+        self._headers = dict(headers or {})
         # One HTTP client (connection pool, TLS context) for every message: `httpx.post`
         # built a client and loaded the CA bundle per message (~75 % of a delivery).
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
-        # Request handlers wait for the bridge on the event loop, not in a thread: a slow
-        # bridge must not hold the threads that answer everyone else.
+        # Request handlers wait for the gateway on the event loop, not in a thread: a slow
+        # gateway must not hold the threads that answer everyone else.
         self._async: httpx.AsyncClient | None = None
 
     @property
     def send_url(self) -> str:
-        return f"{self.base_url}/send"
+        raise NotImplementedError
+
+    def payload(self, recipient: str, message: str, reply: ReplyTo | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def interpret(self, status: int, text: str) -> SendResult:
+        raise NotImplementedError
+
+    def failed(self, exc: Exception) -> SendResult:
+        return classify_error(exc, self.send_url, self.timeout, who=self.who, setting=self.setting)
+
+    def takes_replies(self, recipient: str) -> bool:
+        return self.replies
 
     def _http(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=self.timeout)
+                self._client = httpx.Client(timeout=self.timeout, headers=self._headers)
             return self._client
 
     def close(self) -> None:
@@ -259,30 +327,74 @@ class BridgeClient:
         if client is not None:
             await client.aclose()
 
-    def _payload(self, recipient: str, message: str, reply: ReplyTo | None) -> dict[str, Any]:
-        return bridge_payload(recipient, message, reply, replies=self.replies)
-
     def send(self, recipient: str, message: str, reply: ReplyTo | None = None) -> SendResult:
         try:
             response = self._http().post(
-                self.send_url, json=self._payload(recipient, message, reply)
+                self.send_url, json=self.payload(recipient, message, reply)
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return classify_error(exc, self.send_url, self.timeout)
-        return interpret(response.status_code, response.text)
+            return self.failed(exc)
+        return self.interpret(response.status_code, response.text)
 
     async def send_async(
         self, recipient: str, message: str, reply: ReplyTo | None = None
     ) -> SendResult:
         if self._async is None:
-            self._async = httpx.AsyncClient(timeout=self.timeout)
+            self._async = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
         try:
             response = await self._async.post(
-                self.send_url, json=self._payload(recipient, message, reply)
+                self.send_url, json=self.payload(recipient, message, reply)
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return classify_error(exc, self.send_url, self.timeout)
-        return interpret(response.status_code, response.text)
+            return self.failed(exc)
+        return self.interpret(response.status_code, response.text)
+
+
+class BridgeClient(GatewayClient):
+    """The bridge's `POST {BRIDGE_URL}/send`: the upstream bridge (no authentication, no
+    message id), the maintained Go fork, or `wa-monitor bridge` (a bearer token; it
+    answers the message's id, which confirms the send).
+
+    `token`: sent as `Authorization: Bearer …` (BRIDGE_TOKEN). `replies`: the bridge takes
+    mentions and a quoted post with the text; by default when a token is set. Without a
+    token the upstream bridge gets its plain request, as it always did.
+    """
+
+    who = "the bridge"
+    setting = "BRIDGE_URL"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        replies: bool | None = None,
+        token: str | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        super().__init__(
+            timeout=timeout, headers=headers, replies=bool(token) if replies is None else replies
+        )
+        self.base_url = base_url.rstrip("/")
+        self._has_token = bool(token)
+
+    @property
+    def send_url(self) -> str:
+        return f"{self.base_url}/send"
+
+    def payload(self, recipient: str, message: str, reply: ReplyTo | None) -> dict[str, Any]:
+        return bridge_payload(recipient, message, reply, replies=self.replies)
+
+    def interpret(self, status: int, text: str) -> SendResult:
+        result = interpret(status, text)
+        if status in (401, 403):
+            hint = (
+                "the bridge refused BRIDGE_TOKEN: check it"
+                if self._has_token
+                else "the bridge wants a token: set BRIDGE_TOKEN"
+            )
+            return replace(result, reason=f"{result.reason} ({hint})")
+        return result
 
 
 # -- the outbox -------------------------------------------------------------------------
@@ -304,6 +416,8 @@ class OutboxEntry:
     requested_by: str | None
     created_at: datetime
     sent_at: datetime | None
+    gateway: str | None = None  # the gateway of the last attempt (core.gateways)
+    gateway_message_id: str | None = None  # WhatsApp's id of the message it sent
 
 
 class KeyReused(Exception):
@@ -555,12 +669,13 @@ def reply_for(store: ReviewStore, entry: OutboxEntry) -> ReplyTo | None:
 
 
 class FeedbackSender:
-    """Delivers outbox entries through the bridge, retrying only what certainly did not go out."""
+    """Delivers outbox entries through the gateways, retrying only what certainly did not
+    go out."""
 
     def __init__(
         self,
         store: ReviewStore,
-        client: BridgeClient,
+        client: FeedbackClient,
         *,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
     ) -> None:
@@ -605,7 +720,7 @@ class FeedbackSender:
 
     def _reply_for(self, entry: OutboxEntry) -> ReplyTo | None:
         """The installer's post the entry answers, when the gateway takes replies."""
-        if not self.client.replies:
+        if not self.client.takes_replies(entry.recipient):
             return None
         try:
             return reply_for(self.store, entry)
@@ -624,7 +739,8 @@ class FeedbackSender:
         t, r = feedback_outbox, qa_photo_reviews
         now = datetime.now(UTC)
         attempts = entry.attempts + 1
-        outcome = result.outcome
+        # A message id is WhatsApp's own: whatever else the answer said, the message is out.
+        outcome = Outcome.SENT if result.message_id else result.outcome
         delay = 0.0
         if outcome is Outcome.SENT:
             status, action = SENT, "feedback_sent"
@@ -643,6 +759,10 @@ class FeedbackSender:
         }
         if status == SENT:
             values["sent_at"] = now
+        if result.gateway is not None:
+            values["gateway"] = result.gateway
+        if result.message_id:
+            values["gateway_message_id"] = result.message_id
         with self.store.begin() as conn:
             # Unconfirmed too: the start-up check may have given up on this very attempt.
             recorded = conn.execute(
@@ -657,12 +777,16 @@ class FeedbackSender:
                         sa.update(r).where(r.c.id == entry.review_id).values(**_delivered(now))
                     )
                 changes: dict[str, Any] = {"outboxId": entry.id}
+                if result.gateway is not None:
+                    changes["gateway"] = result.gateway
+                if result.message_id:
+                    changes["messageId"] = result.message_id
                 if status != SENT:
                     changes.update(reason=result.reason, attempts=attempts)
                 _audit(conn, entry.review_id, entry.requested_by or "system", action, changes)
         if recorded is None:
             log.warning(
-                "⚠️ Feedback for %s (%s): the bridge's answer (%s) came after a reviewer "
+                "⚠️ Feedback for %s (%s): the gateway's answer (%s) came after a reviewer "
                 "settled outbox #%d; not recorded",
                 entry.drop_number,
                 entry.project,
@@ -671,10 +795,12 @@ class FeedbackSender:
             )
         elif status == SENT:
             log.info(
-                "📤 Feedback for %s (%s) sent to %s",
+                "📤 Feedback for %s (%s) sent to %s%s%s",
                 entry.drop_number,
                 entry.project,
                 entry.recipient,
+                f" via {result.gateway}" if result.gateway else "",
+                f" (message {result.message_id})" if result.message_id else "",
             )
         elif status == UNCONFIRMED:
             log.warning(

@@ -25,6 +25,7 @@ from wa_monitor import __version__
 from wa_monitor.core.config import ProjectsConfig
 from wa_monitor.core.errors import ConfigError
 from wa_monitor.core.settings import Settings
+from wa_monitor.feedback.gateways import GatewayClients
 from wa_monitor.feedback.outbox import BridgeClient, FeedbackSender
 from wa_monitor.store.media import MediaStore
 from wa_monitor.store.review_store import ReviewStore
@@ -99,7 +100,8 @@ def create_app(
         config: the projects (group JIDs for feedback, step labels, business time zone).
         store: the review database, already at the schema head.
         dev: allow a missing SECRET_KEY (a random one: sessions end with the process).
-        bridge: the bridge client (default: BRIDGE_URL with a 10 s timeout).
+        bridge: the bridge's client (default: BRIDGE_URL and BRIDGE_TOKEN, a 10 s timeout);
+            projects on WAHA or Evolution API send through their own (GatewayClients).
         run_sender: deliver queued feedback in a background thread while the app runs.
         sender_interval: seconds between the sender's passes over the outbox.
         run_scheduler: deliver the scheduled reports and tell the alerts of the projects
@@ -128,7 +130,8 @@ def create_app(
                 ]
             )
         secret = secrets.token_urlsafe(32)
-    client = bridge or BridgeClient(settings.bridge_url)
+    # Each project's feedback through its gateway; `bridge` stands in for the bridge's.
+    client = GatewayClients(settings, lambda: app.state.config, bridge=bridge)
     sender = (
         FeedbackSender(store, client, backoff=backoff)
         if backoff is not None
