@@ -12,7 +12,9 @@ Message ids are WhatsApp's own (`3EB0C767D71D3AB3C9A1`), as the bridge stores th
 that an edit or a deletion, which names the message by that id, finds it. JIDs are
 written the whatsmeow way: `…@c.us` becomes `…@s.whatsapp.net`, a device suffix
 (`:12`) is dropped. `sender_pn` is the author's phone number (digits) when the gateway
-gives it beside a LID author; otherwise None.
+gives it beside a LID author; otherwise None. An edit (`edited=True`) names the edited
+message; its `content` is the new text and `sent_at` the time of the edit, while its
+author is best effort (Evolution's edit event does not name one): apply its content.
 
 - WAHA: `{"id", "timestamp" (ms), "event", "session", "payload": {...}, "engine"}`.
   `message` / `message.any`: `payload.{id ("false_<chat>_<id>[_<participant>]"),
@@ -24,17 +26,19 @@ gives it beside a LID author; otherwise None.
   `payload.editedMessageId`, the new text `payload.body`. `message.revoked`:
   `payload.revokedMessageId` (else `before.id`), the chat from `after` / `before`.
   `session.status`: `payload.status` (STOPPED, STARTING, SCAN_QR_CODE, WORKING, FAILED).
-- Evolution API: `{"event": "messages.upsert" | "messages.update" | "messages.edited" |
-  "messages.delete" | "connection.update", "instance", "data", "date_time", "sender",
-  "server_url", "apikey"}` (`MESSAGES_UPSERT` spellings are read too; `data` may be a
-  list). A message is `data.{key.{remoteJid, fromMe, id, participant, participantAlt,
-  remoteJidAlt, addressingMode}, pushName, message, messageType, messageTimestamp}`;
-  an edit arrives as `messages.edited` (the protocol message: `key` names the edited
-  message, `editedMessage` holds the new text), as a `messages.upsert` of a protocol
-  message, or as a `messages.update` carrying a `message`; an update without one is a
-  delivery status and reads as `[]`. A protocol message of type REVOKE is a deletion.
-  `messages.delete`: the deleted message's key (`data` itself, or `data.key`).
-  `connection.update`: `data.state` (open, connecting, close, refused).
+- Evolution API: `{"event": "messages.upsert" | "messages.set" | "messages.update" |
+  "messages.edited" | "messages.delete" | "connection.update", "instance", "data",
+  "date_time", "sender", "server_url", "apikey"}` (`MESSAGES_UPSERT` spellings are read
+  too; `data` may be a list). A message is `data.{key.{remoteJid, fromMe, id,
+  participant, participantAlt, remoteJidAlt, addressingMode}, pushName, message,
+  messageType, messageTimestamp}`. An edit arrives as `messages.edited` (the protocol
+  message: `key` names the edited message, `editedMessage` holds the new text), as a
+  `messages.upsert` of a protocol message, or as a `messages.update` carrying a
+  `message`; an update without one is a delivery status and reads as `[]`. A protocol
+  message of type REVOKE is a deletion. `messages.set` (history sync) is a list of
+  messages, read as upserts. `messages.delete`: the deleted message's key (`data`
+  itself, or `data.key`). `connection.update`: `data.state` (open, connecting, close,
+  refused).
 - The Go bridge fork's webhook (ycchoo28/whatsapp-mcp-forked): one message per call,
   `{"id", "chat_jid", "sender", "content", "timestamp" (Go's RFC 3339), "is_from_me",
   "media_type", "filename", "url", "quoted_message", "is_edited",
@@ -797,7 +801,9 @@ def _evolution_protocol(
     if at is None:
         at = _evolution_time(doc, received_at, "the edit")
     outer_key = _opt_obj(item.get("key"))
-    from_me = bool(target.get("fromMe") is True or outer_key.get("fromMe") is True)
+    # The protocol message's key is the editor's view of the message; the outer key,
+    # when there is one, is ours.
+    from_me = (outer_key if "fromMe" in outer_key else target).get("fromMe") is True
     author = (
         _loose_str(target.get("participant"))
         or _loose_str(outer_key.get("participant"))
@@ -873,6 +879,7 @@ def _evolution_connection(doc: _Obj, item: _Obj, where: str, received_at: float 
 _EvolutionReader = Callable[[_Obj, _Obj, str, float | None], Event | None]
 _EVOLUTION_READERS: Final[Mapping[str, _EvolutionReader]] = {
     "messages.upsert": _evolution_message,
+    "messages.set": _evolution_message,  # history sync: what was missed while away
     "messages.update": _evolution_update,
     "messages.edited": lambda doc, item, where, received_at: _evolution_protocol(
         doc, item, item, where, received_at
