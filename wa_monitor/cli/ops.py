@@ -76,12 +76,30 @@ def _zone(app: App) -> tzinfo:
 @click.pass_obj
 @handle_errors
 def status(app: App, as_json: bool, instance: str | None) -> None:
-    """Is the monitor healthy? Exits 1 when not (heartbeat, database, bridge store)."""
-    from wa_monitor.monitor.health import check_photos, live_groups, readiness
+    """Is the monitor healthy? Exits 1 when not (heartbeat, database, each source: the
+    bridge store, the webhook gateways' inbox and sessions)."""
+    from datetime import UTC, datetime
+
+    from wa_monitor.core.gateways import BRIDGE
+    from wa_monitor.monitor.health import Check, check_photos, live_groups, readiness
+    from wa_monitor.ops.doctor import (
+        BRIDGE_CHECKS,
+        check_bridge_connection,
+        gateways_in_use,
+        inbox_checks,
+    )
 
     settings = app.settings
     zone = _zone(app)
+    try:
+        config = app.config()
+    except WaMonitorError:
+        config = None
+    in_use = gateways_in_use(settings, config)
+    uses_bridge = BRIDGE in in_use
+    now = datetime.now(UTC)
     store = app.review_store(purpose="read", check_schema=False)
+    inbox: list[Check] = []
     try:
         try:
             store.check_schema()
@@ -89,24 +107,25 @@ def status(app: App, as_json: bool, instance: str | None) -> None:
             raise  # not a state the monitor can be in: say what it is, exit 2
         except WaMonitorError:
             pass  # unreachable or behind: reported as checks below
-        ready = readiness(settings, store, zone, instance=instance or settings.instance)
+        ready = readiness(settings, store, zone, instance=instance or settings.instance, now=now)
         photos = None
         if all(c.ok for c in ready.report.checks if c.name in ("database", "schema")):
             photos = check_photos(store, ready.beat)
+            inbox = inbox_checks(settings, store, in_use, zone, now=now, setup_hints=False)
     finally:
         store.dispose()
-    checks = list(ready.report.checks)
+    checks = [c for c in ready.report.checks if uses_bridge or c.name not in BRIDGE_CHECKS]
     if photos is not None:
         checks.append(photos[0])
     beat = ready.beat
-    if ready.bridge_readable:
-        try:
-            config = app.config()
-        except WaMonitorError:
-            config = None
-        if config is not None:
-            names = {p.group_jid: p.name for p in config.enabled}
-            checks.extend(live_groups(settings, names, zone))
+    if uses_bridge:
+        connection = check_bridge_connection(settings, now=now)
+        if connection is not None:
+            checks.append(connection)
+    if uses_bridge and ready.bridge_readable and config is not None:
+        names = {p.group_jid: p.name for p in in_use[BRIDGE]}
+        checks.extend(live_groups(settings, names, zone))
+    checks.extend(inbox)
     report = Report(tuple(checks))
     if as_json:
         data = report.as_dict()

@@ -52,8 +52,10 @@ from wa_monitor.sources.bridge import BridgeStore
 from wa_monitor.store.database import guard, open_review_store
 from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.health_panel_queries import (
+    BRIDGE_DEAD_STATES,
     GATEWAY_LABELS,
     WORKING_STATES,
+    bridge_connection,
     inbox_newest,
     last_webhooks,
     projects_by_gateway,
@@ -667,6 +669,21 @@ def inbox_checks(
     for gateway in gateways:
         label = GATEWAY_LABELS[gateway]
         projects = in_use[gateway]
+        times = [
+            found.sent_at
+            for p in projects
+            if (found := newest.get(p.group_jid)) is not None and found.gateway == gateway
+        ]
+        checks.append(
+            Check(
+                f"source {label}",
+                "pass",
+                f"{len(projects)} group(s) through the inbox; newest message "
+                f"{describe_age((now - max(times)).total_seconds())} ago"
+                if times
+                else f"{len(projects)} group(s) through the inbox; no message of them yet",
+            )
+        )
         if setup_hints:
             when = last.get(gateway)
             if when is None:
@@ -755,6 +772,61 @@ def inbox_checks(
             else:
                 checks.append(Check(name, "pass", detail))
     return checks
+
+
+def bridge_folder(settings: Settings) -> Path | None:
+    """The bridge's store folder: BRIDGE_STORE, else WHATSAPP_DB_PATH's folder."""
+    if settings.bridge_store is not None:
+        return settings.bridge_store
+    return settings.whatsapp_db_path.parent if settings.whatsapp_db_path is not None else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: it exists
+    return True
+
+
+def check_bridge_connection(settings: Settings, *, now: datetime | None = None) -> Check | None:
+    """`wa-monitor bridge`'s connection as its status file tells it (None: another bridge,
+    which writes none)."""
+    found = bridge_connection(bridge_folder(settings))
+    if found is None:
+        return None
+    now = now or datetime.now(UTC)
+    since = f" since {describe_age((now - found.since).total_seconds())} ago" if found.since else ""
+    detail = f"{found.state}{since} ({found.path})"
+    if found.detail:
+        detail += f": {found.detail}"
+    if found.state in BRIDGE_DEAD_STATES:
+        return Check(
+            "bridge connection",
+            "fail",
+            detail,
+            found.detail or "start it again: `systemctl restart wa-monitor-bridge@INSTANCE`",
+        )
+    if found.pid and not _alive(found.pid):
+        return Check(
+            "bridge connection",
+            "fail",
+            f"the bridge (pid {found.pid}) is not running; its last state: {detail}",
+            "start it: `systemctl start wa-monitor-bridge@INSTANCE` (or `wa-monitor bridge run`)",
+        )
+    if found.state == "connected":
+        return Check("bridge connection", "pass", detail)
+    fix = "wait a minute; if it stays so, look at `journalctl -u wa-monitor-bridge@INSTANCE`"
+    if found.state == "pairing":
+        fix = "pair it: `wa-monitor bridge pair` (QR code) or `--phone NUMBER` (a code)"
+        if found.pairing_failures:
+            fix += (
+                f"; {found.pairing_failures} failed attempt(s): WhatsApp locks pairing for a "
+                "while after 5"
+            )
+    return Check("bridge connection", "warn", detail, fix)
 
 
 def check_gateway_apis(
@@ -855,6 +927,9 @@ def run_doctor(
             checks.append(Check("bridge store", "fail", str(exc), "see above"))
         finally:
             bridge.close()
+    connection = check_bridge_connection(settings, now=now) if uses_bridge else None
+    if connection is not None:
+        checks.append(connection)
     if probe_bridge_process and (uses_bridge or BRIDGE_WEBHOOK in in_use):
         process = check_bridge_process(settings.bridge_url)
         checks.append(process)

@@ -14,9 +14,11 @@ are for `wa-monitor groups` and `doctor`, run by hand, never for the polled pane
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -382,3 +384,53 @@ def last_webhooks(store: ReviewStore) -> dict[str, datetime]:
             when = _utc(when)
             found[str(gateway)] = max(found.get(str(gateway), when), when)
     return found
+
+
+# -- `wa-monitor bridge`'s connection ---------------------------------------------------------
+
+# Written by `wa-monitor bridge` in its store folder at every change of state (docs/bridge.md).
+BRIDGE_STATUS_FILE = "bridge-status.json"
+# The states in which `wa-monitor bridge` cannot receive anything until a person acts.
+BRIDGE_DEAD_STATES = ("logged_out", "outdated", "banned", "stopped")
+
+
+@dataclass(frozen=True)
+class BridgeConnection:
+    """`wa-monitor bridge`'s last recorded connection state (its bridge-status.json)."""
+
+    state: str  # starting, pairing, connected, disconnected, logged_out, outdated, banned, stopped
+    since: datetime | None
+    detail: str
+    pid: int
+    pairing_failures: int
+    path: Path
+
+
+def bridge_connection(folder: Path | None) -> BridgeConnection | None:
+    """The status file in a bridge's store folder; None when there is none (another bridge)
+    or it cannot be read."""
+    if folder is None:
+        return None
+    path = folder / BRIDGE_STATUS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("state"), str):
+        return None
+    try:
+        since = datetime.fromisoformat(str(data.get("since") or ""))
+    except ValueError:
+        since = None
+    try:
+        pid, failures = int(data.get("pid") or 0), int(data.get("pairing_failures") or 0)
+    except (TypeError, ValueError):
+        pid, failures = 0, 0
+    return BridgeConnection(
+        state=data["state"],
+        since=_utc(since) if since is not None else None,
+        detail=str(data.get("detail") or ""),
+        pid=pid,
+        pairing_failures=failures,
+        path=path,
+    )
