@@ -329,6 +329,7 @@ class MediaWorker:
         on_round: Callable[[MediaWorker], None] | None = None,
         analyse_in_process: bool = True,
         scan_idle: threading.Event | None = None,
+        gateway_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -340,6 +341,8 @@ class MediaWorker:
         self.on_round = on_round
         self.analyse_in_process = analyse_in_process
         self.scan_idle = scan_idle
+        # The gateway each group's photos are fetched through (None: the bridge, for all).
+        self.gateway_of = gateway_of
         self.state = WorkerState()
         self.outcomes: Counter[str] = Counter()  # fetches by outcome since start
         self.rounded = threading.Event()  # set after each round (tests wait on it)

@@ -170,6 +170,12 @@ class Monitor(Generic[S]):
         self.on_scanned = on_scanned
         self._cursors: dict[str, Cursor] | None = None
         self._rowids_exhausted = False
+        # The polling loop's state (`poll_once`).
+        self._last_version: int | None = None
+        self._last_scan = float("-inf")
+        self._failures = 0
+        self._last_error = ""
+        self._retry_at = float("-inf")
 
     def set_config(self, config: ProjectsConfig) -> None:
         """Use a new projects file from the next scan on (new groups start from rowid 0)."""
@@ -396,39 +402,65 @@ class Monitor(Generic[S]):
         Waking is cheap: between scans it only asks the source's `data_version` (for
         the bridge's store, a PRAGMA and a stat of the file), every `poll` seconds.
         """
-        last_version: int | None = None
-        last_scan = float("-inf")
-        failures = 0
-        last_error = ""
         while not stop.is_set():
             try:
                 if before_poll is not None:
                     before_poll()
-                try:
-                    if self.source.replaced():
-                        self.source.open()
-                        last_version = None
-                    version = self.source.data_version()
-                except BridgeStoreError as exc:
-                    self._failed(exc)
-                    raise
-                if version != last_version or time.monotonic() - last_scan >= interval:
-                    summary = self.scan(stop)
-                    last_version, last_scan = version, time.monotonic()
-                    if on_scan is not None:
-                        on_scan(summary)
-                if failures:
-                    log.info("✅ scanning again after %d failed attempt(s)", failures)
-                failures, last_error = 0, ""
-                stop.wait(poll)
             except (BridgeStoreError, ReviewDatabaseError) as exc:
-                failures += 1
-                self.forget_cursors()
-                if str(exc) != last_error:
-                    log.error("❌ %s", exc)
-                    last_error = str(exc)
-                # Back off up to the scan interval; a fault never becomes a busy loop.
-                stop.wait(min(interval, poll * 2 ** min(failures, 10)))
+                self.note_failure(exc, interval, poll)
+            else:
+                self.poll_once(stop, interval, poll=poll, on_scan=on_scan)
+            stop.wait(self.wait_time(poll))
+
+    def poll_once(
+        self,
+        stop: threading.Event,
+        interval: float,
+        *,
+        poll: float = 0.1,
+        on_scan: Callable[[ScanSummary], None] | None = None,
+    ) -> None:
+        """One step of `run`: scan when the source changed or `interval` has passed.
+
+        A source or database fault is logged (once per distinct fault) and retried after a
+        back-off (up to `interval`); until then this returns at once. A caller polling
+        several monitors calls this for each, then waits `wait_time`.
+        """
+        if time.monotonic() < self._retry_at:
+            return
+        try:
+            try:
+                if self.source.replaced():
+                    self.source.open()
+                    self._last_version = None
+                version = self.source.data_version()
+            except BridgeStoreError as exc:
+                self._failed(exc)
+                raise
+            if version != self._last_version or time.monotonic() - self._last_scan >= interval:
+                summary = self.scan(stop)
+                self._last_version, self._last_scan = version, time.monotonic()
+                if on_scan is not None:
+                    on_scan(summary)
+            if self._failures:
+                log.info("✅ scanning again after %d failed attempt(s)", self._failures)
+            self._failures, self._last_error = 0, ""
+        except (BridgeStoreError, ReviewDatabaseError) as exc:
+            self.note_failure(exc, interval, poll)
+
+    def note_failure(self, exc: WaMonitorError, interval: float, poll: float) -> None:
+        """A failed poll or scan: reload the cursors, log once, back off before the next."""
+        self._failures += 1
+        self.forget_cursors()
+        if str(exc) != self._last_error:
+            log.error("❌ %s", exc)
+            self._last_error = str(exc)
+        # Back off up to the scan interval; a fault never becomes a busy loop.
+        self._retry_at = time.monotonic() + min(interval, poll * 2 ** min(self._failures, 10))
+
+    def wait_time(self, poll: float) -> float:
+        """Seconds until this monitor wants polling again (`poll`, or the back-off left)."""
+        return max(poll, self._retry_at - time.monotonic())
 
 
 def deleted_posts(

@@ -20,15 +20,18 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
-from wa_monitor.core import logs
-from wa_monitor.core.config import ProjectsConfig, parse_config, read_config_text
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from wa_monitor.core import gateways, logs
+from wa_monitor.core.config import Project, ProjectsConfig, parse_config, read_config_text
 from wa_monitor.core.early_signals import take_early_signals
 from wa_monitor.core.errors import (
     BridgeBusyError,
@@ -48,12 +51,24 @@ from wa_monitor.monitor.photo_linker import PhotoLinker
 from wa_monitor.monitor.projects_edit import already_audited, file_owner, make_diff, record_audit
 from wa_monitor.monitor.scan import Monitor, ScanSummary
 from wa_monitor.sources.bridge import BridgeStore
+from wa_monitor.sources.protocol import Source
+from wa_monitor.sources.waha_lids import WahaLidClient
 from wa_monitor.store.database import open_review_store
 from wa_monitor.store.heartbeats import outbox_depth, record_heartbeat
+from wa_monitor.store.inbox_source import InboxReadError, InboxSource
 from wa_monitor.store.media_queue import backlog
 from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.schema import gateway_inbox, gateway_lids, gateway_sessions
 
 log = logging.getLogger("wa_monitor")
+
+S = TypeVar("S", bound=Source)
+
+# The sources the service scans: the bridge's messages.db, and the webhook inbox in the
+# review database (every inbox gateway's groups). The inbox's cursors carry its tag.
+BRIDGE_FEED: Final = "bridge"
+INBOX_FEED: Final = "inbox"
+INBOX_TAG: Final = "inbox"
 
 
 # -- systemd notification -----------------------------------------------------------------
@@ -98,6 +113,8 @@ def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
 
 
 def error_kind(exc: BaseException) -> str:
+    if isinstance(exc, InboxReadError):
+        return "inbox"
     if isinstance(exc, BridgeBusyError):
         return "bridge_busy"
     if isinstance(exc, BridgeStoreError):
@@ -223,17 +240,20 @@ class ConfigWatcher:
 # -- the service --------------------------------------------------------------------------
 
 
-class GatedMonitor(Monitor[BridgeStore]):
+class GatedMonitor(Monitor[S]):
     """The monitor, telling the media worker when a scan runs (`idle` clear meanwhile).
 
     The worker holds its next write until the scan is over: drops come first, and on
-    SQLite (one writer) a scan never queues behind a long run of photo writes.
+    SQLite (one writer) a scan never queues behind a long run of photo writes. The
+    monitors of one service share one `idle` (they scan in turn, in one thread).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, idle: threading.Event | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.idle = threading.Event()
-        self.idle.set()
+        if idle is None:
+            idle = threading.Event()
+            idle.set()
+        self.idle = idle
 
     def scan(
         self,
@@ -277,6 +297,205 @@ class Counters:
         }
 
 
+def feed_of(project: Project, default_gateway: str) -> str:
+    """The source a project's group is scanned from: the bridge's store, or the inbox."""
+    gateway = gateways.gateway_of(project.gateway, default_gateway)
+    return BRIDGE_FEED if gateway == gateways.BRIDGE else INBOX_FEED
+
+
+def split_config(config: ProjectsConfig, default_gateway: str) -> dict[str, ProjectsConfig]:
+    """The projects file restricted to each source's projects (both keys, maybe empty)."""
+    return {
+        feed: replace(
+            config,
+            projects=tuple(p for p in config.projects if feed_of(p, default_gateway) == feed),
+        )
+        for feed in (BRIDGE_FEED, INBOX_FEED)
+    }
+
+
+def feeds_needed(config: ProjectsConfig, default_gateway: str) -> set[str]:
+    """The sources the enabled projects use (none enabled: the GATEWAY setting's)."""
+    used = {feed_of(p, default_gateway) for p in config.enabled}
+    if not used:
+        used.add(BRIDGE_FEED if default_gateway == gateways.BRIDGE else INBOX_FEED)
+    return used
+
+
+@dataclass(frozen=True)
+class InboxFreshness:
+    """How lively the webhook inbox is: what came last, per group, and the sessions."""
+
+    received_at: datetime | None  # the newest row's arrival (any group, any gateway)
+    newest: dict[str, datetime | None]  # each group's newest message (WhatsApp's time)
+    sessions: list[dict[str, Any]]  # each gateway session's last reported state
+
+
+def inbox_freshness(store: ReviewStore, jids: Sequence[str]) -> InboxFreshness:
+    """Read the inbox's freshness: three short reads, outside any scan batch."""
+    t, g = gateway_inbox, gateway_sessions
+    wanted = sorted(set(jids))
+    newest: dict[str, datetime | None] = dict.fromkeys(wanted)
+    with store.read() as conn:
+        received = conn.execute(sa.select(sa.func.max(t.c.received_at))).scalar()
+        if wanted:
+            query = (
+                sa.select(t.c.chat_jid, sa.func.max(t.c.sent_at))
+                .where(t.c.chat_jid.in_(wanted))
+                .group_by(t.c.chat_jid)
+            )
+            for jid, sent_at in conn.execute(query):
+                if sent_at is not None:
+                    newest[jid] = datetime.fromtimestamp(float(sent_at), UTC)
+        sessions = [
+            {
+                "gateway": r.gateway,
+                "session": r.session,
+                "status": r.status,
+                "changed_at": r.changed_at.isoformat() if r.changed_at else None,
+            }
+            for r in conn.execute(sa.select(g).order_by(g.c.gateway, g.c.session))
+        ]
+    return InboxFreshness(received, newest, sessions)
+
+
+class LidLookups:
+    """Looks up, at WAHA, the phone numbers of the LID senders the inbox holds without one.
+
+    It runs in a small thread of its own, never inside a scan batch: each round reads the
+    new inbox rows' LID senders, asks WAHA (a short timeout each) for those not known
+    yet, and stores what it learns in `gateway_lids`, where the inbox source finds it for
+    the posts read after. A LID WAHA does not know is asked again an hour later; one
+    whose lookup failed, after a back-off. Until then the LID is the post's sender.
+    """
+
+    PER_ROUND = 20  # lookups per round at most: a burst of new senders waits its turn
+    ROWS_PER_READ = 500
+    AGAIN_UNKNOWN = 3600.0  # seconds before a LID WAHA did not know is asked again
+    RETRY_FIRST = 5.0  # seconds before a failed lookup is tried again (doubling to 10 min)
+
+    def __init__(self, store: ReviewStore, client: WahaLidClient, *, every: float = 2.0) -> None:
+        self.store = store
+        self.client = client
+        self.every = every
+        self.after = 0  # the highest inbox seq read for senders
+        self.pending: dict[str, tuple[float, int]] = {}  # LID → (next try, failures)
+        self.found = 0
+        self.last_error = ""
+        self.rounded = threading.Event()  # set after each round (tests wait on it)
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    self.round()
+                except WaMonitorError as exc:
+                    if str(exc) != self.last_error:
+                        log.warning("⚠️ LID lookups: %s; trying again", exc)
+                    self.last_error = str(exc)
+                self.rounded.set()
+                self._wake.wait(self.every)
+        finally:
+            self.client.close()
+
+    def round(self) -> None:
+        """Read new LID senders, drop those known, look up those due."""
+        self._read_senders()
+        if not self.pending:
+            return
+        self._forget_known()
+        now = time.monotonic()
+        due = [lid for lid, (at, _) in self.pending.items() if at <= now][: self.PER_ROUND]
+        for lid in due:
+            answer = self.client.phone_of(lid)
+            failures = self.pending[lid][1]
+            if answer.status == "found" and answer.phone:
+                self._store(lid, answer.phone)
+                del self.pending[lid]
+                self.found += 1
+            elif answer.status == "unknown":
+                self.pending[lid] = (now + self.AGAIN_UNKNOWN, 0)
+            else:
+                wait = min(600.0, self.RETRY_FIRST * 2**failures)
+                self.pending[lid] = (now + wait, failures + 1)
+                if answer.reason != self.last_error:
+                    log.warning(
+                        "⚠️ LID %s not looked up: %s; the post shows the LID until it is",
+                        lid,
+                        answer.reason,
+                    )
+                self.last_error = answer.reason
+                break  # WAHA is away: the others wait for the next round
+
+    def _read_senders(self) -> None:
+        t = gateway_inbox
+        while True:
+            query = (
+                sa.select(t.c.seq, t.c.sender)
+                .where(
+                    t.c.seq > self.after,
+                    t.c.gateway == gateways.WAHA,
+                    t.c.sender.like("%@lid"),
+                    t.c.sender_pn.is_(None),
+                )
+                .order_by(t.c.seq)
+                .limit(self.ROWS_PER_READ)
+            )
+            with self.store.read() as conn:
+                rows = conn.execute(query).all()
+            for seq, sender in rows:
+                self.after = max(self.after, int(seq))
+                self.pending.setdefault(sender, (0.0, 0))
+            if len(rows) < self.ROWS_PER_READ:
+                return
+
+    def _forget_known(self) -> None:
+        g = gateway_lids
+        lids = sorted(self.pending)
+        for start in range(0, len(lids), 400):
+            chunk = lids[start : start + 400]
+            with self.store.read() as conn:
+                known = conn.execute(
+                    sa.select(g.c.lid).where(g.c.lid.in_(chunk), g.c.phone.is_not(None))
+                ).scalars()
+                for lid in known:
+                    self.pending.pop(lid, None)
+
+    def _store(self, lid: str, phone: str) -> None:
+        g = gateway_lids
+        insert = postgresql.insert if self.store.dialect == "postgresql" else sqlite.insert
+        stmt = insert(g).values(
+            lid=lid, phone=phone, gateway=gateways.WAHA, looked_up_at=datetime.now(UTC)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["lid"],
+            set_={"phone": stmt.excluded.phone, "looked_up_at": stmt.excluded.looked_up_at},
+        )
+        with self.store.begin() as conn:
+            conn.execute(stmt)
+
+    def status(self) -> dict[str, Any]:
+        return {"pending": len(self.pending), "found": self.found, "last_error": self.last_error}
+
+
+class Linkers:
+    """The photo linkers of the service's sources, stepped in turn (the media worker's)."""
+
+    def __init__(self) -> None:
+        self.linkers: dict[str, PhotoLinker] = {}
+
+    def step(self, max_rows: int = 5000) -> bool:
+        more = False
+        for linker in list(self.linkers.values()):
+            more = linker.step(max_rows) or more
+        return more
+
+
 class Service:
     """Monitor.run plus reload, heartbeat, staleness, metrics and the systemd watchdog."""
 
@@ -317,40 +536,59 @@ class Service:
         self._ready = False  # READY=1 sent: only then may the watchdog be fed
         self._beat_error = ""
         self._metrics_server: Any = None
-        self.monitor: GatedMonitor | None = None
+        # One monitor per source in use (BRIDGE_FEED, INBOX_FEED), each with the projects
+        # file restricted to its projects; they scan in turn, in the service's thread.
+        self.monitors: dict[str, GatedMonitor[Any]] = {}
+        self._config: ProjectsConfig | None = None
+        self._split: dict[str, ProjectsConfig] = {}
+        self.scan_idle = threading.Event()  # clear while any of the monitors scans
+        self.scan_idle.set()
         self.watcher: ConfigWatcher | None = None
         self.store: ReviewStore | None = None
         self.media_worker: MediaWorker | None = None
         self._media_stop = threading.Event()
         self._media_thread: threading.Thread | None = None
-        self._media_source: BridgeStore | None = None
+        self._media_sources: dict[str, BridgeStore | InboxSource] = {}
+        self.linkers = Linkers()
         self._backlog_read = float("-inf")
+        # The webhook inbox's freshness, as check_staleness last found it.
+        self.inbox_received_at: datetime | None = None
+        self.inbox_stale = False
+        self.inbox_error = ""
+        self.inbox_sessions: list[dict[str, Any]] = []
+        self._session_states: dict[tuple[str, str], str] = {}
+        self.lid_lookups: LidLookups | None = None
+        self._lid_thread: threading.Thread | None = None
+        self._unscanned_told = ""
 
     # -- setup --------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Load and check everything; raises a clear error when the service cannot start."""
+        """Load and check everything; raises a clear error when the service cannot start.
+
+        WHATSAPP_DB_PATH is required only when a project's gateway is `bridge`.
+        """
         text = read_config_text(self.config_path)
         config = parse_config(text, self.config_path)
         logs.use_zone(config.zone)
         store = open_review_store(self.settings, pre_ping=False)
+        default = self.settings.gateway
         try:
-            bridge = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
-            try:
-                bridge.open()
-            except BridgeStoreError as exc:
-                # Not there yet (bridge not paired, being re-paired) or unreadable: Monitor.run
-                # logs it once and opens the file when a valid one appears, instead of the
-                # service exiting into a restart loop.
-                self.scan_failed(exc)
+            needed = feeds_needed(config, default)
+            if BRIDGE_FEED in needed:
+                self.settings.require_bridge()
+            self.store = store
+            self._config, self._split = config, split_config(config, default)
+            for feed in sorted(needed):
+                self._add_feed(feed)
         except BaseException:
+            for monitor in self.monitors.values():
+                monitor.source.close()
+            self.monitors.clear()
+            self.store = None
             store.dispose()
             raise
-        self.store = store
         self.watcher = ConfigWatcher(self.config_path, config, self.hup, text=text)
-        self.monitor = GatedMonitor(
-            config, bridge, store, on_error=self.scan_failed, on_scanned=self._scanned
-        )
         if self.settings.metrics_port:
             from prometheus_client import start_http_server
 
@@ -367,6 +605,61 @@ class Service:
                     self.settings.metrics_port,
                     exc.strerror,
                 )
+
+    def _add_feed(self, feed: str) -> None:
+        """Start scanning one source (its monitor, and its photo linker once photos run)."""
+        assert self.store is not None
+        source: BridgeStore | InboxSource
+        if feed == BRIDGE_FEED:
+            source = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
+            try:
+                source.open()
+            except BridgeStoreError as exc:
+                # Not there yet (bridge not paired, being re-paired) or unreadable: the
+                # monitor logs it once and opens the file when a valid one appears, instead
+                # of the service exiting into a restart loop.
+                self.scan_failed(exc)
+        else:
+            source = InboxSource(self.store)
+        self.monitors[feed] = GatedMonitor(
+            self._split[feed],
+            source,
+            self.store,
+            on_error=self.scan_failed,
+            on_scanned=self._scanned,
+            anchor_tag=INBOX_TAG if feed == INBOX_FEED else "",
+            idle=self.scan_idle,
+        )
+        if self.media_worker is not None:
+            self._add_linker(feed)
+
+    def _add_linker(self, feed: str) -> None:
+        """The photo linker of a source, with a connection (a source object) of its own."""
+        assert self.store is not None
+        source: BridgeStore | InboxSource
+        if feed == BRIDGE_FEED:
+            source = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
+        else:
+            source = InboxSource(self.store)
+        self._media_sources[feed] = source
+        self.linkers.linkers[feed] = PhotoLinker(
+            self.store,
+            source,
+            lambda: self._split[feed],
+            anchor_tag=INBOX_TAG if feed == INBOX_FEED else "",
+        )
+
+    @property
+    def monitor(self) -> GatedMonitor[Any] | None:
+        """The bridge's monitor when there is one, else the inbox's (None before `open`)."""
+        return self.monitors.get(BRIDGE_FEED) or self.monitors.get(INBOX_FEED)
+
+    def gateway_of_chat(self, chat_jid: str) -> str | None:
+        """The gateway a monitored group's messages (and photos) come through."""
+        project = self.config.by_group().get(chat_jid)
+        if project is None:
+            return None
+        return gateways.gateway_of(project.gateway, self.settings.gateway)
 
     def _open_unless_stopped(self, stop: threading.Event) -> bool:
         """open(), unless `stop` is set first; False when it was.
@@ -403,16 +696,16 @@ class Service:
         Started after the first scan, so that it never delays the drops a restart catches
         up on; from then on it waits while a scan runs (GatedMonitor.idle).
         """
-        assert self.store is not None and self.monitor is not None
-        source = BridgeStore(self.settings.require_bridge(), self.settings.whatsapp_store_path)
-        self._media_source = source
-        linker = PhotoLinker(self.store, source, lambda: self.config)
+        assert self.store is not None and self.monitors
+        for feed in self.monitors:
+            self._add_linker(feed)
         self.media_worker = MediaWorker(
             self.store,
             self.settings,
-            linker=linker,
+            linker=self.linkers,
             on_round=self._media_round,
-            scan_idle=self.monitor.idle,
+            scan_idle=self.scan_idle,
+            gateway_of=self.gateway_of_chat,
         )
         self._media_thread = threading.Thread(
             target=self.media_worker.run,
@@ -422,9 +715,34 @@ class Service:
         )
         self._media_thread.start()
 
+    def start_lid_lookups(self) -> None:
+        """WAHA's LID lookups in a small thread, when a project uses WAHA and WAHA_URL is set."""
+        assert self.store is not None
+        uses_waha = any(
+            gateways.gateway_of(p.gateway, self.settings.gateway) == gateways.WAHA
+            for p in self.config.enabled
+        )
+        if not uses_waha or not self.settings.waha_url:
+            return
+        client = WahaLidClient(
+            self.settings.waha_url, self.settings.waha_api_key, self.settings.waha_session
+        )
+        self.lid_lookups = LidLookups(self.store, client)
+        self._lid_thread = threading.Thread(
+            target=self.lid_lookups.run,
+            args=(self._media_stop,),
+            name="wa-monitor LID lookups",
+            daemon=True,
+        )
+        self._lid_thread.start()
+
     def stop_media_worker(self, timeout: float = 5.0) -> None:
         """Stop the worker: a fetch in hand is left to its lease if it takes longer."""
         self._media_stop.set()
+        if self.lid_lookups is not None:
+            self.lid_lookups.wake()
+            if self._lid_thread is not None:
+                self._lid_thread.join(timeout)
         if self.media_worker is not None:
             self.media_worker.wake()
         if self._media_thread is not None:
@@ -438,9 +756,10 @@ class Service:
                 )
                 return
             self._media_thread = None
-        if self._media_source is not None:
-            self._media_source.close()
-            self._media_source = None
+        for source in self._media_sources.values():
+            source.close()
+        self._media_sources.clear()
+        self.linkers.linkers.clear()
 
     def _media_round(self, worker: MediaWorker) -> None:
         """After each round of the worker: its counts into the metrics and the heartbeat.
@@ -464,55 +783,74 @@ class Service:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
             self._metrics_server = None
-        if self.monitor is not None:
-            self.monitor.source.close()
+        for monitor in self.monitors.values():
+            monitor.source.close()
         if self.store is not None:
             self.store.dispose()
 
     @property
     def config(self) -> ProjectsConfig:
-        assert self.monitor is not None
-        return self.monitor.config
+        """The whole projects file in use (each monitor has its own projects of it)."""
+        assert self._config is not None
+        return self._config
 
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Open (unless opened), serve until `stop` is set, close. Start errors are raised."""
-        if self.monitor is None and not self._open_unless_stopped(stop):
+        if not self.monitors and not self._open_unless_stopped(stop):
             log.info("👋 Drop monitor stopped during start-up, before its first scan")
             return
-        assert self.monitor is not None
+        assert self.monitors
         try:
             self._log_startup()
             self.tick(force=True)
             sd_notify("READY=1\nSTATUS=scanning", self.environ)
             self._ready = True
-            self.monitor.run(
-                stop,
-                self.settings.scan_interval,
-                poll=self.poll,
-                on_scan=self.after_scan,
-                before_poll=self.tick,
-            )
+            self._serve(stop)
         finally:
             sd_notify("STOPPING=1", self.environ)
             self._beat(stopping=True)
             self.close()
         log.info("👋 Drop monitor stopped")
 
+    def _serve(self, stop: threading.Event) -> None:
+        """Poll every monitor in turn (each scans when its source changed), until `stop`.
+
+        Between rounds: reload, heartbeat, staleness and watchdog (`tick`). A source that
+        fails backs off on its own; the others keep their pace.
+        """
+        interval = self.settings.scan_interval
+        while not stop.is_set():
+            self.tick()
+            for monitor in list(self.monitors.values()):
+                if stop.is_set():
+                    break
+                monitor.poll_once(stop, interval, poll=self.poll, on_scan=self.after_scan)
+            waits = [m.wait_time(self.poll) for m in self.monitors.values()]
+            stop.wait(min(waits, default=self.poll))
+
     def _log_startup(self) -> None:
-        assert self.monitor is not None
-        config = self.monitor.config
+        assert self.store is not None
+        config = self.config
+        sources = []
+        bridge = self.monitors.get(BRIDGE_FEED)
+        if isinstance(bridge, GatedMonitor) and isinstance(bridge.source, BridgeStore):
+            sources.append(f"bridge store {bridge.source.messages_db}")
+        if INBOX_FEED in self.monitors:
+            sources.append("webhook inbox")
         log.info(
-            "📂 %s: bridge store %s, review database %s, projects file %s",
+            "📂 %s: %s, review database %s, projects file %s",
             self.settings.env_name or "default",
-            self.monitor.source.messages_db,
-            self.monitor.store.masked_url,
+            ", ".join(sources),
+            self.store.masked_url,
             self.config_path,
         )
         log.info("🎯 MONITORING %d PROJECTS:", len(config.enabled))
         for p in config.enabled:
-            log.info("   • %s: %s", p.name, p.group_jid)
+            gateway = gateways.gateway_of(p.gateway, self.settings.gateway)
+            via = "" if gateway == gateways.BRIDGE else f" (through {gateway})"
+            log.info("   • %s: %s%s", p.name, p.group_jid, via)
         log.info("✅ Drop monitor started (scan interval: %gs)", self.settings.scan_interval)
 
     def after_scan(self, summary: ScanSummary) -> None:
@@ -530,6 +868,10 @@ class Service:
         self.last_scan_ok = time.monotonic()
         self.last_error = ""
         self.bridge_error = ""
+        if self.lid_lookups is None and not self._media_stop.is_set():
+            self.start_lid_lookups()
+        elif summary.messages and self.lid_lookups is not None:
+            self.lid_lookups.wake()
         if self.media_worker is None and not self._media_stop.is_set():
             # After the first scan: the catch-up of a restart goes before any photo.
             self.start_media_worker()
@@ -542,6 +884,8 @@ class Service:
 
     def scan_failed(self, exc: WaMonitorError) -> None:
         kind = error_kind(exc)
+        if isinstance(exc, InboxReadError):
+            self.inbox_error = str(exc)
         self.counters.errors[kind] += 1
         self.metrics.errors.labels(kind).inc()
         self.last_error = str(exc)
@@ -550,11 +894,15 @@ class Service:
 
     def tick(self, force: bool = False) -> None:
         """Between scans: reload, heartbeat and staleness (when due), watchdog."""
-        if self.reload() and self.monitor is not None:
+        if self.reload():
             if self._ready:  # `systemctl status` shows the new project count at once
                 sd_notify(f"STATUS={self._status()}", self.environ)
             # A new project is read at once, not after up to SCAN_INTERVAL seconds.
-            self.after_scan(self.monitor.scan())
+            for monitor in list(self.monitors.values()):
+                try:
+                    self.after_scan(monitor.scan())
+                except (BridgeStoreError, ReviewDatabaseError) as exc:
+                    monitor.note_failure(exc, self.settings.scan_interval, self.poll)
         now = time.monotonic()
         if force or now - self._last_beat >= self.settings.heartbeat_interval:
             self._last_beat = now
@@ -564,7 +912,7 @@ class Service:
 
     def reload(self) -> bool:
         """Apply a changed projects file; True when a new config took effect."""
-        assert self.watcher is not None and self.monitor is not None
+        assert self.watcher is not None and self.monitors
         try:
             changed = self.watcher.poll()
         except ConfigError:
@@ -576,9 +924,9 @@ class Service:
         if changed is None:
             return False
         config, old, new = changed
-        before = {p.name for p in self.monitor.config.enabled}
+        before = {p.name for p in self.config.enabled}
         after = {p.name for p in config.enabled}
-        self.monitor.set_config(config)
+        self._apply(config)
         self.counters.reloads += 1
         self.metrics.reloads.labels("applied").inc()
         log.info(
@@ -589,6 +937,48 @@ class Service:
         )
         self._audit_reload(old, new)
         return True
+
+    def _apply(self, config: ProjectsConfig) -> None:
+        """Hand each monitor its projects of a new file; start a source newly in use.
+
+        A project moved to another gateway is read by the other monitor from the next
+        scan on: its cursor names the source it was read from, so the new one reads it
+        from its start (the review database ignores what it recorded already).
+        """
+        default = self.settings.gateway
+        old = self.config
+        self._config, self._split = config, split_config(config, default)
+        for project in config.enabled:
+            was = old.by_name(project.name)
+            if (
+                was is not None
+                and was.enabled
+                and feed_of(was, default) != feed_of(project, default)
+            ):
+                log.info(
+                    "🔀 %s now comes through %s (was %s)",
+                    project.name,
+                    gateways.gateway_of(project.gateway, default),
+                    gateways.gateway_of(was.gateway, default),
+                )
+        for feed in sorted(feeds_needed(config, default) - set(self.monitors)):
+            if feed == BRIDGE_FEED and self.settings.whatsapp_db_path is None:
+                names = ", ".join(p.name for p in self._split[feed].enabled)
+                if names != self._unscanned_told:
+                    log.error(
+                        "❌ %s use(s) the bridge, but WHATSAPP_DB_PATH is not set: not scanned "
+                        "until it is (point it at the bridge's store/messages.db, restart)",
+                        names,
+                    )
+                    self._unscanned_told = names
+                continue
+            self._add_feed(feed)
+        for feed, monitor in self.monitors.items():
+            monitor.set_config(self._split[feed])
+            # Cursors as the database has them: a group moved here was advanced by the other.
+            monitor.forget_cursors()
+        if self.media_worker is not None:
+            self.media_worker.wake()
 
     def _audit_reload(self, old: str, new: str) -> None:
         """Record a change made outside `wa-monitor projects` (an editor, a deploy)."""
@@ -607,10 +997,55 @@ class Service:
             log.warning("⚠️ projects file change not audited: %s", exc)
 
     def check_staleness(self) -> None:
-        assert self.monitor is not None
-        config = self.monitor.config
+        config = self.config
         now = datetime.now(UTC)
-        path = self.monitor.source.messages_db
+        default = self.settings.gateway
+        names = {p.group_jid: p.name for p in config.enabled}
+        newest: dict[str, datetime | None] = {}
+        bridge = self.monitors.get(BRIDGE_FEED)
+        if bridge is not None and isinstance(bridge.source, BridgeStore):
+            found = self._check_bridge(bridge.source, config, now)
+            if found is not None:
+                newest.update(found)
+        if INBOX_FEED in self.monitors:
+            found = self._check_inbox(config, now)
+            if found is not None:
+                newest.update(found)
+        checks = group_staleness(
+            newest, names, self.settings.stale_after, self.hours, config.zone, now=now
+        )
+        stale_now = {c.detail.split(":", 1)[0] for c in checks if c.status == "warn"}
+        for jid in sorted(stale_now - self.stale_groups):
+            check = next(c for c in checks if c.detail.startswith(jid))
+            log.warning("⚠️ %s is stale: %s", names[jid], check.detail)
+        for jid in sorted(self.stale_groups - stale_now):
+            if jid in names:
+                log.info("✅ %s has new messages again", names[jid])
+        self.stale_groups = stale_now
+        self.metrics.stale_groups.set(len(stale_now))
+        self.metrics.newest_message_age.clear()
+        self.group_status = []
+        projects = config.by_group()
+        for jid, when in newest.items():
+            if when is not None:
+                self.metrics.newest_message_age.labels(names[jid], jid).set(
+                    (now - when).total_seconds()
+                )
+            self.group_status.append(
+                {
+                    "jid": jid,
+                    "project": names[jid],
+                    "gateway": gateways.gateway_of(projects[jid].gateway, default),
+                    "newest_at": when.isoformat() if when else None,
+                    "stale": jid in stale_now,
+                }
+            )
+
+    def _check_bridge(
+        self, source: BridgeStore, config: ProjectsConfig, now: datetime
+    ) -> dict[str, datetime | None] | None:
+        """The bridge store's freshness; its groups' newest messages (None: unreadable)."""
+        path = source.messages_db
         changed = store_changed_at(path)
         self.bridge_changed_at = changed
         if changed is not None:
@@ -627,70 +1062,109 @@ class Service:
             elif self.bridge_stale and not stale:
                 log.info("✅ the bridge store %s is changing again", path)
             self.bridge_stale = stale
-        names = {p.group_jid: p.name for p in config.enabled}
+        names = {p.group_jid: p.name for p in self._split[BRIDGE_FEED].enabled}
         try:
-            newest = self.monitor.source.newest_messages(names)
+            return source.newest_messages(names)
         except BridgeStoreError as exc:
             self.scan_failed(exc)
-            return
-        checks = group_staleness(
-            newest, names, self.settings.stale_after, self.hours, config.zone, now=now
-        )
-        stale_now = {c.detail.split(":", 1)[0] for c in checks if c.status == "warn"}
-        for jid in sorted(stale_now - self.stale_groups):
-            check = next(c for c in checks if c.detail.startswith(jid))
-            log.warning("⚠️ %s is stale: %s", names[jid], check.detail)
-        for jid in sorted(self.stale_groups - stale_now):
-            if jid in names:
-                log.info("✅ %s has new messages again", names[jid])
-        self.stale_groups = stale_now
-        self.metrics.stale_groups.set(len(stale_now))
-        self.metrics.newest_message_age.clear()
-        self.group_status = []
-        for jid, when in newest.items():
-            if when is not None:
-                self.metrics.newest_message_age.labels(names[jid], jid).set(
-                    (now - when).total_seconds()
+            return None
+
+    def _check_inbox(
+        self, config: ProjectsConfig, now: datetime
+    ) -> dict[str, datetime | None] | None:
+        """The inbox's freshness (its newest received_at, the gateways' session states);
+        its groups' newest messages (None: the database cannot be read now)."""
+        assert self.store is not None
+        jids = [p.group_jid for p in self._split[INBOX_FEED].enabled]
+        try:
+            freshness = inbox_freshness(self.store, jids)
+        except WaMonitorError as exc:
+            self.inbox_error = str(exc)
+            return None
+        self.inbox_error = ""
+        self.inbox_received_at = freshness.received_at
+        self.inbox_sessions = freshness.sessions
+        for session in freshness.sessions:
+            key = (session["gateway"], session["session"])
+            was = self._session_states.get(key)
+            if was is not None and was != session["status"]:
+                log.info("📶 %s session %s: %s → %s", key[0], key[1], was, session["status"])
+            self._session_states[key] = session["status"]
+        stale = False
+        if freshness.received_at is not None:
+            age = (now - freshness.received_at).total_seconds()
+            stale = age > self.settings.bridge_stale_after and self.hours.contains(now, config.zone)
+            if stale and not self.inbox_stale:
+                log.warning(
+                    "⚠️ the webhook inbox has received nothing for %d min: is the gateway "
+                    "running, connected, and its webhook pointed at the dashboard?",
+                    age // 60,
                 )
-            self.group_status.append(
-                {
-                    "jid": jid,
-                    "project": names[jid],
-                    "newest_at": when.isoformat() if when else None,
-                    "stale": jid in stale_now,
-                }
-            )
+            elif self.inbox_stale and not stale:
+                log.info("✅ the webhook inbox is receiving messages again")
+        self.inbox_stale = stale
+        return freshness.newest
 
     def is_healthy(self) -> bool:
         """Scans succeed (recently) and the bridge store is not stale."""
         limit = max(4 * self.settings.scan_interval, 60.0)
-        return time.monotonic() - self.last_scan_ok <= limit and not self.bridge_stale
+        return (
+            time.monotonic() - self.last_scan_ok <= limit
+            and not self.bridge_stale
+            and not self.inbox_stale
+        )
 
     def status(self) -> dict[str, Any]:
-        assert self.monitor is not None
+        assert self.monitors
+        bridge = self.monitors.get(BRIDGE_FEED)
         return {
             "env": self.settings.env_name,
             # A heartbeat written under ALLOW_SHARED_DATABASE claims no database (the guard).
             "shared_database": self.settings.allow_shared_database,
             "config": str(self.config_path),
-            "projects": [p.name for p in self.monitor.config.enabled],
+            "projects": [p.name for p in self.config.enabled],
+            "gateways": sorted(
+                {gateways.gateway_of(p.gateway, self.settings.gateway) for p in self.config.enabled}
+            ),
             "last_scan_at": self.last_scan_at.isoformat() if self.last_scan_at else None,
             "last_scan_seconds": round(self.last_scan_duration, 4),
             "last_error": self.last_error,
             "healthy": self.healthy,
-            "bridge": {
-                "path": str(self.monitor.source.messages_db),
-                "changed_at": self.bridge_changed_at.isoformat()
-                if self.bridge_changed_at
-                else None,
-                "stale": self.bridge_stale,
-                "readable": not self.bridge_error,
-                "error": self.bridge_error,
-                "contacts_error": self.monitor.source.contacts_problem,
-            },
+            "bridge": self._bridge_status(bridge.source) if bridge is not None else None,
+            "inbox": self._inbox_status() if INBOX_FEED in self.monitors else None,
             "groups": self.group_status,
             "outbox_pending": self._outbox(),
             "media": self.media_worker.status() if self.media_worker is not None else None,
+        }
+
+    def _bridge_status(self, source: Source) -> dict[str, Any] | None:
+        if not isinstance(source, BridgeStore):
+            return None
+        return {
+            "path": str(source.messages_db),
+            "changed_at": self.bridge_changed_at.isoformat() if self.bridge_changed_at else None,
+            "stale": self.bridge_stale,
+            "readable": not self.bridge_error,
+            "error": self.bridge_error,
+            "contacts_error": source.contacts_problem,
+        }
+
+    def _inbox_status(self) -> dict[str, Any]:
+        """The webhook inbox as the heartbeat shows it (`wa-monitor status`, the health page)."""
+        received = self.inbox_received_at
+        return {
+            "gateways": sorted(
+                {
+                    gateways.gateway_of(p.gateway, self.settings.gateway)
+                    for p in self._split[INBOX_FEED].enabled
+                }
+            ),
+            "received_at": received.isoformat() if received else None,
+            "stale": self.inbox_stale,
+            "readable": not self.inbox_error,
+            "error": self.inbox_error,
+            "sessions": self.inbox_sessions,
+            "lid_lookups": self.lid_lookups.status() if self.lid_lookups is not None else None,
         }
 
     def _outbox(self) -> int | None:
@@ -703,7 +1177,7 @@ class Service:
         return depth
 
     def _beat(self, *, stopping: bool = False) -> None:
-        if self.store is None or self.monitor is None:
+        if self.store is None or not self.monitors:
             return
         self.healthy = self.is_healthy() and not stopping
         self.metrics.healthy.set(1 if self.healthy else 0)
