@@ -3,11 +3,16 @@ inbox, on both review backends; projects moved between gateways; the inbox's lat
 
 from __future__ import annotations
 
+import json
 import statistics
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace as replace_message
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import sqlalchemy as sa
@@ -29,7 +34,7 @@ from wa_monitor.monitor.service import BRIDGE_FEED, INBOX_FEED, Service
 from wa_monitor.store.heartbeats import read_heartbeats
 from wa_monitor.store.inbox import InboxWriter, checked
 from wa_monitor.store.review_store import ReviewStore
-from wa_monitor.store.schema import drop_submissions, qa_photo_reviews
+from wa_monitor.store.schema import drop_submissions, gateway_lids, qa_photo_reviews
 
 
 def via(name: str, jid: str, gateway: str | None) -> str:
@@ -241,3 +246,96 @@ def test_a_webhook_message_becomes_a_review_quickly(
             latencies.append(time.monotonic() - started)
     p50 = statistics.median(latencies)
     assert p50 <= 0.25, f"p50 {p50 * 1000:.0f} ms from the webhook's commit to the review"
+
+
+class FakeWaha:
+    """WAHA's LID lookup on 127.0.0.1: `known` LID → phone; `failing` answers 500."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, str] = {}
+        self.failing = True
+        self.asked: list[tuple[str, str | None]] = []  # (path, X-Api-Key)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.asked.append((self.path, self.headers.get("X-Api-Key")))
+                lid = unquote(self.path.rsplit("/", 1)[-1])
+                if fake.failing:
+                    self._answer(500, {"error": "session not ready"})
+                elif lid in fake.known:
+                    self._answer(200, {"lid": lid, "pn": f"{fake.known[lid]}@c.us"})
+                else:
+                    self._answer(404, {"error": "not found"})
+
+            def _answer(self, status: int, doc: dict[str, str]) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def waha() -> Iterator[FakeWaha]:
+    fake = FakeWaha()
+    yield fake
+    fake.close()
+
+
+def submitted_by(store: ReviewStore, drop: str) -> str:
+    t = qa_photo_reviews
+    with store.begin() as conn:
+        query = sa.select(t.c.submitted_by).where(t.c.drop_number == drop)
+        return str(conn.execute(query).scalar())
+
+
+def test_a_lid_sender_is_looked_up_at_waha_outside_the_scan(
+    db_url: str, store: ReviewStore, writer: InboxWriter, tmp_path: Path, waha: FakeWaha
+) -> None:
+    lid = "111222333444555@lid"
+    waha.known[lid] = "27829876543"
+    config = tmp_path / "projects.yaml"
+    config.write_text(HEAD + via("Lawley", LAWLEY, None))
+    env = inbox_settings(db_url, WAHA_URL=waha.url, WAHA_API_KEY="k-123", WAHA_SESSION="default")
+    service = Service(settings_from(env), config, poll=0.01)
+
+    def from_lid(text: str, message_id: str) -> InboxMessage:
+        return replace_message(message(text, message_id), sender=lid)
+
+    with running(service):
+        # WAHA fails: the post is recorded at once, with the LID as its sender.
+        write(writer, from_lid("DR10000001", "3EB0FFFF0001"))
+        wait_for(lambda: ("Lawley", "DR10000001") in drops(store), what="the first drop")
+        wait_for(lambda: len(waha.asked) >= 1, what="a lookup")
+        assert submitted_by(store, "DR10000001") == "111222333444555"
+        lookups = service.lid_lookups
+        assert lookups is not None and lookups.status()["pending"] == 1
+        # WAHA answers again: the lookup is retried, and later posts get the phone.
+        waha.failing = False
+        lookups.pending[lid] = (0.0, 0)  # due now, not after the back-off
+        lookups.wake()
+        wait_for(lambda: lookups.found == 1, what="the retried lookup")
+        write(writer, from_lid("DR10000002", "3EB0FFFF0002"))
+        wait_for(lambda: ("Lawley", "DR10000002") in drops(store), what="the second drop")
+    assert submitted_by(store, "DR10000002") == "27829876543"
+    assert submitted_by(store, "DR10000001") == "111222333444555"  # recorded as it was
+    assert all(key == "k-123" for _, key in waha.asked)
+    assert waha.asked[-1][0] == "/api/default/lids/111222333444555%40lid"
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(gateway_lids.c.lid, gateway_lids.c.phone)).all()
+    assert [tuple(r) for r in rows] == [(lid, "27829876543")]
