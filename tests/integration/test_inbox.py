@@ -107,10 +107,12 @@ def test_an_edit_replaces_the_text_under_a_new_seq_once(
     after_edit = rows(store)[original.message_id]
     writer.write([edit])  # the edit delivered again
     writer.write([original])  # and the original, late: the edit stays
+    older = message("DR7654321", message_id=original.message_id, edited=True, at=SENT + 30)
+    writer.write([older])  # an earlier edit, delivered late
 
     row = rows(store)[original.message_id]
     assert row["content"] == "DR12345678 done"
-    assert row["edited_at"] is not None
+    assert row["edited_at"] == datetime.fromtimestamp(SENT + 60, UTC)
     assert row["sent_at"] == SENT  # when it was posted, not when it was edited
     assert row["seq"] == after_edit["seq"] == 3  # above both rows of the first commit
 

@@ -16,7 +16,8 @@ What each event does to the row of its (chat, message):
 - a message: inserted; stored again unchanged, nothing changes (no new seq); stored
   again with something new (a caption, media details, the row a deletion left), updated
   under a new seq. An edited row keeps its edit when the original is delivered again.
-- an edit (`edited`): the content replaced, `edited_at` set, a new seq.
+- an edit (`edited`): the content replaced, `edited_at` set (the edit's own time), a new
+  seq; an edit older than the stored one changes nothing.
 - a deletion: `deleted_at` set (row and content kept), a new seq; a deletion of a message
   never delivered stores a row with what is known (no sender, no content).
 - a session's state: `gateway_sessions` upserted, unless a later state is recorded.
@@ -187,22 +188,29 @@ def _statements(dialect: str) -> _Statements:
         values["from_me"] = sa.case((placeholder, new.from_me), else_=t.c.from_me)
         values["sender"] = sa.case((placeholder, new.sender), else_=t.c.sender)
         values["sent_at"] = sa.case((placeholder, new.sent_at), else_=t.c.sent_at)
-        values["content"] = new.content
         if edit:
+            values["content"] = new.content
             values["edited_at"] = new.edited_at
+            # An edit older than the one stored (delivered again, late) changes nothing.
             changed = sa.or_(
-                t.c.edited_at.is_(None), t.c.content.is_distinct_from(new.content), placeholder
+                placeholder,
+                t.c.edited_at.is_(None),
+                sa.and_(t.c.edited_at <= new.edited_at, t.c.content.is_distinct_from(new.content)),
             )
         else:
+            # The original delivered after its edit fills in the row, not the text.
+            values["content"] = sa.case((t.c.edited_at.is_(None), new.content), else_=t.c.content)
             # Something new: what a re-delivery carries beyond the stored row.
-            changed = sa.and_(
-                t.c.edited_at.is_(None),
-                sa.or_(
-                    placeholder,
-                    t.c.content.is_distinct_from(new.content),
-                    *(
-                        sa.and_(new[name].is_not(None), t.c[name].is_distinct_from(new[name]))
-                        for name in _KEPT_WHEN_MISSING
+            changed = sa.or_(
+                placeholder,
+                sa.and_(
+                    t.c.edited_at.is_(None),
+                    sa.or_(
+                        t.c.content.is_distinct_from(new.content),
+                        *(
+                            sa.and_(new[name].is_not(None), t.c[name].is_distinct_from(new[name]))
+                            for name in _KEPT_WHEN_MISSING
+                        ),
                     ),
                 ),
             )
@@ -231,7 +239,7 @@ def _statements(dialect: str) -> _Statements:
 _STATEMENTS = {name: _statements(name) for name in ("postgresql", "sqlite")}
 
 
-def _message_row(event: InboxMessage, seq: int, now: datetime) -> dict[str, Any]:
+def _message_row(event: InboxMessage, seq: int) -> dict[str, Any]:
     media = event.media
     return {
         "seq": seq,
@@ -250,7 +258,8 @@ def _message_row(event: InboxMessage, seq: int, now: datetime) -> dict[str, Any]
         "filename": media.filename if media else None,
         "file_sha256": media.sha256 if media else None,
         "file_length": media.length if media else None,
-        "edited_at": now if event.edited else None,
+        # When it was edited: the edit's own time (WhatsApp's), which orders edits.
+        "edited_at": datetime.fromtimestamp(event.sent_at, UTC) if event.edited else None,
     }
 
 
@@ -303,7 +312,7 @@ def write_events(conn: Connection, events: Sequence[Event]) -> None:
                 stmt, row = statements.deletion, _deletion_row(event, seq)
             else:
                 stmt = statements.edit if event.edited else statements.message
-                row = _message_row(event, seq, now)
+                row = _message_row(event, seq)
             key = (event.chat_jid, event.message_id)
         if not runs or runs[-1][0] is not stmt or key in keys:
             runs.append((stmt, []))
