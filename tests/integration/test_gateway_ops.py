@@ -405,3 +405,142 @@ def test_status_has_a_line_per_source_and_needs_no_bridge_store_for_webhooks(
     data = json.loads(site.cli("status", "--json", GATEWAY="waha").output)
     names = {c["name"]: c["status"] for c in data["checks"]}
     assert names["source Evolution API"] == "pass" and names["WAHA: group of Lawley"] == "pass"
+
+
+# -- the admins' health panel ----------------------------------------------------------------
+
+# The tables a refresh must never scan: they grow with every message, drop and feedback.
+BIG_TABLES = ("gateway_inbox", "qa_photo_reviews", "group_messages", "feedback_outbox")
+
+
+def panel(store: ReviewStore, gateways: dict[str, str | None], **env: str) -> dict[str, Any]:
+    from tests.integration.test_api_support import TestClient, add_people
+    from wa_monitor.core.config import parse_config
+    from wa_monitor.core.settings import settings_from
+    from wa_monitor.web.app import create_app
+
+    people = add_people(store, ("admin",))
+    settings = settings_from(
+        {
+            "DATABASE_URL": store.url,
+            "SECRET_KEY": "test-secret-key-0123456789",
+            "BRIDGE_URL": "http://127.0.0.1:9/api",
+            "WA_MONITOR_INSTANCE": "prod@test",
+            "WORKING_HOURS": "always",
+            "STALE_AFTER": "3600",
+            **env,
+        }
+    )
+    config = parse_config(projects_yaml(gateways), Path("projects.yaml"))
+    app = create_app(settings, config, store, run_sender=False, follow_seconds=0)
+    with TestClient(app, follow_redirects=False) as client:
+        done = client.get("/api/wa-monitor-health-panel", headers=people.bearer("admin"))
+        page = client.get("/static/health.js")
+    assert done.status_code == 200, done.text
+    assert "renderSources" in page.text
+    data: dict[str, Any] = done.json()["data"]
+    return data
+
+
+def test_the_panel_shows_each_source_with_its_groups_session_and_warnings(
+    store: ReviewStore,
+) -> None:
+    record_heartbeat(store, "prod@test", started_at=datetime.now(UTC), counters={}, status={})
+    inbox_row(store, "waha", LAWLEY, minutes=4)
+    inbox_row(store, "evolution", VELO, minutes=300)
+    session_row(store, "waha", "default", "WORKING")
+    session_row(store, "evolution", "field", "close")
+    data = panel(store, {"Velo Test": "evolution"}, GATEWAY="waha", EVOLUTION_INSTANCE="field")
+
+    sources = {s["gateway"]: s for s in data["sources"]}
+    assert set(sources) == {"waha", "evolution"}
+    waha_source = sources["waha"]
+    assert waha_source["status"] == "ok" and waha_source["warnings"] == []
+    assert [g["project"] for g in waha_source["groups"]] == ["Lawley"]
+    assert waha_source["lastMessage"]["age"] == "4 min"
+    assert waha_source["sessions"][0] | {"changedAt": None} == {
+        "session": "default",
+        "status": "WORKING",
+        "working": True,
+        "changedAt": None,
+    }
+    evo = sources["evolution"]
+    assert evo["status"] == "fail" and evo["label"] == "Evolution API"
+    assert any("session field is close" in w for w in evo["warnings"])
+    assert any("Velo Test: no message for 5.0 h" in w for w in evo["warnings"])
+    # Nobody reads a bridge store: the bridge is not in use, not failing.
+    assert data["bridge"]["status"] == "unused"
+    groups = {g["project"]: g for g in data["groups"]}
+    assert groups["Lawley"]["gateway"] == "waha" and groups["Lawley"]["lastMessageFrom"] == "inbox"
+    assert groups["Velo Test"]["stale"] and "Evolution API" in groups["Velo Test"]["problem"]
+    failing = [w["message"] for w in data["warnings"] if w["level"] == "fail"]
+    assert any("Evolution API session field is close" in m for m in failing), failing
+    assert data["status"] == "fail"
+
+
+def test_the_panel_flags_a_webhook_group_that_never_posted(store: ReviewStore) -> None:
+    record_heartbeat(store, "prod@test", started_at=datetime.now(UTC), counters={}, status={})
+    inbox_row(store, "bridge-webhook", LAWLEY, minutes=1)
+    data = panel(store, {}, GATEWAY="bridge-webhook")
+    fork = data["sources"][0]
+    assert fork["label"] == "Go bridge fork's webhook" and fork["status"] == "warn"
+    assert fork["warnings"] == [
+        "Velo Test: no message in the inbox from Go bridge fork's webhook: check the JID "
+        "(`wa-monitor groups`) and that Go bridge fork's webhook's number is in the group"
+    ]
+
+
+def test_the_panel_shows_the_python_bridges_connection(store: ReviewStore, tmp_path: Path) -> None:
+    bridge = Bridge(tmp_path / "store")
+    bridge.post(LAWLEY, "hello", when=datetime.now(UTC))
+    bridge.post(VELO, "hello", when=datetime.now(UTC))
+    (tmp_path / "store" / "bridge-status.json").write_text(
+        json.dumps({"state": "logged_out", "detail": "pair again", "pid": 1})
+    )
+    record_heartbeat(store, "prod@test", started_at=datetime.now(UTC), counters={}, status={})
+    data = panel(store, {}, WHATSAPP_DB_PATH=str(bridge.messages_db))
+    source = data["sources"][0]
+    assert source["gateway"] == "bridge" and source["connection"] == "logged_out"
+    assert source["status"] == "fail"
+    assert "`wa-monitor bridge` is logged_out: pair again" in source["warnings"]
+
+
+def test_one_refresh_reads_the_inbox_only_through_indexes(store: ReviewStore) -> None:
+    record_heartbeat(store, "prod@test", started_at=datetime.now(UTC), counters={}, status={})
+    for n in range(30):
+        inbox_row(store, "waha", LAWLEY if n % 2 else VELO, minutes=n)
+    session_row(store, "waha", "default", "WORKING")
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        panel(store, {}, GATEWAY="waha")
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    inbox_reads = [(s, p) for s, p in statements if "FROM gateway_inbox" in s]
+    assert len(inbox_reads) == 2  # one per group, each stopping at its newest row
+    for statement, parameters in [(s, p) for s, p in statements if any(t in s for t in BIG_TABLES)]:
+        plan = _plan(store, statement, parameters)
+        assert "Seq Scan" not in plan, (statement, plan)
+        if store.dialect == "sqlite":
+            for line in plan.splitlines():
+                if any(t in line for t in BIG_TABLES):
+                    assert line.startswith("SEARCH"), (statement, plan)
+        if "FROM gateway_inbox" in statement:
+            assert "ix_gateway_inbox_chat_seq" in plan and "TEMP B-TREE" not in plan, plan
+            assert "Sort" not in plan, plan
+
+
+def _plan(store: ReviewStore, statement: str, parameters: Any) -> str:
+    """The query plan of `statement`, sequential scans a last resort (as a big table's)."""
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            rows = conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+            return "\n".join(str(r[0]) for r in rows)
+        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+        return "\n".join(str(r[-1]) for r in rows)

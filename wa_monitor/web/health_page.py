@@ -1,6 +1,7 @@
 """The admins' health panel: /wa-monitor/health and its JSON, /api/wa-monitor-health-panel.
 
-Per group the last message and the last drop, each monitor's heartbeat, the bridge
+Per group the last message and the last drop, each source (the bridge store, each webhook
+gateway: its groups, newest message, session state), each monitor's heartbeat, the bridge
 store's freshness, the feedback and photo backlogs, failed reports, firing alerts and what
 wants a person's attention, every time in the business zone with its abbreviation and its
 age. The judgements are
@@ -22,6 +23,7 @@ from pydantic import BaseModel, Field
 from wa_monitor import __version__
 from wa_monitor.core.config import ProjectsConfig
 from wa_monitor.core.errors import BridgeStoreError
+from wa_monitor.core.gateways import BRIDGE, EVOLUTION, INBOX_GATEWAYS, WAHA, gateway_of
 from wa_monitor.core.hours import WorkingHours
 from wa_monitor.core.settings import Settings
 from wa_monitor.monitor.health import PHOTOS_LATE_AFTER, describe_age, store_changed_at
@@ -63,9 +65,11 @@ class GroupHealth(BaseModel):
     project: str
     jid: str
     description: str
+    gateway: str = Field(description="Where its messages come from: bridge, waha, evolution …")
     lastMessage: Moment | None
-    lastMessageFrom: Literal["bridge store", "heartbeat"] | None = Field(
-        description="Read from this host's bridge store, or as the monitor last reported it"
+    lastMessageFrom: Literal["bridge store", "heartbeat", "inbox"] | None = Field(
+        description="Read from this host's bridge store, as the monitor last reported it, or "
+        "from the webhook gateways' inbox"
     )
     lastDrop: LastDrop | None = Field(description="Newest drop first posted in the last 30 days")
     stale: bool
@@ -86,12 +90,39 @@ class MonitorHealth(BaseModel):
 
 
 class BridgeHealth(BaseModel):
-    status: Literal["fresh", "stale", "quiet", "unknown"] = Field(
-        description="quiet: unchanged for long, outside working hours"
+    status: Literal["fresh", "stale", "quiet", "unknown", "unused"] = Field(
+        description="quiet: unchanged for long, outside working hours; unused: no project "
+        "reads a bridge store"
     )
     source: Literal["bridge store", "heartbeat"] | None
     changedAt: Moment | None
     detail: str
+
+
+class SessionHealth(BaseModel):
+    session: str
+    status: str = Field(description="As the gateway reported it: WORKING, SCAN_QR_CODE, open …")
+    working: bool
+    changedAt: Moment
+
+
+class SourceGroup(BaseModel):
+    project: str
+    jid: str
+    lastMessage: Moment | None
+
+
+class SourceHealth(BaseModel):
+    gateway: str = Field(description="bridge, waha, evolution or bridge-webhook")
+    label: str
+    status: Literal["ok", "warn", "fail"]
+    groups: list[SourceGroup]
+    lastMessage: Moment | None = Field(description="The newest message of its groups")
+    sessions: list[SessionHealth] = Field(description="The gateway's sessions (webhook ones)")
+    connection: str | None = Field(
+        description="`wa-monitor bridge`'s connection state (bridge-status.json), when known"
+    )
+    warnings: list[str]
 
 
 class FeedbackEntry(BaseModel):
@@ -163,6 +194,7 @@ class HealthPanel(BaseModel):
     zoneAbbr: str
     refreshSeconds: float
     groups: list[GroupHealth]
+    sources: list[SourceHealth] = Field(description="Per gateway in use: its groups and state")
     monitors: list[MonitorHealth]
     bridge: BridgeHealth
     feedback: FeedbackHealth
@@ -327,8 +359,17 @@ def _bridge(
     hours: WorkingHours,
     clock: Clock,
     found: Findings,
+    *,
+    uses_bridge: bool = True,
 ) -> BridgeHealth:
     source: Literal["bridge store", "heartbeat"] | None
+    if not uses_bridge:
+        return BridgeHealth(
+            status="unused",
+            source=None,
+            changedAt=None,
+            detail="no project reads a bridge store: every one is on a webhook gateway",
+        )
     if settings.whatsapp_db_path is not None:
         changed: datetime | str | None = store_changed_at(settings.whatsapp_db_path)
         source = "bridge store"
@@ -367,8 +408,13 @@ def _bridge(
 def _newest(
     settings: Settings, config: ProjectsConfig, current: Mapping[str, Any] | None, found: Findings
 ) -> tuple[dict[str, datetime | str | None], Literal["bridge store", "heartbeat"] | None]:
-    """Each group's newest message: from this host's bridge store, else the heartbeat's."""
-    jids = [p.group_jid for p in config.enabled]
+    """Each bridge group's newest message: from this host's bridge store, else the
+    heartbeat's."""
+    jids = [
+        p.group_jid for p in config.enabled if gateway_of(p.gateway, settings.gateway) == BRIDGE
+    ]
+    if not jids:
+        return {}, None
     if settings.whatsapp_db_path is not None:
         bridge = BridgeStore(settings.whatsapp_db_path)
         try:
@@ -394,25 +440,38 @@ def _groups(
 ) -> list[GroupHealth]:
     settings: Settings = request.app.state.settings
     config = _config(request)
-    newest, source = _newest(settings, config, current, found)
+    newest, bridge_source = _newest(settings, config, current, found)
     projects = config.enabled
+    gateway = {p.name: gateway_of(p.gateway, settings.gateway) for p in projects}
+    inbox = hq.inbox_newest(
+        _store(request), [p.group_jid for p in projects if gateway[p.name] in INBOX_GATEWAYS]
+    )
     drops = hq.last_drops(_store(request), [p.name for p in projects], clock.now - LAST_DROP_WINDOW)
     working = hours.contains(clock.now, clock.zone)
     groups = []
     for p in projects:
-        last = clock.moment(newest.get(p.group_jid))
+        its = gateway[p.name]
+        label = hq.GATEWAY_LABELS[its]
+        source: Literal["bridge store", "heartbeat", "inbox"] | None
+        if its == BRIDGE:
+            source, last = bridge_source, clock.moment(newest.get(p.group_jid))
+            who, where = "the bridge", "the bridge store"
+        else:
+            row = inbox.get(p.group_jid)
+            source, last = "inbox", clock.moment(row.sent_at if row is not None else None)
+            who, where = label, f"the inbox from {label}"
         problem = None
         if source is None:
             problem = "no view of the group: no monitor reports on it, and no WHATSAPP_DB_PATH"
         elif last is None:
             problem = (
-                "no message in the bridge store: check the JID (`wa-monitor groups`) and that "
-                "the bridge's number is in the group"
+                f"no message in {where}: check the JID (`wa-monitor groups`) and that "
+                f"{who}'s number is in the group"
             )
         elif last.ageSeconds > settings.stale_after and working:
             problem = (
                 f"no message for {last.age} (limit {describe_age(settings.stale_after)} "
-                "during working hours): is the bridge still in the group?"
+                f"during working hours): is {who} still in the group?"
             )
         if problem is not None:
             found.add("warn", "group", f"{p.name}: {problem}")
@@ -422,6 +481,7 @@ def _groups(
                 project=p.name,
                 jid=p.group_jid,
                 description=p.description,
+                gateway=its,
                 lastMessage=last,
                 lastMessageFrom=source if last is not None else None,
                 lastDrop=LastDrop(dropNumber=drop.drop_number, **clock.at(drop.at).model_dump())
@@ -432,6 +492,95 @@ def _groups(
             )
         )
     return groups
+
+
+def _sources(
+    request: Request,
+    groups: Sequence[GroupHealth],
+    bridge: BridgeHealth,
+    clock: Clock,
+    found: Findings,
+) -> list[SourceHealth]:
+    """Per gateway in use: its groups, their newest message, its sessions, what is wrong."""
+    settings: Settings = request.app.state.settings
+    in_use = hq.projects_by_gateway(list(_config(request).enabled), settings.gateway)
+    sessions = hq.session_states(_store(request))
+    ours = {WAHA: settings.waha_session, EVOLUTION: settings.evolution_instance}
+    sources = []
+    for gateway in sorted(in_use, key=lambda g: (g != BRIDGE, g)):
+        label = hq.GATEWAY_LABELS[gateway]
+        mine = [g for g in groups if g.gateway == gateway]
+        warnings = [f"{g.project}: {g.problem}" for g in mine if g.problem]
+        level: Literal["ok", "warn", "fail"] = "warn" if warnings else "ok"
+        states = []
+        for state in sessions:
+            wanted = ours.get(gateway)
+            if state.gateway != gateway or (wanted and state.session != wanted):
+                continue
+            working = state.status in hq.WORKING_STATES.get(gateway, ())
+            states.append(
+                SessionHealth(
+                    session=state.session,
+                    status=state.status,
+                    working=working,
+                    changedAt=clock.at(state.changed_at),
+                )
+            )
+            if not working:
+                message = (
+                    f"{label} session {state.session} is {state.status} (since "
+                    f"{clock.at(state.changed_at).age} ago): no messages arrive until it is "
+                    f"{' or '.join(hq.WORKING_STATES.get(gateway, ('working',)))}; "
+                    "`wa-monitor doctor` says what to do"
+                )
+                warnings.append(message)
+                found.add("fail", "source", message)
+                level = "fail"
+        connection = None
+        if gateway == BRIDGE:
+            connection = _connection(settings, warnings, found)
+            if connection in hq.BRIDGE_DEAD_STATES or bridge.status in ("stale", "unknown"):
+                level = "fail"
+            if bridge.status in ("stale", "unknown"):
+                warnings.append(f"bridge store: {bridge.detail}")
+        if gateway in INBOX_GATEWAYS and not mine:
+            warnings.append(f"GATEWAY is {gateway}, but no enabled project reads it")
+        times = [g.lastMessage for g in mine if g.lastMessage is not None]
+        sources.append(
+            SourceHealth(
+                gateway=gateway,
+                label=label,
+                status=level,
+                groups=[
+                    SourceGroup(project=g.project, jid=g.jid, lastMessage=g.lastMessage)
+                    for g in mine
+                ],
+                lastMessage=min(times, key=lambda m: m.ageSeconds) if times else None,
+                sessions=states,
+                connection=connection,
+                warnings=warnings,
+            )
+        )
+    return sources
+
+
+def _connection(settings: Settings, warnings: list[str], found: Findings) -> str | None:
+    """`wa-monitor bridge`'s state from its status file (None: another bridge, or no file)."""
+    folder = settings.bridge_store or (
+        settings.whatsapp_db_path.parent if settings.whatsapp_db_path is not None else None
+    )
+    connection = hq.bridge_connection(folder)
+    if connection is None:
+        return None
+    if connection.state != "connected":
+        message = f"`wa-monitor bridge` is {connection.state}" + (
+            f": {connection.detail}" if connection.detail else ""
+        )
+        warnings.append(message)
+        found.add(
+            "fail" if connection.state in hq.BRIDGE_DEAD_STATES else "warn", "bridge", message
+        )
+    return connection.state
 
 
 def _feedback(request: Request, clock: Clock, found: Findings) -> FeedbackHealth:
@@ -572,8 +721,10 @@ def panel(request: Request, now: datetime | None = None) -> HealthPanel:
     hours = WorkingHours.parse(settings.working_hours)
     found = Findings()
     monitors, current = _monitors(read_heartbeats(_store(request)), settings, clock, found)
-    bridge = _bridge(settings, current, hours, clock, found)
+    in_use = hq.projects_by_gateway(list(config.enabled), settings.gateway)
+    bridge = _bridge(settings, current, hours, clock, found, uses_bridge=BRIDGE in in_use)
     groups = _groups(request, current, hours, clock, found)
+    sources = _sources(request, groups, bridge, clock, found)
     feedback = _feedback(request, clock, found)
     media = _media(request, current, clock, found)
     reports = _reports(request, clock, found)
@@ -588,6 +739,7 @@ def panel(request: Request, now: datetime | None = None) -> HealthPanel:
         zoneAbbr=_zone_abbr(config),
         refreshSeconds=_refresh_ms(request) / 1000,
         groups=groups,
+        sources=sources,
         monitors=monitors,
         bridge=bridge,
         feedback=feedback,

@@ -14,6 +14,7 @@
     stopped: "bad",
     unhealthy: "bad",
     unknown: "bad",
+    unused: "pending",
   };
   let timer = null;
   let busy = false;
@@ -68,6 +69,30 @@
       )
     );
     fill($("#health-groups"), rows, "No project is monitored.", 4);
+  }
+
+  function renderSources(sources) {
+    const rows = sources.map((s) =>
+      h(
+        "tr",
+        { "data-gateway": s.gateway, class: s.status === "ok" ? "" : "stale" },
+        h("th", { scope: "row", "data-label": "Source" }, s.label, h("div", { class: "muted small", text: s.gateway })),
+        cell("Groups", s.groups.length ? s.groups.map((g) => g.project).join(", ") : "none"),
+        cell("Last message", when(s.lastMessage, "none seen")),
+        cell(
+          "Session",
+          ...(s.sessions.length
+            ? s.sessions.map((x) => h("div", {}, chip(x.status, x.working ? "good" : "bad"), ` ${x.session}, since ${when(x.changedAt)}`))
+            : [s.connection ? chip(s.connection, s.connection === "connected" ? "good" : "bad") : h("span", { class: "muted", text: "not reported" })])
+        ),
+        cell(
+          "State",
+          chip(LEVEL[s.status][1], LEVEL[s.status][0]),
+          ...s.warnings.map((w) => h("div", { class: "small", text: w }))
+        )
+      )
+    );
+    fill($("#health-sources"), rows, "No source is in use.", 5);
   }
 
   function renderMonitors(monitors, bridge) {
@@ -171,6 +196,7 @@
     overall.textContent = text;
     $("#health-updated").textContent = `Updated ${data.generatedLocal}; refreshes every ${Math.round(data.refreshSeconds)} s.`;
     renderWarnings(data.warnings);
+    renderSources(data.sources);
     renderGroups(data.groups);
     renderMonitors(data.monitors, data.bridge);
     renderFeedback(data.feedback);
