@@ -778,6 +778,8 @@ def _evolution_protocol(
 ) -> Event | None:
     """An edit (type MESSAGE_EDIT) or a deletion (REVOKE); other protocol messages: None."""
     kind = protocol.get("type")
+    if isinstance(kind, bool) or not isinstance(kind, int | str):
+        kind = None
     edited = protocol.get("editedMessage")
     if kind not in _REVOKE and kind not in _MESSAGE_EDIT and not isinstance(edited, dict):
         return None
