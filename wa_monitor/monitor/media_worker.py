@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -33,11 +33,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from wa_monitor.core.errors import MediaStoreError, WaMonitorError
+from wa_monitor.core import gateways
+from wa_monitor.core.errors import MediaRejected, MediaStoreError, WaMonitorError
 from wa_monitor.core.serials import GPON_SERIAL, is_ont_serial, serials_from
 from wa_monitor.core.settings import Settings
-from wa_monitor.monitor.photo_fetch import MediaRow, fetch_photo
+from wa_monitor.monitor.photo_fetch import FetchOutcome, MediaRow, fetch_photo
 from wa_monitor.sources.bridge_media import BridgeMediaClient
+from wa_monitor.sources.gateway_media import (
+    EvolutionMediaClient,
+    GatewayMediaClient,
+    GatewayMediaRef,
+    WahaMediaClient,
+)
 from wa_monitor.store import media_queue as queue
 from wa_monitor.store.media import FolderMediaStore, MediaStore, open_media_store
 from wa_monitor.store.media_queue import Analysis, QueuedMedia
@@ -330,12 +337,15 @@ class MediaWorker:
         analyse_in_process: bool = True,
         scan_idle: threading.Event | None = None,
         gateway_of: Callable[[str], str | None] | None = None,
+        gateway_clients: Mapping[str, GatewayMediaClient] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.linker = linker
         self.media = media
         self.client = client
+        # The webhook gateways' download clients (WAHA, Evolution API), by gateway.
+        self.gateway_clients: dict[str, GatewayMediaClient] = dict(gateway_clients or {})
         self.workers = max(1, workers or settings.media_workers)
         self.lease = lease
         self.on_round = on_round
@@ -350,6 +360,7 @@ class MediaWorker:
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._prepared = False
+        self._bridge_problem = ""
 
     # -- setup ------------------------------------------------------------------------
 
@@ -367,20 +378,41 @@ class MediaWorker:
             self.media, problem = check_media_store(self.settings)
             if problem:
                 problems.append(f"the media store cannot be used: {problem}")
+        bridge_problem = ""
         if self.client is None:
             root = self._bridge_folder()
             if not self.settings.bridge_url:
-                problems.append("BRIDGE_URL is not set: the bridge's API cannot be asked")
+                bridge_problem = "BRIDGE_URL is not set: the bridge's API cannot be asked"
             elif root is None:
-                problems.append("WHATSAPP_DB_PATH is not set: the bridge's store folder is unknown")
+                bridge_problem = "WHATSAPP_DB_PATH is not set: the bridge's store folder is unknown"
             else:
                 self.client = BridgeMediaClient(
                     self.settings.bridge_url, root, timeout=BRIDGE_TIMEOUT
                 )
+        self._gateway_clients()
+        if self.client is None and not self.gateway_clients:
+            problems.append(bridge_problem)
         self.state.fetching = not problems
         self.state.reason = "; ".join(problems)
+        self._bridge_problem = bridge_problem
         if problems:
             log.warning("⚠️ photos are linked but not fetched: %s", self.state.reason)
+
+    def _gateway_clients(self) -> None:
+        """A download client for each webhook gateway whose URL is set."""
+        s = self.settings
+        if gateways.WAHA not in self.gateway_clients and s.waha_url:
+            self.gateway_clients[gateways.WAHA] = WahaMediaClient(
+                s.waha_url, s.waha_api_key, timeout=BRIDGE_TIMEOUT
+            )
+        if (
+            gateways.EVOLUTION not in self.gateway_clients
+            and s.evolution_url
+            and s.evolution_instance
+        ):
+            self.gateway_clients[gateways.EVOLUTION] = EvolutionMediaClient(
+                s.evolution_url, s.evolution_api_key, s.evolution_instance, timeout=BRIDGE_TIMEOUT
+            )
 
     def _bridge_folder(self) -> Path | None:
         """The bridge's store folder (where it writes `<chat_jid>/<filename>`): messages.db's."""
@@ -417,6 +449,8 @@ class MediaWorker:
             pool.shutdown(wait=False, cancel_futures=True)
         if self.client is not None:
             self.client.close()
+        for client in self.gateway_clients.values():
+            client.close()
 
     def round(self, stop: threading.Event | None = None) -> float:
         """One round: link, then fetch what is due. Returns the seconds until the next."""
@@ -522,7 +556,7 @@ class MediaWorker:
 
     def _process(self, row: QueuedMedia) -> str:
         """Fetch, analyse and record one claimed row; the outcome for the metrics."""
-        assert self.media is not None and self.client is not None
+        assert self.media is not None
         where = f"{row.media_type} {row.filename or ''!r} (message {row.message_id})"
         limit = media_limit(row.media_type, self.settings.media_max_bytes)
         if row.file_length is not None and row.file_length > limit:
@@ -543,18 +577,7 @@ class MediaWorker:
                 return "reused"
             size = row.file_length or 0
         else:
-            fetched = fetch_photo(
-                MediaRow(
-                    message_id=row.message_id,
-                    chat_jid=row.chat_jid,
-                    filename=row.filename or "",
-                    file_sha256=bytes.fromhex(sha) if sha else None,
-                    file_length=row.file_length,
-                ),
-                self.client,
-                self.media,
-                max_bytes=limit,
-            )
+            fetched = self._fetch(row, sha, limit)
             if fetched.status == "retry":
                 return "failed" if self._retry(row, fetched.reason) == "failed" else "retry"
             if fetched.status == "unavailable":
@@ -572,6 +595,75 @@ class MediaWorker:
             return "failed"
         self._record(row, analysis)
         return "reused" if reused else "fetched"
+
+    def _fetch(self, row: QueuedMedia, sha: str | None, limit: int) -> FetchOutcome:
+        """Download the row's file through its group's gateway into the media store."""
+        gateway = self.gateway_of(row.chat_jid) if self.gateway_of is not None else None
+        client = self.gateway_clients.get(gateway or "")
+        if client is not None:
+            return self._fetch_from_gateway(client, row, sha, limit)
+        if gateway in (gateways.WAHA, gateways.EVOLUTION):
+            what = (
+                "WAHA_URL" if gateway == gateways.WAHA else "EVOLUTION_URL and EVOLUTION_INSTANCE"
+            )
+            return FetchOutcome(
+                "retry", f"{what} not set: photos from {gateway} cannot be asked for"
+            )
+        if self.client is None:
+            return FetchOutcome("retry", self._bridge_problem or "the bridge cannot be asked")
+        return fetch_photo(
+            MediaRow(
+                message_id=row.message_id,
+                chat_jid=row.chat_jid,
+                filename=row.filename or "",
+                file_sha256=bytes.fromhex(sha) if sha else None,
+                file_length=row.file_length,
+            ),
+            self.client,
+            self.media,  # type: ignore[arg-type]
+            max_bytes=limit,
+        )
+
+    def _fetch_from_gateway(
+        self, client: GatewayMediaClient, row: QueuedMedia, sha: str | None, limit: int
+    ) -> FetchOutcome:
+        """A webhook gateway's download, verified against the SHA-256 it gave (if any)."""
+        assert self.media is not None
+        where = f"photo {row.filename or ''!r} (message {row.message_id} in {row.chat_jid})"
+        ref = GatewayMediaRef(row.chat_jid, row.message_id, self._media_url(row))
+        download = client.download(ref, max_bytes=limit)
+        if download.status != "ready" or download.file is None:
+            status = "failed" if download.status == "ready" else download.status
+            return FetchOutcome(status, download.reason)
+        with download.file as source:
+            if sha is not None and download.sha256 != sha:
+                return FetchOutcome(
+                    "retry",
+                    f"{where}: the gateway's file does not hash to the SHA-256 it gave; "
+                    "nothing stored",
+                )
+            assert download.sha256 is not None
+            try:
+                stored = self.media.put(download.sha256, source, max_bytes=limit)
+            except MediaRejected as exc:
+                return FetchOutcome("failed", f"{where}: {exc}")
+            except MediaStoreError as exc:
+                return FetchOutcome("retry", f"{where}: the media store failed: {exc}")
+        return FetchOutcome("fetched", f"{where}: stored", stored.sha256, stored.size)
+
+    def _media_url(self, row: QueuedMedia) -> str | None:
+        """The media URL the gateway's webhook gave for the row's message (WAHA's)."""
+        import sqlalchemy as sa
+
+        from wa_monitor.store.schema import gateway_inbox as t
+
+        with self.store.read() as conn:
+            value = conn.execute(
+                sa.select(t.c.media_url).where(
+                    t.c.chat_jid == row.chat_jid, t.c.message_id == row.message_id
+                )
+            ).scalar()
+        return None if value is None else str(value)
 
     def _record(self, row: QueuedMedia, analysis: Analysis) -> None:
         duplicate = None
