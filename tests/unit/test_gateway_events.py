@@ -229,10 +229,7 @@ def _read(name: str) -> list[Event]:
                 content="DR1234567 step 8",
                 sent_at=datetime(2025, 11, 9, 17, 15, 45, tzinfo=UTC).timestamp(),
                 media_type="image",
-                media=MediaRef(
-                    url="https://mmg.whatsapp.net/o1/v/t62.7118-24/f1/m231/abc.enc?ccb=9-4",
-                    filename="image_20251109_191545.jpg",
-                ),
+                media=MediaRef(filename="image_20251109_191545.jpg"),
             ),
         ),
         (
@@ -436,6 +433,14 @@ def test_evolution_text_in_extended_and_wrapped_messages() -> None:
     assert isinstance(message, InboxMessage) and message.content == "DR1234567 done"
 
 
+def test_evolution_own_group_post_without_participant_is_ours() -> None:
+    doc = gw.evolution_upsert(GROUP, "27820000000", "feedback", from_me=True)
+    del doc["data"]["key"]["participant"]
+    (message,) = parse_evolution(gw.encode(doc))
+    assert isinstance(message, InboxMessage)
+    assert message.from_me and message.sender == "27820000000@s.whatsapp.net"
+
+
 def test_evolution_reactions_and_stubs_are_not_posts() -> None:
     reaction = gw.evolution_upsert(GROUP, "27821234567", None)
     reaction["data"]["message"] = {"reactionMessage": {"text": "👍", "key": {"id": "3EB0"}}}
@@ -542,9 +547,7 @@ def test_bridge_webhook_media_columns() -> None:
     (message,) = parse_bridge_webhook(gw.encode(doc))
     assert isinstance(message, InboxMessage)
     assert message.media_type == "image"
-    assert message.media == MediaRef(
-        url="https://x/y", filename="image_1.jpg", sha256=SHA, length=1234
-    )
+    assert message.media == MediaRef(filename="image_1.jpg", sha256=SHA, length=1234)
 
 
 # --- Malformed bodies ---------------------------------------------------------------

@@ -43,7 +43,9 @@ author is best effort (Evolution's edit event does not name one): apply its cont
   `{"id", "chat_jid", "sender", "content", "timestamp" (Go's RFC 3339), "is_from_me",
   "media_type", "filename", "url", "quoted_message", "is_edited",
   "original_message_id"}`: the bridge's messages.db columns (`file_sha256` base64 and
-  `file_length` are read when a fork adds them).
+  `file_length` are read when a fork adds them). Its `url`, like Evolution's media
+  `url`, is WhatsApp's encrypted CDN address, of no use without the media key: the
+  file is asked for by message id, so `MediaRef.url` stays None.
 
 Authentication: WAHA signs the raw body (`verify_waha`). Evolution API and the Go fork
 sign nothing: the fork posts with no header at all, so its WEBHOOK_URL carries the
@@ -710,10 +712,10 @@ def _evolution_sender(
     )
     if participant:
         return participant
+    if from_me:  # our own posts name no participant, in groups too: `sender` is us
+        return _loose_str(doc.get("sender")) or chat
     if chat.endswith("@g.us"):
         raise PayloadError(f"{where}.key.participant is missing: the author of a group message")
-    if from_me:
-        return _loose_str(doc.get("sender")) or chat
     return chat
 
 
@@ -930,8 +932,8 @@ def parse_bridge_webhook(body: bytes) -> list[Event]:
     media_type = _opt_str(doc, "media_type", where) or None
     media = None
     if media_type:
+        _opt_str(doc, "url", where)  # WhatsApp's encrypted CDN address: fetched by id instead
         media = MediaRef(
-            url=_opt_str(doc, "url", where) or None,
             mimetype=_loose_str(doc.get("mimetype")) or _loose_str(doc.get("mime_type")),
             filename=_opt_str(doc, "filename", where) or None,
             sha256=_opt_bytes(doc.get("file_sha256")),
