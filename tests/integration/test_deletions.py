@@ -17,12 +17,23 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import LAWLEY, T0, Bridge, config_from, submissions
+from tests.integration.test_api_support import (
+    TestClient,
+    add_people,
+    minutes_ago,
+    post,
+    projects_config,
+    record,
+    settings_for,
+)
 from wa_monitor.monitor.scan import Monitor
 from wa_monitor.sources.bridge import BridgeStore
 from wa_monitor.sources.memory import InMemorySource
 from wa_monitor.sources.protocol import Source
-from wa_monitor.store.review_store import ReviewStore
+from wa_monitor.store.review_store import DeletedPost, ReviewStore
 from wa_monitor.store.schema import qa_photo_reviews
+from wa_monitor.store.users import create_token
+from wa_monitor.web.app import create_app
 
 
 class Group(Protocol):
@@ -198,3 +209,29 @@ def test_an_upstream_store_without_deletions_reads_none(tmp_path: Path) -> None:
     finally:
         reader.close()
         bridge.close()
+
+
+def test_the_dashboard_and_the_front_end_see_the_deleted_post(store: ReviewStore) -> None:
+    gone, kept = post("DR80000001", minutes_ago(30)), post("DR80000002", minutes_ago(20))
+    record(store, gone, kept)
+    deleted_at = minutes_ago(5)
+    store.record_batch(
+        [],
+        {},
+        projects_config().zone,
+        deletions=[DeletedPost(gone.chat_jid, gone.message_id, deleted_at)],
+    )
+    people = add_people(store)
+    front_end = create_token(store, "reviewer", "company dashboard", front_end=True)[1]
+    app = create_app(settings_for(store.url), projects_config(), store, run_sender=False)
+    with TestClient(app) as client:
+        for headers in (people.bearer("reviewer"), {"Authorization": f"Bearer {front_end}"}):
+            answer = client.get("/api/wa-monitor-drops", headers=headers)
+            assert answer.status_code == 200, answer.text
+            by_number = {d["dropNumber"]: d for d in answer.json()["data"]}
+            flagged, fine = by_number["DR80000001"], by_number["DR80000002"]
+            assert flagged["postDeleted"] is True
+            assert datetime.fromisoformat(flagged["postDeletedAt"]) == deleted_at
+            assert fine["postDeleted"] is False and fine["postDeletedAt"] is None
+            one = client.get(f"/api/wa-monitor-drops/{flagged['id']}", headers=headers).json()
+            assert one["data"]["drop"]["postDeleted"] is True
