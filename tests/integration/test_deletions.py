@@ -90,7 +90,7 @@ class BridgeGroup:
 
 
 @pytest.fixture(params=["bridge", "memory"])
-def group(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Group]:
+def group(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemoryGroup | BridgeGroup]:
     made: MemoryGroup | BridgeGroup = (
         BridgeGroup(tmp_path / "store") if request.param == "bridge" else MemoryGroup()
     )
@@ -101,7 +101,7 @@ def group(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Group]:
 
 
 @pytest.fixture
-def monitor(group: Group, store: ReviewStore) -> Monitor[Source]:
+def monitor(group: MemoryGroup | BridgeGroup, store: ReviewStore) -> Monitor[Source]:
     return Monitor(config_from(), group.source, store)
 
 
