@@ -25,6 +25,7 @@ What each event does to the row of its (chat, message):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
@@ -164,22 +165,70 @@ _KEPT_WHEN_MISSING = (
 )  # fmt: skip
 
 
+_MESSAGE_ROW = ("seq", *_MESSAGE_COLUMNS, "edited_at")
+_DELETION_ROW = (
+    "seq", "gateway", "chat_jid", "message_id", "sender", "content", "sent_at", "deleted_at",
+)  # fmt: skip
+_SESSION_ROW = ("gateway", "session", "status", "changed_at", "updated_at")
+
+
 @dataclass(frozen=True)
 class _Statements:
-    message: Any
-    edit: Any
-    deletion: Any
-    session: Any
+    message: _Prepared
+    edit: _Prepared
+    deletion: _Prepared
+    session: _Prepared
+
+
+def _pg_rows(table: sa.Table, columns: Sequence[str]) -> Any:
+    """PostgreSQL: an INSERT of every row of a JSON array (`:rows`), one statement per run.
+
+    Without prepared statements (the engine's), one statement for the run is parsed and
+    planned once, where executemany would have the server plan each row's.
+    """
+    types: list[sa.ColumnClause[Any]] = []
+    for name in columns:
+        kind = table.c[name].type
+        if isinstance(kind, sa.LargeBinary):
+            kind = sa.Text()  # hex, decoded below
+        elif name.endswith("_at") and name not in ("sent_at",):
+            kind = postgresql.TIMESTAMP(timezone=True)
+        types.append(sa.column(name, kind))
+    rows = (
+        sa.func.json_to_recordset(
+            sa.cast(sa.bindparam("rows", None, type_=sa.Text, required=False), postgresql.JSON)
+        )
+        .table_valued(*types)
+        .render_derived(name="r", with_types=True)
+    )
+    # A row's seq is its place in the run above the highest seq when the statement starts
+    # (after the sequencer's lock was taken): one round trip less than asking first.
+    base = sa.select(sa.func.coalesce(sa.func.max(gateway_inbox.c.seq), 0)).scalar_subquery()
+    picked = []
+    for name in columns:
+        if name == "seq":
+            picked.append(base + rows.c.seq)
+        elif isinstance(table.c[name].type, sa.LargeBinary):
+            picked.append(sa.func.decode(rows.c[name], "hex"))
+        else:
+            picked.append(rows.c[name])
+    return postgresql.insert(table).from_select(list(columns), sa.select(*picked))
 
 
 def _statements(dialect: str) -> _Statements:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    def insert(table: sa.Table, columns: Sequence[str]) -> Any:
+        if dialect == "postgresql":
+            return _pg_rows(table, columns)
+        return sqlite.insert(table).values(
+            {c: sa.bindparam(c, None, type_=table.c[c].type, required=False) for c in columns}
+        )
+
     t = gateway_inbox
     key = [t.c.chat_jid, t.c.message_id]
     placeholder = t.c.sender == ""  # the row a deletion of an unknown message left
 
     def message_upsert(edit: bool) -> Any:
-        stmt = insert(t)
+        stmt = insert(t, _MESSAGE_ROW)
         new = stmt.excluded
         values: dict[str, Any] = {
             name: sa.func.coalesce(new[name], t.c[name]) for name in _KEPT_WHEN_MISSING
@@ -216,14 +265,14 @@ def _statements(dialect: str) -> _Statements:
             )
         return stmt.on_conflict_do_update(index_elements=key, set_=values, where=changed)
 
-    deletion = insert(t)
+    deletion = insert(t, _DELETION_ROW)
     deletion = deletion.on_conflict_do_update(
         index_elements=key,
         set_={"deleted_at": deletion.excluded.deleted_at, "seq": deletion.excluded.seq},
         where=t.c.deleted_at.is_(None),
     )
     s = gateway_sessions
-    session = insert(s)
+    session = insert(s, _SESSION_ROW)
     session = session.on_conflict_do_update(
         index_elements=[s.c.gateway, s.c.session],
         set_={
@@ -233,10 +282,69 @@ def _statements(dialect: str) -> _Statements:
         },
         where=s.c.changed_at <= session.excluded.changed_at,
     )
-    return _Statements(message_upsert(False), message_upsert(True), deletion, session)
+    return _Statements(
+        *(
+            _Prepared.of(stmt, dialect)
+            for stmt in (message_upsert(False), message_upsert(True), deletion, session)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement compiled once, run as the driver's SQL.
+
+    SQLAlchemy caches no compiled form of an upsert (ON CONFLICT), and compiling one
+    costs more than running it; these are the package's own constant statements.
+    """
+
+    sql: str
+    constants: dict[str, Any]  # the values compiled into it (a literal '' …)
+    order: tuple[str, ...] | None  # SQLite's positional parameters, by name
+
+    @classmethod
+    def of(cls, stmt: Any, dialect: str) -> _Prepared:
+        # The drivers' own dialects: their placeholders (pyformat for psycopg, qmark).
+        engine_dialect: sa.Dialect = (
+            postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+            if dialect == "postgresql"
+            else sqlite.dialect()
+        )
+        compiled = stmt.compile(dialect=engine_dialect)
+        constants = {k: v for k, v in compiled.construct_params().items() if v is not None}
+        order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        return cls(compiled.string, constants, order)
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if self.order is None:  # PostgreSQL: the run's rows as one JSON parameter
+            text = json.dumps(rows, default=_json_value, ensure_ascii=False, allow_nan=False)
+            conn.exec_driver_sql(self.sql, {**self.constants, "rows": text})
+            return
+        params = [
+            tuple(_sqlite_value(row[n]) if n in row else self.constants[n] for n in self.order)
+            for row in rows
+        ]
+        conn.exec_driver_sql(self.sql, params)
+
+
+def _sqlite_value(value: Any) -> Any:
+    # As SQLAlchemy stores an instant on SQLite (schema.UTCDateTime): naive UTC text.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
 _STATEMENTS = {name: _statements(name) for name in ("postgresql", "sqlite")}
+_PG_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+_SQLITE_MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM gateway_inbox"
 
 
 def _message_row(event: InboxMessage, seq: int) -> dict[str, Any]:
@@ -286,14 +394,14 @@ def write_events(conn: Connection, events: Sequence[Event]) -> None:
     dialect = conn.dialect.name
     statements = _STATEMENTS[dialect]
     if dialect == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_SEQ_LOCK})
-    seq = int(
-        conn.execute(sa.select(sa.func.coalesce(sa.func.max(gateway_inbox.c.seq), 0))).scalar_one()
-    )
+        conn.exec_driver_sql(_PG_LOCK, (PG_SEQ_LOCK,))
+        seq = 0  # each statement adds its rows' places to the highest seq it sees
+    else:
+        seq = int(conn.exec_driver_sql(_SQLITE_MAX_SEQ).scalar_one())
     now = datetime.now(UTC)
-    # Consecutive events of one kind go in one executemany; a key seen twice in a run
+    # Consecutive events of one kind go in one statement; a key seen twice in a run
     # starts the next run, so every event is applied after the ones before it.
-    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    runs: list[tuple[_Prepared, list[dict[str, Any]]]] = []
     keys: set[tuple[str, str]] = set()
     for event in events:
         if isinstance(event, SessionStatus):
@@ -317,10 +425,13 @@ def write_events(conn: Connection, events: Sequence[Event]) -> None:
         if not runs or runs[-1][0] is not stmt or key in keys:
             runs.append((stmt, []))
             keys = set()
+            if dialect == "postgresql" and not isinstance(event, SessionStatus):
+                seq = 1  # places within the run
+                row["seq"] = seq
         runs[-1][1].append(row)
         keys.add(key)
     for stmt, rows in runs:
-        conn.execute(stmt, rows)
+        stmt.run(conn, rows)
 
 
 # -- the writer ---------------------------------------------------------------------------
