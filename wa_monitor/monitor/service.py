@@ -281,6 +281,7 @@ class Counters:
     rows_skipped: Counter[str] = field(default_factory=Counter)
     rows_unreadable_time: int = 0
     media_fetches: Counter[str] = field(default_factory=Counter)
+    deletions: int = 0  # messages read as deleted in WhatsApp (their posts marked)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -294,6 +295,7 @@ class Counters:
             "rows_skipped": dict(self.rows_skipped),
             "rows_unreadable_time": self.rows_unreadable_time,
             "media_fetches": dict(self.media_fetches),
+            "deletions": self.deletions,
         }
 
 
@@ -864,6 +866,7 @@ class Service:
         c.resubmitted.update(summary.resubmitted)
         c.rows_skipped.update(summary.skipped)
         c.rows_unreadable_time += summary.unreadable_times
+        c.deletions += summary.deletions
         self.last_scan_at = now
         self.last_scan_ok = time.monotonic()
         self.last_error = ""
@@ -1002,15 +1005,24 @@ class Service:
         default = self.settings.gateway
         names = {p.group_jid: p.name for p in config.enabled}
         newest: dict[str, datetime | None] = {}
+        # A source no project uses any more (all moved away) is not judged.
         bridge = self.monitors.get(BRIDGE_FEED)
-        if bridge is not None and isinstance(bridge.source, BridgeStore):
+        if (
+            bridge is not None
+            and isinstance(bridge.source, BridgeStore)
+            and self._split[BRIDGE_FEED].enabled
+        ):
             found = self._check_bridge(bridge.source, config, now)
             if found is not None:
                 newest.update(found)
-        if INBOX_FEED in self.monitors:
+        else:
+            self.bridge_stale = False
+        if INBOX_FEED in self.monitors and self._split[INBOX_FEED].enabled:
             found = self._check_inbox(config, now)
             if found is not None:
                 newest.update(found)
+        else:
+            self.inbox_stale = False
         checks = group_staleness(
             newest, names, self.settings.stale_after, self.hours, config.zone, now=now
         )
