@@ -36,13 +36,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from wa_monitor.core.errors import ReviewDatabaseError, ReviewDataError
 from wa_monitor.core.gateway_events import Event, InboxDeletion, InboxMessage, SessionStatus
-from wa_monitor.store.review_store import ReviewStore, wrap_exceptions
+from wa_monitor.store.review_store import ReviewStore, translate, wrap_exceptions
 from wa_monitor.store.schema import gateway_inbox, gateway_sessions
 
 log = logging.getLogger("wa_monitor")
@@ -315,16 +318,15 @@ class _Prepared:
         order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
         return cls(compiled.string, constants, order)
 
-    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if self.order is None:  # PostgreSQL: the run's rows as one JSON parameter
+    def params(self, rows: list[dict[str, Any]]) -> Any:
+        """The driver's parameters for `rows`: one JSON array (PostgreSQL), or a tuple per row."""
+        if self.order is None:
             text = json.dumps(rows, default=_json_value, ensure_ascii=False, allow_nan=False)
-            conn.exec_driver_sql(self.sql, {**self.constants, "rows": text})
-            return
-        params = [
+            return {**self.constants, "rows": text}
+        return [
             tuple(_sqlite_value(row[n]) if n in row else self.constants[n] for n in self.order)
             for row in rows
         ]
-        conn.exec_driver_sql(self.sql, params)
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -392,12 +394,21 @@ def write_events(conn: Connection, events: Sequence[Event]) -> None:
     if not events:
         return
     dialect = conn.dialect.name
-    statements = _STATEMENTS[dialect]
     if dialect == "postgresql":
         conn.exec_driver_sql(_PG_LOCK, (PG_SEQ_LOCK,))
-        seq = 0  # each statement adds its rows' places to the highest seq it sees
+        base = 0  # each statement adds its rows' places to the highest seq it sees
     else:
-        seq = int(conn.exec_driver_sql(_SQLITE_MAX_SEQ).scalar_one())
+        base = int(conn.exec_driver_sql(_SQLITE_MAX_SEQ).scalar_one())
+    for stmt, rows in _runs(dialect, events, base):
+        conn.exec_driver_sql(stmt.sql, stmt.params(rows))
+
+
+def _runs(
+    dialect: str, events: Sequence[Event], seq: int
+) -> list[tuple[_Prepared, list[dict[str, Any]]]]:
+    """The statements storing `events`, each with its rows; rows numbered from `seq` + 1
+    (on PostgreSQL, from 1 in each statement)."""
+    statements = _STATEMENTS[dialect]
     now = datetime.now(UTC)
     # Consecutive events of one kind go in one statement; a key seen twice in a run
     # starts the next run, so every event is applied after the ones before it.
@@ -430,8 +441,7 @@ def write_events(conn: Connection, events: Sequence[Event]) -> None:
                 row["seq"] = seq
         runs[-1][1].append(row)
         keys.add(key)
-    for stmt, rows in runs:
-        stmt.run(conn, rows)
+    return runs
 
 
 # -- the writer ---------------------------------------------------------------------------
@@ -487,6 +497,7 @@ class InboxWriter:
         self._pending = 0  # requests submitted and not yet taken by the thread
         self._closed = False
         self._conn: Connection | None = None
+        self._raw: PoolProxiedConnection | None = None
 
     def submit(self, events: Sequence[Event]) -> Future[None]:
         """Queue `events` (already `checked`) for the next commit; the future says how it went."""
@@ -592,12 +603,35 @@ class InboxWriter:
 
     def _transaction(self, events: Sequence[Event]) -> None:
         try:
+            if self.store.dialect == "postgresql":
+                self._pg_transaction(events)
+                return
             conn = self._connection()
             with wrap_exceptions(self.store.url), conn.begin():
                 write_events(conn, events)
         except BaseException:
             self._release()  # a connection that failed is not trusted again
             raise
+
+    def _pg_transaction(self, events: Sequence[Event]) -> None:
+        """BEGIN, the lock, the statements and COMMIT sent at once (psycopg's pipeline): one
+        round trip, where each would wait for its answer (and this thread for the GIL)."""
+        if self._raw is None:
+            with wrap_exceptions(self.store.url):
+                self._raw = self.store.engine.raw_connection()
+        pg: Any = self._raw.driver_connection
+        try:
+            with pg.pipeline(), pg.cursor() as cursor:
+                cursor.execute(_PG_LOCK, (PG_SEQ_LOCK,))
+                for stmt, rows in _runs("postgresql", events, 0):
+                    cursor.execute(stmt.sql, stmt.params(rows))
+                pg.commit()
+        except psycopg.Error as exc:
+            # As SQLAlchemy would have wrapped it, then as every database error is told.
+            error = DBAPIError.instance(None, None, exc, psycopg.Error)
+            if isinstance(error, DBAPIError):
+                raise translate(error, self.store.url) from exc
+            raise ReviewDatabaseError(f"review database {self.store.masked_url}: {exc}") from exc
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -609,6 +643,9 @@ class InboxWriter:
         return self._conn
 
     def _release(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.close()  # back to the pool, rolled back (or discarded when broken)
         conn, self._conn = self._conn, None
         if conn is None:
             return
