@@ -376,6 +376,19 @@ def test_waha_status_without_a_time_needs_the_receipt_time() -> None:
     ]
 
 
+def test_waha_status_is_dated_by_its_own_entry_in_statuses() -> None:
+    doc = gw.waha_session_status("WORKING", timestamp=1.7e9 + 50)
+    doc["payload"]["statuses"] = [
+        {"status": "WORKING", "timestamp": 1_700_000_030_000},
+        {"status": "STARTING", "timestamp": 1_700_000_020_000},
+        {"status": "WORKING", "timestamp": 1_700_000_010_000},
+    ]
+    (status,) = parse_waha(gw.encode(doc))
+    assert status == SessionStatus(
+        gateway="waha", session="default", status="WORKING", at=1.7e9 + 30
+    )
+
+
 def test_waha_timestamps_in_milliseconds_read_as_seconds() -> None:
     doc = gw.waha_message(GROUP, "27821234567", "x")
     doc["payload"]["timestamp"] = 1762708530123

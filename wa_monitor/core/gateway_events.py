@@ -639,10 +639,15 @@ def _waha_revoked(doc: _Obj, payload: _Obj, received_at: float | None) -> InboxD
 def _waha_status(doc: _Obj, payload: _Obj, received_at: float | None) -> SessionStatus:
     session = _str(doc, "session", "body")
     status = _str(payload, "status", "payload")
-    at = None
+    # `statuses` lists the recent changes with their times (ms); the newest of this
+    # status is when it began.
     statuses = payload.get("statuses")
-    if isinstance(statuses, list) and statuses and isinstance(statuses[-1], dict):
-        at = _opt_epoch(statuses[-1].get("timestamp"))
+    times = [
+        _opt_epoch(entry.get("timestamp"))
+        for entry in (statuses if isinstance(statuses, list) else [])
+        if isinstance(entry, dict) and entry.get("status") == status
+    ]
+    at = max((t for t in times if t is not None), default=None)
     if at is None:
         at = _opt_epoch(doc.get("timestamp"))
     if at is None:
