@@ -10,12 +10,14 @@ engine's error, a proxy's 502, no answer in time).
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,15 @@ from wa_monitor.feedback import outbox as fb
 from wa_monitor.feedback.gateways import GatewayClients
 from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.web.app import create_app
+
+with warnings.catch_warnings():
+    # neonize's import leaves `uname -a` pipes behind (see wa_monitor/bridge/__init__.py);
+    # they say nothing about feedback.
+    warnings.simplefilter("ignore", ResourceWarning)
+    from wa_monitor.bridge.api import ApiServer, BridgeApi, Sent
+    from wa_monitor.bridge.store import MessageStore
+
+    gc.collect()
 
 MESSAGE = "DR80000001\nNEEDS CORRECTION\n\nMissing items:\n• 3. Cable entry outside"
 INSTALLER = "27821234567"  # as the monitor stores a live sender
@@ -457,3 +468,59 @@ def test_only_a_send_that_certainly_did_not_go_out_is_sent_again(
         assert after.status == case.status
         assert review(store, "DR80000001")["feedback_sent"] is None
     assert gateways.bridge.seen == []
+
+
+# -- against `wa-monitor bridge`'s own API ----------------------------------------------
+
+
+class Phone:
+    """WhatsApp behind `wa-monitor bridge`'s API: records each message, answers an id."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def connected(self) -> bool:
+        return True
+
+    def me(self) -> str:
+        return "27820000000"
+
+    def send(self, chat_jid: str, message: Any) -> Sent:
+        self.sent.append((chat_jid, message))
+        return Sent("3EB0FEEDC0FFEE000001", datetime.now(UTC))
+
+    def upload(self, data: bytes, media_type: str) -> Any:
+        raise AssertionError("a feedback uploads nothing")
+
+    def download(self, media: bytes) -> bytes:
+        raise AssertionError("a feedback downloads nothing")
+
+
+def test_wa_monitor_bridge_sends_the_mention_and_quote_and_its_id_confirms_the_feedback(
+    store: ReviewStore, gateways: Gateways, tmp_path: Path
+) -> None:
+    installer_posted(store, "DR80000001", BRIDGE_POST)
+    phone = Phone()
+    messages = MessageStore(tmp_path / "store" / "messages.db")
+    api = BridgeApi(messages, tmp_path / "store", phone, BRIDGE_TOKEN)
+    server = ApiServer(api.app(), "127.0.0.1", 0).start()
+    try:
+        settings = gateways.settings(store.url, BRIDGE_URL=server.url, BRIDGE_TOKEN=BRIDGE_TOKEN)
+        with dashboard(store, settings, projects()) as dash:
+            response = dash.send("DR80000001")
+    finally:
+        server.stop()
+        messages.close()
+    assert response.status_code == 200, response.text
+    [(chat, message)] = phone.sent
+    assert chat == LAWLEY_JID
+    assert message.extendedTextMessage.text == MESSAGE
+    context = message.extendedTextMessage.contextInfo
+    assert list(context.mentionedJID) == [f"{INSTALLER}@s.whatsapp.net"]
+    assert context.stanzaID == BRIDGE_POST
+    entry = only_entry(store, "DR80000001")
+    assert (entry.status, entry.gateway, entry.gateway_message_id) == (
+        fb.SENT,
+        "bridge",
+        "3EB0FEEDC0FFEE000001",
+    )
