@@ -4,6 +4,7 @@ come through webhook gateways as well as (or instead of) the bridge's store."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,65 @@ def test_status_and_doctor_on_webhooks_only_need_no_bridge_store(
     assert "FAIL  bridge webhook token: WEBHOOK_TOKEN is not set" in doctor.stdout
     assert "WHATSAPP_DB_PATH" not in doctor.stdout
     assert "Traceback" not in doctor.stderr
+
+
+def test_the_demo_on_waha_posts_the_groups_messages_as_webhooks_to_its_own_serve(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    import sqlalchemy as sa
+
+    from tests.helpers import wait_until
+    from wa_monitor.store.schema import gateway_inbox, qa_photo_reviews
+
+    root = tmp_path / "d"
+    process = subprocess.Popen(
+        [
+            *WA_MONITOR,
+            "demo",
+            "--gateway",
+            "waha",
+            "--every",
+            "0.2",
+            "--dir",
+            str(root),
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    store = None
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        assert "source           WAHA webhooks → http://127.0.0.1:" in lines[3], lines
+        assert "/webhooks/waha" in lines[3]
+        store = ReviewStore(f"sqlite:///{root / 'reviews.db'}")
+
+        def counts() -> tuple[int, int]:
+            with store.read() as conn:
+                inbox = conn.execute(sa.select(sa.func.count()).select_from(gateway_inbox))
+                reviews = conn.execute(sa.select(sa.func.count()).select_from(qa_photo_reviews))
+                return int(inbox.scalar() or 0), int(reviews.scalar() or 0)
+
+        wait_until(lambda: all(n > 0 for n in counts()), timeout=90)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+        with store.read() as conn:
+            gateways = set(conn.execute(sa.select(gateway_inbox.c.gateway).distinct()).scalars())
+    finally:
+        if store is not None:
+            store.dispose()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert gateways == {"waha"}
+    assert "(through waha)" in stderr and "✅ Created QA review for DR" in stderr
+    assert re.search(r"demo stopped: [1-9]\d* reviews .* from the WAHA webhooks", stdout), stdout
+    assert not (root / "gateway-key").stat().st_mode & 0o077  # the key is the demo's alone

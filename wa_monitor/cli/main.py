@@ -396,6 +396,14 @@ def simulate(
     help="Dashboard port on 127.0.0.1.",
 )
 @click.option("--no-dashboard", is_flag=True, help="Only the simulated bridge and the monitor.")
+@click.option(
+    "--gateway",
+    type=click.Choice(["bridge", "waha", "evolution", "bridge-webhook"]),
+    default="bridge",
+    show_default=True,
+    help="How the simulated groups' messages reach the monitor: the bridge's store, or the "
+    "webhooks of WAHA, Evolution API or the Go bridge fork posted to the dashboard.",
+)
 @click.pass_context
 @handle_errors
 def demo(
@@ -406,12 +414,22 @@ def demo(
     duration: float | None,
     port: int,
     no_dashboard: bool,
+    gateway: str,
 ) -> None:
     """Zero set-up: a simulated bridge with four project groups, the monitor, the dashboard."""
     from zoneinfo import ZoneInfo
 
     from wa_monitor.core.settings import settings_from
-    from wa_monitor.ops.demo import DEMO_TIMEZONE, Dashboard, DemoPaths, run_demo
+    from wa_monitor.ops.demo import (
+        DEMO_TIMEZONE,
+        SOURCE_NAMES,
+        Dashboard,
+        DemoPaths,
+        check_gateway,
+        run_demo,
+    )
+
+    check_gateway(gateway, not no_dashboard)
 
     setup_logging(settings_from({"LOG_LEVEL": "INFO"}), zone=ZoneInfo(DEMO_TIMEZONE))
     stop = threading.Event()
@@ -422,7 +440,15 @@ def demo(
         if dashboard is not None:
             out.print(f"  dashboard        [bold]{dashboard.url}[/]", markup=True)
             out.print(f"  demo login       {dashboard.username} / {dashboard.password}")
-        out.print(f"  bridge store     {paths.messages_db}")
+        if gateway == "bridge":
+            out.print(f"  source           bridge store {paths.messages_db}")
+        else:
+            route = dashboard.url.removesuffix("/wa-monitor") if dashboard is not None else ""
+            out.print(
+                f"  source           {SOURCE_NAMES[gateway]} → {route}/webhooks/"
+                f"{'bridge' if gateway == 'bridge-webhook' else gateway} (the phones' "
+                f"messages simulated in {paths.messages_db})"
+            )
         out.print(f"  projects file    {paths.config}")
         out.print(f"  review database  {paths.database_url}")
         out.print(f"  other commands:  wa-monitor --env-file {paths.env_file} status (or groups…)")
@@ -435,6 +461,7 @@ def demo(
         stop=stop,
         announce=announce,
         dashboard_port=None if no_dashboard else port,
+        gateway=gateway,
     )
     store = ReviewStore(demo_paths.database_url)
     try:
@@ -442,7 +469,10 @@ def demo(
     finally:
         store.dispose()
     resubmitted = sum(1 for r in reviews if r["resubmitted"])
-    out.print(f"demo stopped: {len(reviews)} reviews ({resubmitted} resubmitted) in {store.url}")
+    out.print(
+        f"demo stopped: {len(reviews)} reviews ({resubmitted} resubmitted) in {store.url}, "
+        f"from the {SOURCE_NAMES[gateway]}"
+    )
 
 
 # The dashboard's commands (serve, users, tokens) live with the web package; the
