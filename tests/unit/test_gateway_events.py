@@ -12,8 +12,11 @@ import base64
 import contextlib
 import copy
 import hashlib
+import http.server
 import json
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -582,6 +585,7 @@ def _waha_with(**payload: Any) -> bytes:
         (parse_waha, b"not json", "not JSON"),
         (parse_waha, b"\xff\xfe", "not UTF-8"),
         (parse_waha, b"[1, 2]", "array, not an object"),
+        (parse_waha, b"[" * 100_000, "nested too deeply"),
         (parse_waha, b'{"event": NaN}', "NaN"),
         (parse_waha, b'{"payload": {}}', "body.event is missing"),
         (parse_waha, b'{"event": 7}', "body.event must be a string"),
@@ -829,3 +833,66 @@ def test_no_call_makes_a_check_fail_but_with_signature_error(
         verify_token(headers, None, token="t")
     with contextlib.suppress(SignatureError):
         verify_evolution(body, headers, api_key="k")
+
+
+# --- The test gateways' delivery ----------------------------------------------------
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """Answers each POST with the next status of the server's `answers`."""
+
+    def do_POST(self) -> None:
+        server: Any = self.server
+        server.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        status = server.answers.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def answering() -> Iterator[Callable[[list[int]], tuple[str, list[bytes]]]]:
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(answers: list[int]) -> tuple[str, list[bytes]]:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+        server.answers = list(answers)  # type: ignore[attr-defined]
+        server.bodies = []  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/", server.bodies  # type: ignore[attr-defined]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_delivery_retries_until_acknowledged_like_waha(
+    answering: Callable[[list[int]], tuple[str, list[bytes]]],
+) -> None:
+    url, seen = answering([500, 401, 200])
+    body = gw.encode(gw.waha_message(GROUP, "27821234567", "DR1234567"))
+    delivery = gw.post_until_acknowledged(url, body, gw.sign_waha(body, "k"), attempts=5)
+    assert (delivery.acknowledged, delivery.status, delivery.attempts) == (True, 200, 3)
+    assert seen == [body] * 3
+
+
+def test_delivery_gives_up_on_evolutions_final_answers(
+    answering: Callable[[list[int]], tuple[str, list[bytes]]],
+) -> None:
+    url, _ = answering([400])
+    body = gw.encode(gw.evolution_upsert(GROUP, "27821234567", "DR1234567"))
+    delivery = gw.post_until_acknowledged(url, body, attempts=5, final=gw.EVOLUTION_FINAL)
+    assert (delivery.acknowledged, delivery.status, delivery.attempts) == (False, 400, 1)
+
+
+def test_delivery_to_nothing_listening_counts_every_attempt() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    delivery = gw.post_until_acknowledged(f"http://127.0.0.1:{port}/", b"{}", attempts=2, timeout=2)
+    assert (delivery.acknowledged, delivery.status, delivery.attempts) == (False, None, 2)
