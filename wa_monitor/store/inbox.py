@@ -25,6 +25,8 @@ What each event does to the row of its (chat, message):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -32,7 +34,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -449,8 +451,30 @@ def _runs(
 
 @dataclass
 class _Request:
+    """Events to commit together, and who waits: a thread's future or an event loop's."""
+
     events: list[Event]
-    future: Future[None] = field(default_factory=Future)
+    future: Future[None] | None = None
+    waiter: asyncio.Future[None] | None = None
+
+    def settle(self, error: BaseException | None) -> None:
+        """Tell a thread's future (an event loop's is told by `_settle`, in its loop)."""
+        if self.future is not None:
+            if error is None:
+                self.future.set_result(None)
+            else:
+                self.future.set_exception(error)
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    """In the event loop: each waiter's outcome (one wake-up of the loop per batch)."""
+    for waiter, error in outcomes:
+        if waiter.done():  # the request was given up (the client went away)
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
 
 
 _STOP = object()
@@ -501,7 +525,17 @@ class InboxWriter:
 
     def submit(self, events: Sequence[Event]) -> Future[None]:
         """Queue `events` (already `checked`) for the next commit; the future says how it went."""
-        request = _Request(list(events))
+        future: Future[None] = Future()
+        self._put(_Request(list(events), future=future))
+        return future
+
+    async def commit(self, events: Sequence[Event]) -> None:
+        """`submit` for a coroutine: returns once the events are committed (or raises)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._put(_Request(list(events), waiter=waiter))
+        await waiter
+
+    def _put(self, request: _Request) -> None:
         with self._lock:
             if self._closed:
                 raise InboxClosed("the webhook inbox's writer is closed")
@@ -510,7 +544,6 @@ class InboxWriter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
                 self._thread.start()
-        return request.future
 
     def write(self, events: Sequence[Event], timeout: float | None = None) -> None:
         """Store `events` and return once they are committed (raises what the commit raised)."""
@@ -572,34 +605,45 @@ class InboxWriter:
 
     def _commit(self, batch: list[_Request]) -> None:
         events = [event for request in batch for event in request.events]
+        outcomes: list[tuple[_Request, BaseException | None]]
+        fatal: BaseException | None = None
         try:
             self._transaction(events)
         except ReviewDataError as exc:
             self.stats.failed_batches += 1
             if len(batch) == 1:
-                batch[0].future.set_exception(exc)
-                return
-            for request in batch:  # find the one holding the refused value
-                try:
-                    self._transaction(request.events)
-                except ReviewDatabaseError as alone:
-                    request.future.set_exception(alone)
-                else:
-                    request.future.set_result(None)
-            return
+                outcomes = [(batch[0], exc)]
+            else:
+                outcomes = [(request, self._alone(request)) for request in batch]
         except BaseException as exc:
             self.stats.failed_batches += 1
-            error = exc if isinstance(exc, ReviewDatabaseError) else _unexpected(exc)
-            for request in batch:
-                request.future.set_exception(error)
+            failure = exc if isinstance(exc, ReviewDatabaseError) else _unexpected(exc)
+            outcomes = [(request, failure) for request in batch]
             if not isinstance(exc, Exception):
-                raise
-            return
-        self.stats.batches += 1
-        self.stats.events += len(events)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(events))
-        for request in batch:
-            request.future.set_result(None)
+                fatal = exc
+        else:
+            self.stats.batches += 1
+            self.stats.events += len(events)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(events))
+            outcomes = [(request, None) for request in batch]
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for request, error in outcomes:
+            request.settle(error)
+            if request.waiter is not None:
+                by_loop.setdefault(request.waiter.get_loop(), []).append((request.waiter, error))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, settled)
+        if fatal is not None:
+            raise fatal
+
+    def _alone(self, request: _Request) -> BaseException | None:
+        """A request of a batch the database refused, tried in its own transaction."""
+        try:
+            self._transaction(request.events)
+        except ReviewDatabaseError as exc:
+            return exc
+        return None
 
     def _transaction(self, events: Sequence[Event]) -> None:
         try:

@@ -16,7 +16,6 @@ model per request, and every request waiting joins the same commit.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import threading
@@ -38,7 +37,8 @@ from wa_monitor.web.envelope import ApiError, error_response
 
 log = logging.getLogger("wa_monitor.web")
 
-router = APIRouter(prefix="/webhooks", include_in_schema=False)
+# Plain Starlette routes: no FastAPI dependency solving (and its Response) per call.
+router = APIRouter(include_in_schema=False)
 
 # Refused calls are logged once per gateway, then again only after a success or this long.
 REFUSALS_LOGGED_EVERY = 300.0
@@ -87,7 +87,6 @@ def close_inbox(app: FastAPI) -> None:
 # -- the routes -------------------------------------------------------------------------
 
 
-@router.post("/waha")
 async def waha(request: Request) -> Response:
     """WAHA's webhook (events message, message.any, message.edited, message.revoked,
     session.status)."""
@@ -111,7 +110,6 @@ async def waha(request: Request) -> Response:
     return await _deliver(request, WAHA, body, _received_now(events.parse_waha))
 
 
-@router.post("/evolution")
 async def evolution(request: Request) -> Response:
     """Evolution API's webhook (messages.upsert, messages.update, messages.delete,
     connection.update)."""
@@ -132,7 +130,6 @@ async def evolution(request: Request) -> Response:
     return await _deliver(request, EVOLUTION, body, _received_now(events.parse_evolution))
 
 
-@router.post("/bridge")
 async def bridge(request: Request) -> Response:
     """The maintained Go bridge fork's webhook: one stored message per call."""
     settings: Settings = request.app.state.settings
@@ -146,6 +143,14 @@ async def bridge(request: Request) -> Response:
     except events.SignatureError as exc:
         return _refused(request, BRIDGE_WEBHOOK, str(exc))
     return await _deliver(request, BRIDGE_WEBHOOK, body, events.parse_bridge_webhook)
+
+
+for _path, _endpoint in (
+    ("/webhooks/waha", waha),
+    ("/webhooks/evolution", evolution),
+    ("/webhooks/bridge", bridge),
+):
+    router.add_route(_path, _endpoint, methods=["POST"], include_in_schema=False)
 
 
 # -- one call ---------------------------------------------------------------------------
@@ -175,7 +180,7 @@ async def _deliver(request: Request, gateway: str, body: bytes, parse: Reader) -
         except InboxRejected as exc:
             return error_response(ApiError(400, f"Not stored: {exc}"))
         try:
-            await asyncio.wrap_future(inbox_writer(app).submit(kept))
+            await inbox_writer(app).commit(kept)
         except InboxClosed:
             return error_response(ApiError(503, "The server is stopping; deliver again"))
         except ReviewDatabaseError as exc:
