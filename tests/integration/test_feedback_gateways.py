@@ -189,6 +189,10 @@ EVOLUTION_CLOSED = Reply(
     400,
     {"status": 400, "error": "Bad Request", "response": {"message": ["Error: Connection Closed"]}},
 )
+BRIDGE_NOT_CONNECTED = Reply(500, {"success": False, "message": "Not connected to WhatsApp"})
+BRIDGE_UNAUTHORIZED = Reply(
+    401, {"success": False, "message": "Unauthorized: send Authorization: Bearer <BRIDGE_TOKEN>"}
+)
 PROXY_BAD_GATEWAY = Reply(502, "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>")
 
 
@@ -424,6 +428,8 @@ CASES = [
     Case(
         "Evolution did not answer in time", "evolution", Reply(201, {}, hold=True), fb.UNCONFIRMED
     ),
+    Case("wa-monitor bridge: not connected", "bridge", BRIDGE_NOT_CONNECTED, fb.PENDING),
+    Case("wa-monitor bridge refused the token", "bridge", BRIDGE_UNAUTHORIZED, fb.FAILED),
 ]
 
 
@@ -433,9 +439,13 @@ def test_only_a_send_that_certainly_did_not_go_out_is_sent_again(
 ) -> None:
     installer_posted(store, "DR80000001", WAHA_POST)
     config = projects(lawley=case.gateway)
-    clients = GatewayClients(gateways.settings(store.url), lambda: config, timeout=0.5)
+    settings = gateways.settings(store.url, BRIDGE_TOKEN=BRIDGE_TOKEN)
+    clients = GatewayClients(settings, lambda: config, timeout=0.5)
     sender = fb.FeedbackSender(store, clients, backoff=(0,))
-    target = gateways.waha if case.gateway == "waha" else gateways.evolution
+    gateways.bridge.default = BRIDGE_SENT
+    target = {"waha": gateways.waha, "evolution": gateways.evolution}.get(
+        case.gateway, gateways.bridge
+    )
     target.answer(case.reply)
     entry, _created = fb.enqueue(
         store,
@@ -452,6 +462,7 @@ def test_only_a_send_that_certainly_did_not_go_out_is_sent_again(
         assert first is not None and first.status == case.status, (case.what, first)
         assert first.gateway == case.gateway and first.gateway_message_id is None
         assert first.last_error
+        assert all(key not in first.last_error for key in (WAHA_KEY, EVOLUTION_KEY, BRIDGE_TOKEN))
         # The sender's next pass, and one a day later.
         sender.deliver_due(now())
         sender.deliver_due(now() + timedelta(days=1))
@@ -467,7 +478,8 @@ def test_only_a_send_that_certainly_did_not_go_out_is_sent_again(
         assert len(target.seen) == 1, case.what  # never sent again by itself
         assert after.status == case.status
         assert review(store, "DR80000001")["feedback_sent"] is None
-    assert gateways.bridge.seen == []
+    others = {"waha", "evolution", "bridge"} - {case.gateway}
+    assert all(getattr(gateways, other).seen == [] for other in others)
 
 
 # -- against `wa-monitor bridge`'s own API ----------------------------------------------
