@@ -2,7 +2,7 @@
 
 Options: --quick (100k-message stores, fewer runs: a smoke test, not the figures),
 --only NAME[,NAME] (backfill, proxy, incremental, live, api, feedback, photos,
-gallery).
+gallery, webhooks).
 """
 
 from __future__ import annotations
@@ -273,6 +273,12 @@ class Bench:
         for row in run_feedback(self.work, worker):
             self.add(*row)
 
+    def webhooks(self) -> None:
+        from bench.webhooks import run_webhooks
+
+        for row in run_webhooks(self.work, worker):
+            self.add(*row)
+
     # -- photos: worker memory, analysis, fetch throughput; the gallery on PostgreSQL --------
 
     def photos(self) -> None:
@@ -316,6 +322,7 @@ STEPS: dict[str, Callable[[Bench], None]] = {
     "feedback": Bench.feedback,
     "photos": Bench.photos,
     "gallery": Bench.gallery,
+    "webhooks": Bench.webhooks,
 }
 
 
