@@ -29,7 +29,8 @@ log = logging.getLogger("wa_monitor.bridge")
 Downloader = Callable[[bytes], bytes]
 
 _URL: Final = re.compile(r"https?://\S+")
-_CHAT: Final = re.compile(r"[0-9A-Za-z._-]+@[0-9A-Za-z._-]+")
+_CHAT: Final = re.compile(r"[0-9A-Za-z._:-]+@[0-9A-Za-z._-]+")
+_UNSAFE_FOLDER: Final = re.compile(r"[^0-9A-Za-z@._-]")
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class DownloadAnswer:
 
 
 def chat_folder(chat_jid: str) -> str:
-    """The folder of a chat's files: the JID with `:` as `_`, as upstream names it."""
-    return safe_name(chat_jid.replace(":", "_"), 200)
+    """The folder of a chat's files: the JID with `:` as `_`, as upstream names it; any
+    other character but letters, digits, `@`, `.`, `_` and `-` as `_` too."""
+    return _UNSAFE_FOLDER.sub("_", chat_jid)[:200].lstrip(".") or "chat"
 
 
 def disk_name(message_id: str, filename: str) -> str:
