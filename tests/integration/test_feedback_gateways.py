@@ -405,6 +405,23 @@ def test_a_gateway_without_its_url_fails_the_feedback_visibly_and_sends_nothing(
     assert gateways.requests() == 0
 
 
+def test_a_project_moved_to_another_gateway_sends_its_next_feedback_there(
+    store: ReviewStore, gateways: Gateways
+) -> None:
+    installer_posted(store, "DR80000001", WAHA_POST)
+    installer_posted(store, "DR80000002", WAHA_POST.replace("A1_", "A4_"))
+    settings = gateways.settings(store.url)
+    with dashboard(store, settings, projects()) as dash:
+        assert dash.send("DR80000001").status_code == 200
+        # projects.yaml now says `gateway: waha` for Lawley (the dashboard follows the file).
+        dash.client.app.state.config = projects(lawley="waha")  # type: ignore[attr-defined]
+        assert dash.send("DR80000002").status_code == 200
+    assert [seen.json["recipient"] for seen in gateways.bridge.seen] == [LAWLEY_JID]
+    assert [seen.json["chatId"] for seen in gateways.waha.seen] == [LAWLEY_JID]
+    assert only_entry(store, "DR80000001").gateway == "bridge"
+    assert only_entry(store, "DR80000002").gateway == "waha"
+
+
 # -- retried only when certainly not sent -----------------------------------------------
 
 
