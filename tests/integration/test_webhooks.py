@@ -319,19 +319,23 @@ def test_an_identifier_too_long_to_store_is_400(make_gateway: Any) -> None:
 
 
 def test_a_commit_that_fails_is_500_and_stores_nothing_then_the_retry_is_stored(
-    make_gateway: Any, store: ReviewStore
+    make_gateway: Any, store: ReviewStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway = make_gateway(WAHA_API_KEY=API_KEY)
     key = {"X-Api-Key": API_KEY}
     doc = gw.waha_message(WAHA_GROUP, "27821234567", "DR12345678")
     repair = break_commits(store)
+    caplog.set_level(logging.INFO, logger="wa_monitor.web")
 
-    refused(gateway.post("/webhooks/waha", doc, **key), 500, "deliver it again")
+    for _ in range(3):  # WAHA delivers again
+        refused(gateway.post("/webhooks/waha", doc, **key), 500, "deliver it again")
     assert gateway.rows() == []
+    assert len([r for r in caplog.records if "not stored" in r.getMessage()]) == 1
 
     repair()
     answered(gateway.post("/webhooks/waha", doc, **key), 1)
     assert len(gateway.rows()) == 1
+    assert "stored again" in caplog.text
 
 
 def test_concurrent_calls_share_commits_and_each_is_answered_after_its_own(

@@ -32,6 +32,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -58,6 +59,8 @@ PG_SEQ_LOCK = 7_301_116
 MAX_BATCH = 1000
 # A writer thread with nothing to write for this long ends (the next event starts one).
 IDLE_SECONDS = 30.0
+# …and gives its connection back to the pool after this long without work.
+_KEEP_CONNECTION = 1.0
 
 # Column widths of gateway_inbox and gateway_sessions (schema.py): an identifier longer
 # than its column is refused (400), a name or file name is shortened.
@@ -562,13 +565,16 @@ class InboxWriter:
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
+        idle_since = time.monotonic()
         try:
             while True:
                 try:
-                    first = self._queue.get(timeout=self.idle)
+                    first = self._queue.get(timeout=min(self.idle, _KEEP_CONNECTION))
                 except queue.Empty:
+                    # Quiet: the connection goes back to the pool, the thread ends later.
+                    self._release()
                     with self._lock:
-                        if self._pending == 0:
+                        if self._pending == 0 and time.monotonic() - idle_since >= self.idle:
                             self._thread = None
                             return
                     continue
@@ -577,6 +583,7 @@ class InboxWriter:
                 batch = self._take(first)
                 if batch:
                     self._commit(batch)
+                idle_since = time.monotonic()
         finally:
             self._release()
 

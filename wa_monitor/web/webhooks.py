@@ -54,6 +54,7 @@ class WebhookState:
     writer: InboxWriter | None = None
     groups_of: tuple[object, dict[str, frozenset[str]]] | None = None
     refused_logged: dict[str, float] = field(default_factory=dict)
+    store_error: str = ""  # the inbox's last failure, logged once
     stored: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
 
@@ -184,10 +185,20 @@ async def _deliver(request: Request, gateway: str, body: bytes, parse: Reader) -
         except InboxClosed:
             return error_response(ApiError(503, "The server is stopping; deliver again"))
         except ReviewDatabaseError as exc:
-            log.error("❌ %s webhook: not stored, the gateway will deliver again: %s", gateway, exc)
+            if str(exc) != state.store_error:  # once per distinct fault, not per call
+                state.store_error = str(exc)
+                log.error(
+                    "❌ %s webhook calls not stored (answered 500: the gateway delivers them "
+                    "again): %s",
+                    gateway,
+                    exc,
+                )
             return error_response(
                 ApiError(500, "The inbox could not store the call; deliver it again")
             )
+        if state.store_error:
+            state.store_error = ""
+            log.info("✅ webhook calls are stored again")
         state.stored[gateway] += len(kept)
     return Response(
         f'{{"success":true,"stored":{len(kept)},"ignored":{ignored}}}',
