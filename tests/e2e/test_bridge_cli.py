@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -180,3 +181,27 @@ def test_help_does_not_load_neonize() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pair" in done.stdout and "run" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_the_shipped_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    shipped = (ROOT / "deploy/systemd/wa-monitor-bridge@.service").read_text()
+    lines = shipped.splitlines()
+    assert "ReadWritePaths=/opt/wa-monitor/%i/bridge" in lines
+    assert "Environment=BRIDGE_STORE=/opt/wa-monitor/%i/bridge" in lines
+    assert "RestartPreventExitStatus=3" in lines
+    unit = tmp_path / "wa-monitor-bridge@.service"
+    unit.write_text(
+        "\n".join(
+            f"ExecStart={shutil.which('true') or '/bin/true'} bridge run"
+            if line.startswith("ExecStart=")
+            else line
+            for line in lines
+        )
+        + "\n"
+    )
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert str(unit) not in result.stderr, result.stderr

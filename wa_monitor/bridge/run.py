@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from wa_monitor.bridge.api import ApiServer, BridgeApi, NotConnected, Sent, Uploaded, listen_address
 from wa_monitor.bridge.handler import Handler, from_epoch, jid_text
-from wa_monitor.bridge.session import BridgeError, Session, SessionLock
+from wa_monitor.bridge.session import BridgeError, Session, SessionEnded, SessionLock
 from wa_monitor.bridge.store import MessageStore
 from wa_monitor.core.errors import ConfigError
 from wa_monitor.core.settings import Settings
@@ -214,7 +214,7 @@ class Runner:
             session.close()
             store.close()
         if session.fatal is not None:
-            raise BridgeError(session.fatal)
+            raise SessionEnded(session.fatal)
         return 0
 
     def _subscribe(

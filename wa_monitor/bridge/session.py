@@ -71,6 +71,14 @@ class SessionBusy(BridgeError):
     """Another process holds this store's WhatsApp session."""
 
 
+class SessionEnded(BridgeError):
+    """WhatsApp ended the session (logged out, client refused, banned): restarting the
+    bridge cannot help until an operator acts, so its exit status is its own (3), which
+    the systemd unit does not restart on."""
+
+    exit_code = 3
+
+
 class SessionLock:
     """An exclusive lock on one store's WhatsApp session, for the life of the process."""
 
