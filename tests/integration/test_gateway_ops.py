@@ -4,6 +4,7 @@ what to do about it, against fake gateways served on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -544,3 +545,59 @@ def _plan(store: ReviewStore, statement: str, parameters: Any) -> str:
             return "\n".join(str(r[0]) for r in rows)
         rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
         return "\n".join(str(r[-1]) for r in rows)
+
+
+# -- the front end's health panel ----------------------------------------------------------
+
+
+def front_end_bridge(store: ReviewStore, **env: str) -> dict[str, Any]:
+    """The whatsapp_bridge check of /api/wa-monitor-health, for a webhook-only install."""
+    from tests.integration.test_api_support import TestClient, add_people
+    from wa_monitor.core.config import parse_config
+    from wa_monitor.core.errors import UniqueViolation
+    from wa_monitor.core.settings import settings_from
+    from wa_monitor.store.users import create_token
+    from wa_monitor.web.app import create_app
+
+    with contextlib.suppress(UniqueViolation):  # asked again in the same test
+        add_people(store, ("viewer",))
+    token = create_token(store, "viewer", "next.js", front_end=True)[1]
+    settings = settings_from(
+        {
+            "DATABASE_URL": store.url,
+            "SECRET_KEY": "test-secret-key-0123456789",
+            "WA_MONITOR_INSTANCE": "prod@test",
+            "WORKING_HOURS": "always",
+            "STALE_AFTER": "3600",
+            **env,
+        }
+    )
+    config = parse_config(projects_yaml({}), Path("projects.yaml"))
+    app = create_app(settings, config, store, run_sender=False, follow_seconds=0)
+    with TestClient(app) as client:
+        done = client.get("/api/wa-monitor-health", headers={"Authorization": f"Bearer {token}"})
+    assert done.status_code == 200, done.text
+    check: dict[str, Any] = done.json()["data"]["checks"]["vps"]["whatsapp_bridge"]
+    return check
+
+
+def test_the_front_ends_bridge_check_tells_of_the_gateways_when_no_project_reads_a_store(
+    store: ReviewStore,
+) -> None:
+    record_heartbeat(store, "prod@test", started_at=datetime.now(UTC), counters={}, status={})
+    nothing = front_end_bridge(store, GATEWAY="waha")
+    assert nothing["status"] == "stale" and "wa-monitor doctor" in nothing["error"]
+
+    inbox_row(store, "waha", LAWLEY, minutes=4)
+    inbox_row(store, "waha", VELO, minutes=300)
+    session_row(store, "waha", "default", "WORKING")
+    quiet = front_end_bridge(store, GATEWAY="waha")
+    assert quiet["status"] == "degraded" and quiet["error"] == "quiet in working hours: Velo Test"
+    assert quiet["details"]["source"] == "the webhook gateways' inbox (waha)"
+    assert quiet["details"]["sessions"] == {"waha/default": "WORKING"}
+    assert quiet["details"]["groups"]["Lawley"]["quiet"] is False
+
+    with store.begin() as conn:
+        conn.execute(gateway_sessions.update().values(status="SCAN_QR_CODE"))
+    down = front_end_bridge(store, GATEWAY="waha")
+    assert down["status"] == "down" and "waha/default is SCAN_QR_CODE" in down["error"]

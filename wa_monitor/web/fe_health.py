@@ -3,9 +3,12 @@
 The panel's sections keep their names; what fills them is what /readyz judges: the
 bridge (its store, its groups, and the feedback sent through it), the monitor (its
 heartbeat, its scans, its photo queue), the review database, and the reads behind the
-drop list and the daily counts. Always 200 while an answer can be built: the panel shows
-`overall_status`, and a failed request would hide which part is down. No file path or
-database address is in it: those stay in /readyz and `wa-monitor doctor`.
+drop list and the daily counts. When no project reads a bridge store (every one is on a
+webhook gateway), the bridge's section tells of the gateways instead: each group's newest
+message in the inbox and each session's reported state. Always 200 while an answer can be
+built: the panel shows `overall_status`, and a failed request would hide which part is
+down. No file path or database address is in it: those stay in /readyz and `wa-monitor
+doctor`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from wa_monitor.core.config import Project
 from wa_monitor.core.errors import ReviewDatabaseError
+from wa_monitor.core.gateways import BRIDGE, EVOLUTION, WAHA
 from wa_monitor.core.hours import WorkingHours
 from wa_monitor.core.settings import Settings
 from wa_monitor.monitor.health import Check, check_photos, store_changed_at
@@ -27,6 +32,7 @@ from wa_monitor.store.health_figures import outbox_counts, recent_drops
 from wa_monitor.store.heartbeats import read_heartbeats
 from wa_monitor.store.review_store import ReviewStore
 from wa_monitor.store.schema import SCHEMA_HEAD
+from wa_monitor.web import health_panel_queries as hq
 from wa_monitor.web.api import _config, _errors, _store
 from wa_monitor.web.auth import Viewer
 from wa_monitor.web.envelope import Envelope, ok
@@ -180,6 +186,81 @@ def _bridge(
         )
     problems = []
     quiet = sorted(str(g.get("project")) for g in groups if g.get("stale"))
+    if quiet:
+        problems.append(f"quiet in working hours: {', '.join(quiet)}")
+    if outbox is not None and (outbox["failed"] or outbox["unconfirmed"]):
+        problems.append(
+            f"feedback: {outbox['failed']} failed, {outbox['unconfirmed']} unconfirmed (see "
+            "each drop's feedback on the dashboard)"
+        )
+    if problems:
+        return HealthCheck(status="degraded", details=details, error="; ".join(problems))
+    return HealthCheck(status="up", details=details)
+
+
+def _gateways(
+    store: ReviewStore,
+    settings: Settings,
+    in_use: Mapping[str, Sequence[Project]],
+    outbox: Mapping[str, int] | None,
+    hours: WorkingHours,
+    zone: Any,
+    now: datetime,
+) -> HealthCheck:
+    """The bridge's section for an installation on webhook gateways only: the inbox's view."""
+    projects = [p for its in in_use.values() for p in its]
+    try:
+        newest = hq.inbox_newest(store, [p.group_jid for p in projects])
+        sessions = hq.session_states(store)
+    except ReviewDatabaseError as exc:
+        return HealthCheck(status="down", details={}, error=f"The inbox cannot be read: {exc}")
+    working = hours.contains(now, zone)
+    groups: dict[str, dict[str, Any]] = {}
+    for p in projects:
+        found = newest.get(p.group_jid)
+        at = found.sent_at if found is not None else None
+        age = _age(at, now)
+        groups[p.name] = {
+            "last_message_at": _iso(at),
+            "seconds_ago": age,
+            "quiet": age is not None and age > settings.stale_after and working,
+        }
+    times = [found.sent_at for found in newest.values() if found is not None]
+    ours = {WAHA: settings.waha_session, EVOLUTION: settings.evolution_instance}
+    states = {
+        f"{s.gateway}/{s.session}": s.status
+        for s in sessions
+        if s.gateway in in_use and (not ours.get(s.gateway) or s.session == ours[s.gateway])
+    }
+    details: dict[str, Any] = {
+        "source": "the webhook gateways' inbox (" + ", ".join(sorted(in_use)) + ")",
+        "last_message_at": _iso(max(times)) if times else None,
+        "last_message_seconds_ago": _age(max(times), now) if times else None,
+        "sessions": states,
+        "groups": groups,
+    }
+    if outbox is not None:
+        details.update({f"feedback_{k}": v for k, v in outbox.items()})
+    down = [
+        f"{name} is {status}"
+        for name, status in sorted(states.items())
+        if status not in hq.WORKING_STATES.get(name.split("/")[0], ())
+    ]
+    if down:
+        return HealthCheck(
+            status="down",
+            details=details,
+            error="Gateway session not connected: " + "; ".join(down) + " (`wa-monitor doctor`)",
+        )
+    if not times:
+        return HealthCheck(
+            status="stale",
+            details=details,
+            error="No message has come through the webhook gateways yet: `wa-monitor doctor` "
+            "says what to configure",
+        )
+    problems = []
+    quiet = sorted(name for name, g in groups.items() if g["quiet"])
     if quiet:
         problems.append(f"quiet in working hours: {', '.join(quiet)}")
     if outbox is not None and (outbox["failed"] or outbox["unconfirmed"]):
@@ -350,8 +431,13 @@ def health(request: Request, _caller: Viewer) -> JSONResponse:
         )
     drops_read = _api("GET /api/wa-monitor-drops", recent_ms, recent_problem)
     daily_read = _api("GET /api/wa-monitor-daily-drops", recent_ms, recent_problem)
+    in_use = hq.projects_by_gateway(list(config.enabled), settings.gateway)
+    if BRIDGE in in_use or not reachable:
+        bridge = _bridge(checks, ready.beat, settings, outbox, now)
+    else:
+        bridge = _gateways(store, settings, in_use, outbox, hours, config.zone, now)
     vps = VpsChecks(
-        whatsapp_bridge=_bridge(checks, ready.beat, settings, outbox, now),
+        whatsapp_bridge=bridge,
         drop_monitor_prod=_monitor(_find(checks, "heartbeat"), ready.beat, photos, now),
         drop_monitor_dev=_other_monitor(beats or [], ready.beat, settings, now),
         log_activity=_scans(ready.beat, settings, now),
