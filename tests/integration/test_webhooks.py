@@ -363,3 +363,19 @@ def test_concurrent_calls_share_commits_and_each_is_answered_after_its_own(
     writer = state_of(gateway.app).writer
     assert writer is not None
     assert writer.stats.events == len(docs)
+
+
+def test_after_the_inbox_is_closed_calls_are_refused_for_a_later_delivery(
+    make_gateway: Any,
+) -> None:
+    gateway = make_gateway(WAHA_API_KEY=API_KEY)
+    key = {"X-Api-Key": API_KEY}
+    first = gw.waha_message(WAHA_GROUP, "27821234567", "DR12345678")
+    answered(gateway.post("/webhooks/waha", first, **key), 1)
+
+    close_inbox(gateway.app)
+    close_inbox(gateway.app)  # safe twice
+    later = gw.waha_message(WAHA_GROUP, "27821234567", "DR87654321")
+
+    refused(gateway.post("/webhooks/waha", later, **key), 503, "deliver again")
+    assert [r["content"] for r in gateway.rows()] == ["DR12345678"]
