@@ -601,3 +601,46 @@ def test_the_front_ends_bridge_check_tells_of_the_gateways_when_no_project_reads
         conn.execute(gateway_sessions.update().values(status="SCAN_QR_CODE"))
     down = front_end_bridge(store, GATEWAY="waha")
     assert down["status"] == "down" and "waha/default is SCAN_QR_CODE" in down["error"]
+
+
+# -- the bridge's token ---------------------------------------------------------------------
+
+
+def test_doctor_says_when_the_bridges_api_wants_a_token() -> None:
+    """A bridge that refuses requests without its bearer token (`wa-monitor bridge`, the
+    maintained fork), probed with an empty /send that no bridge sends."""
+    from wa_monitor.ops.doctor import check_bridge_token
+
+    posted: list[tuple[str, str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            posted.append((self.path, self.headers.get("Authorization") or "", body))
+            status = 400 if self.headers.get("Authorization") == "Bearer right" else 401
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    try:
+        missing = check_bridge_token(url, None)
+        wrong = check_bridge_token(url, "wrong")
+        right = check_bridge_token(url, "right")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert missing is not None and missing.status == "fail" and "BRIDGE_TOKEN" in missing.fix
+    assert wrong is not None and wrong.status == "fail" and "refuses BRIDGE_TOKEN" in wrong.detail
+    assert right is not None and right.status == "pass"
+    assert [(p, a, b) for p, a, b in posted] == [
+        ("/api/send", "", b"{}"),
+        ("/api/send", "Bearer wrong", b"{}"),
+        ("/api/send", "Bearer right", b"{}"),
+    ]
+    assert check_bridge_token(url, "right") is None  # nothing answers: the process check says so
