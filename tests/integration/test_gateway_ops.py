@@ -644,3 +644,23 @@ def test_doctor_says_when_the_bridges_api_wants_a_token() -> None:
         ("/api/send", "Bearer right", b"{}"),
     ]
     assert check_bridge_token(url, "right") is None  # nothing answers: the process check says so
+
+
+def test_doctor_looks_for_a_webhook_projects_group_in_the_inbox_not_the_bridge_store(
+    site: Site, store: ReviewStore
+) -> None:
+    bridge = Bridge(site.root / "store")
+    bridge.writer.add_chat(VELO, "Velo Test group")
+    bridge.post(VELO, "hello", when=datetime.now(UTC))
+    inbox_row(store, "waha", LAWLEY, minutes=2)
+    with waha() as fake:
+        checks = site.doctor(
+            {"Lawley": "waha"},
+            WHATSAPP_DB_PATH=str(bridge.messages_db),
+            WAHA_URL=fake.url,
+            WAHA_API_KEY=WAHA_KEY,
+        )
+    assert checks["group of Velo Test"].status == "pass"  # the bridge store's
+    assert "group of Lawley" not in checks  # not looked for in the bridge store
+    assert checks["WAHA: group of Lawley"].status == "pass"
+    assert checks["bridge store"].status == "pass"

@@ -121,12 +121,15 @@ def check_config(path: Path) -> tuple[Check, ProjectsConfig | None]:
     )
 
 
-def check_groups(bridge: BridgeStore, config: ProjectsConfig) -> list[Check]:
-    """Each enabled project's group is in the store (closest group names when not)."""
+def check_groups(
+    bridge: BridgeStore, config: ProjectsConfig, projects: Sequence[Project] | None = None
+) -> list[Check]:
+    """Each enabled project's group (of `projects`: those reading the bridge store) is in the
+    store (closest group names when not)."""
     groups = bridge.groups()
     by_jid = {g.jid: g for g in groups}
     checks: list[Check] = []
-    for project in config.enabled:
+    for project in config.enabled if projects is None else projects:
         found = by_jid.get(project.group_jid)
         label = f"group of {project.name}"
         if found is not None:
@@ -915,8 +918,8 @@ def run_doctor(
         hours = WorkingHours.parse(settings.working_hours)
         bridge = BridgeStore(bridge_path, settings.whatsapp_store_path)
         try:
-            checks.extend(check_groups(bridge, config))
-            names = {p.group_jid: p.name for p in config.enabled}
+            checks.extend(check_groups(bridge, config, in_use[BRIDGE]))
+            names = {p.group_jid: p.name for p in in_use[BRIDGE]}
             newest = bridge.newest_messages(names)
             checks.extend(
                 c
