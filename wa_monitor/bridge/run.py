@@ -157,10 +157,14 @@ class Runner:
     pairing: bool = False
     phone: str | None = None
     show_qr: Callable[[str], None] | None = None
+    # neonize's NewClient by default; the tests give a client that plays WhatsApp's part.
+    client_factory: Callable[[str], Any] | None = None
 
     def __post_init__(self) -> None:
         self.folder = store_folder(self.settings)
         self.whatsapp_db = self.folder / WHATSAPP_DB
+        self.failure: str | None = None
+        self.server: ApiServer | None = None
 
     def start(self) -> int:
         """Run until stopped; the exit status (0: stopped, else a BridgeError is raised)."""
@@ -189,33 +193,59 @@ class Runner:
 
         session = Session(self.folder)
         store = MessageStore(self.folder / MESSAGES_DB)
-        client = NewClient(str(self.whatsapp_db))
+        neonize.events.event.clear()  # neonize's stop event, once set, stays set
+        client = (self.client_factory or NewClient)(str(self.whatsapp_db))
         transport = NeonizeTransport(client, session)
         handler = Handler(store, me=transport.me, group_name=transport.group_name)
         self._subscribe(client, session, handler, transport)
         server: ApiServer | None = None
+        restore: dict[int, Any] = {}
         try:
             if not self.pairing:
                 server = ApiServer(
                     BridgeApi(store, self.folder, transport, token).app(), host, port
                 )
                 server.start()
+                self.server = server
                 log.info("bridge: API listening on %s:%d", host, server.port)
-            self._stop_on_signals(session)
-            worker = threading.Thread(target=client.connect, name="neonize", daemon=True)
+            restore = self._stop_on_signals(session)
+            worker = threading.Thread(
+                target=self._connection, args=(client, session), name="neonize", daemon=True
+            )
             worker.start()
             session.stopped.wait()
+            linked = session.connected
             # neonize's connect() returns once its stop event is set: it cancels the Go side.
             neonize.events.event.set()
             worker.join(timeout=15)
         finally:
+            for signum, previous in restore.items():
+                signal.signal(signum, previous)
             if server is not None:
                 server.stop()
             session.close()
             store.close()
         if session.fatal is not None:
             raise SessionEnded(session.fatal)
+        if self.failure is not None:
+            raise BridgeError(self.failure)
+        if self.pairing and not linked:
+            failures = session.pairing_failures
+            raise BridgeError(
+                "pairing stopped before WhatsApp confirmed the link"
+                + (f" ({failures} failed attempt(s) so far)" if failures else "")
+                + "; run `wa-monitor bridge pair` again"
+            )
         return 0
+
+    def _connection(self, client: Any, session: Session) -> None:
+        """neonize's connect(), which returns only when stopped: an end of its own stops us
+        (with exit status 1, so that systemd starts the bridge again)."""
+        try:
+            client.connect()
+        except Exception as exc:
+            self.failure = f"the WhatsApp client stopped: {exc}"
+        session.request_stop()
 
     def _subscribe(
         self, client: Any, session: Session, handler: Handler, transport: NeonizeTransport
@@ -321,14 +351,16 @@ class Runner:
         client.event(PairStatusEv)(pair_status)
         client.event(StreamReplacedEv)(replaced)
 
-    def _stop_on_signals(self, session: Session) -> None:
+    def _stop_on_signals(self, session: Session) -> dict[int, Any]:
+        """SIGTERM and SIGINT stop the bridge cleanly; returns the handlers they replace."""
+
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("bridge: %s received, stopping", signal.Signals(signum).name)
             session.request_stop()
 
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def print_qr(data: str) -> None:
