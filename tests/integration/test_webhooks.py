@@ -379,3 +379,20 @@ def test_after_the_inbox_is_closed_calls_are_refused_for_a_later_delivery(
 
     refused(gateway.post("/webhooks/waha", later, **key), 503, "deliver again")
     assert [r["content"] for r in gateway.rows()] == ["DR12345678"]
+
+
+def test_a_webhook_carrying_a_photo_as_base64_is_not_too_large(make_gateway: Any) -> None:
+    # Evolution API's webhook_base64 puts the photo in the call: far above the API's 256 KiB.
+    gateway = make_gateway(EVOLUTION_API_KEY=EVOLUTION_KEY)
+    doc = gw.evolution_upsert(
+        EVOLUTION_GROUP,
+        "27821234567",
+        "DR12345678",
+        media=gw.evolution_image(),
+        apikey=EVOLUTION_KEY,
+    )
+    doc["data"]["message"]["base64"] = "QUJD" * 500_000  # 2 MB
+
+    answered(gateway.post("/webhooks/evolution", doc), 1)
+    [row] = gateway.rows()
+    assert (row["content"], row["media_type"]) == ("DR12345678", "image")

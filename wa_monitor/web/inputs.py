@@ -29,6 +29,10 @@ UPLOAD_PATHS = (
     "/api/wa-monitor-reconcile",
     "/api/wa-monitor-dr-validation",
 )
+# Evolution API's webhook may carry the photo itself, as base64 (its webhook_base64):
+# refused, it would be delivered again and again, and the caption's drop number with it.
+MAX_WEBHOOK_BYTES = 16 * 1024 * 1024
+MEDIA_WEBHOOK_PATH = "/webhooks/evolution"
 # Enough to fix a request; more only costs time to build and send.
 MAX_PROBLEMS = 20
 
@@ -152,6 +156,8 @@ class InputGuard:
             return
         upload = is_upload(scope)
         limit = self.max_upload if upload else self.max_body
+        if scope.get("method") == "POST" and scope.get("path") == MEDIA_WEBHOOK_PATH:
+            limit = MAX_WEBHOOK_BYTES
         try:
             declared = int(headers.get("content-length", "0"))
         except ValueError:
