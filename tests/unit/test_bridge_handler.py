@@ -4,6 +4,7 @@ sent, and the connection's states as an operator sees them."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,9 +34,11 @@ from wa_monitor.bridge.api import (
 )
 from wa_monitor.bridge.handler import from_epoch, jid_text, kind_of, parse, safe_name, unwrap
 from wa_monitor.bridge.media import chat_folder, disk_name
+from wa_monitor.bridge.run import paired, require_token, store_folder, to_jid
 from wa_monitor.bridge.session import LOGGED_OUT, OUTDATED, Session, read_status
 from wa_monitor.bridge.store import go_time
 from wa_monitor.core.errors import ConfigError
+from wa_monitor.core.settings import load_settings
 
 WHEN = datetime(2025, 11, 9, 17, 15, 30, tzinfo=UTC)
 
@@ -238,3 +241,39 @@ def test_an_unreadable_status_file_is_no_status(tmp_path: Path) -> None:
     assert read_status(tmp_path) is None
     (tmp_path / "bridge-status.json").write_text(json.dumps({"state": "dancing"}))
     assert read_status(tmp_path) is None
+
+
+# -- the runner's checks -----------------------------------------------------------------
+
+
+def test_recipients_become_neonize_jids() -> None:
+    group = to_jid("120363418298130331@g.us")
+    assert (group.User, group.Server, group.Device) == ("120363418298130331", "g.us", 0)
+    device = to_jid("27821234567:12@s.whatsapp.net")
+    assert (device.User, device.Device) == ("27821234567", 12)
+    assert to_jid("27821234567").Server == "s.whatsapp.net"
+
+
+def test_paired_means_whatsmeow_holds_a_device(tmp_path: Path) -> None:
+    db = tmp_path / "whatsapp.db"
+    assert not paired(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE whatsmeow_device (jid TEXT PRIMARY KEY)")
+    conn.close()
+    assert not paired(db)  # logged out: whatsmeow deleted its device
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO whatsmeow_device VALUES ('27820000000:5@s.whatsapp.net')")
+    conn.close()
+    assert paired(db)
+    db.write_bytes(b"not a database")
+    assert not paired(db)
+
+
+def test_the_store_folder_and_the_token_come_from_the_settings(tmp_path: Path) -> None:
+    beside = load_settings({"WHATSAPP_DB_PATH": str(tmp_path / "store" / "messages.db")})
+    assert store_folder(beside) == tmp_path / "store"
+    with pytest.raises(ConfigError, match="BRIDGE_STORE is not set"):
+        store_folder(load_settings({}))
+    with pytest.raises(ConfigError, match="BRIDGE_TOKEN is not set"):
+        require_token(load_settings({"BRIDGE_TOKEN": "   "}))
+    assert require_token(load_settings({"BRIDGE_TOKEN": "abc"})) == "abc"
