@@ -442,3 +442,29 @@ def test_timestamps_are_written_in_the_host_zone_by_default(tmp_path: Path) -> N
     host = datetime.fromtimestamp(WHEN.timestamp()).astimezone()
     assert text == host.isoformat(sep=" ")  # e.g. 2025-11-09 17:15:30+00:00 on a UTC host
     assert parse_timestamp(text) == WHEN.astimezone(UTC)
+
+
+def test_a_history_message_that_cannot_be_read_costs_only_itself(
+    store: MessageStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_account() -> str:
+        raise RuntimeError("not connected yet")
+
+    handler = Handler(store, me=no_account)
+    old = int((WHEN - timedelta(days=1)).timestamp())
+    sync = ev.HistorySync(
+        Data=HistorySync(
+            conversations=[
+                Conversation(
+                    ID=GROUP,
+                    messages=[
+                        history_message("3EB0H1", "ours", old, from_me=True),
+                        history_message("3EB0H2", "DR12345678", old + 5, PHONE_JID),
+                    ],
+                )
+            ]
+        )
+    )
+    assert handler.history(sync) == 1
+    assert [r[1] for r in rows(store)] == ["3EB0H2"]
+    assert any("history message could not be read" in r.getMessage() for r in caplog.records)

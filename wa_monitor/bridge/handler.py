@@ -323,35 +323,50 @@ class Handler:
             return 0
         rows: list[tuple[MessageRow, bytes | None]] = []
         for item in conversation.messages:
-            info = item.message
-            key = info.key
-            message_id = str(key.ID or "")
-            if not message_id:
-                continue
-            when = from_epoch(info.messageTimestamp)
-            if info.messageStubType == WebMessageInfo.REVOKE:
-                self.store.delete(
-                    chat, message_id, from_epoch(info.revokeMessageTimestamp, default=when)
+            try:
+                row = self._history_row(chat, item.message)
+            except BridgeStoreWriteError:
+                raise
+            except Exception as exc:  # one bad message costs only itself
+                self._once(
+                    f"history-message:{type(exc).__name__}",
+                    "a history message could not be read (%s: %s); skipped",
+                    type(exc).__name__,
+                    exc,
                 )
                 continue
-            if not info.HasField("message"):
-                continue
-            message = unwrap(info.message)
-            if message.HasField("protocolMessage"):
-                continue
-            parsed = parse(message, message_id, when)
-            if parsed is None:
-                continue
-            from_me = bool(key.fromMe)
-            participant = str(key.participant or info.participant or "")
-            # As upstream's history rows: a group member's full JID, ours as our user part.
-            sender = self.me() if from_me else (participant or chat.split("@", 1)[0])
-            rows.append((self._row(parsed, message_id, chat, sender, when, from_me), parsed.media))
+            if row is not None:
+                rows.append(row)
         name = str(conversation.name or conversation.displayName or "") or None
         if name is None and chat.endswith("@g.us"):
             name = self._chat_name(chat, True, None)
         self.store.store_many(rows, name)
         return len(rows)
+
+    def _history_row(self, chat: str, info: Any) -> tuple[MessageRow, bytes | None] | None:
+        """One history message as a row (None: nothing to store; a deletion is recorded)."""
+        key = info.key
+        message_id = str(key.ID or "")
+        if not message_id:
+            return None
+        when = from_epoch(info.messageTimestamp)
+        if info.messageStubType == WebMessageInfo.REVOKE:
+            deleted_at = from_epoch(info.revokeMessageTimestamp, default=when)
+            self.store.delete(chat, message_id, deleted_at)
+            return None
+        if not info.HasField("message"):
+            return None
+        message = unwrap(info.message)
+        if message.HasField("protocolMessage"):
+            return None
+        parsed = parse(message, message_id, when)
+        if parsed is None:
+            return None
+        from_me = bool(key.fromMe)
+        participant = str(key.participant or info.participant or "")
+        # As upstream's history rows: a group member's full JID, ours as our user part.
+        sender = self.me() if from_me else (participant or chat.split("@", 1)[0])
+        return self._row(parsed, message_id, chat, sender, when, from_me), parsed.media
 
     # -- helpers ------------------------------------------------------------------------
 
