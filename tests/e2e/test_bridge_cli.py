@@ -205,3 +205,67 @@ def test_the_shipped_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert str(unit) not in result.stderr, result.stderr
+
+
+# A bridge process whose WhatsApp client is played by a fake that connects, then waits
+# to be stopped as neonize's connect() does: everything of `run` but the network.
+RUN_WITH_FAKE_CLIENT = """
+import sys
+from pathlib import Path
+import wa_monitor.bridge
+from neonize.events import ConnectedEv, event as neonize_stop
+from neonize.proto import Neonize_pb2 as ev
+from tests.integration.test_bridge_run import FakeEvents
+from wa_monitor.bridge.run import Runner
+from wa_monitor.core.settings import load_settings
+
+class Client:
+    def __init__(self, path):
+        self.event = FakeEvents()
+    def get_me(self):
+        return ev.Device(JID=ev.JID(User="27820000000", Server="s.whatsapp.net"))
+    def connect(self):
+        self.event.handlers[ConnectedEv](self, ev.Connected(status=True))
+        print("connected", flush=True)
+        neonize_stop.wait(60)
+
+settings = load_settings({"BRIDGE_STORE": sys.argv[1], "BRIDGE_TOKEN": "t0ken",
+                          "BRIDGE_LISTEN": "127.0.0.1:0"})
+sys.exit(Runner(settings, client_factory=Client).start())
+"""
+
+
+def test_sigterm_stops_a_running_bridge_cleanly(store: Path) -> None:
+    import signal
+    import sqlite3
+
+    with sqlite3.connect(store / "whatsapp.db") as conn:
+        conn.execute("CREATE TABLE whatsmeow_device (jid TEXT PRIMARY KEY)")
+        conn.execute("INSERT INTO whatsmeow_device VALUES ('27820000000:5@s.whatsapp.net')")
+    conn.close()
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUN_WITH_FAKE_CLIENT, str(store)],
+        cwd=ROOT,
+        env=environment(store),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "connected"
+        assert json.loads((store / "bridge-status.json").read_text())["state"] == "connected"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert "SIGTERM received, stopping" in stderr
+    status = json.loads((store / "bridge-status.json").read_text())
+    assert (status["state"], status["account"]) == ("stopped", "27820000000")
+    from wa_monitor.bridge.session import SessionLock
+
+    SessionLock(store).acquire().release()  # the lock went with the process
