@@ -17,6 +17,7 @@ from urllib.parse import unquote
 import pytest
 import sqlalchemy as sa
 
+from tests.faults.support import figure
 from tests.helpers import LAWLEY, T0, VELO, Bridge
 from tests.integration.test_ops_service import (
     HEAD,
@@ -245,6 +246,10 @@ def test_a_webhook_message_becomes_a_review_quickly(
             wait_for(lambda drop=drop: ("Lawley", drop) in drops(store), what=drop)  # type: ignore[misc]
             latencies.append(time.monotonic() - started)
     p50 = statistics.median(latencies)
+    figure(
+        f"webhook inbox → review ({store.dialect}): p50 {p50 * 1000:.0f} ms, "
+        f"max {max(latencies) * 1000:.0f} ms over {len(latencies)} messages (poll 0.1 s)"
+    )
     assert p50 <= 0.25, f"p50 {p50 * 1000:.0f} ms from the webhook's commit to the review"
 
 
