@@ -21,12 +21,14 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import LAWLEY, T0, config_from
+from tests.integration.test_ops_service import HEAD, project, running, wait_for
 from tests.mediabridge import jpeg, scene
 from wa_monitor.core.gateway_events import InboxMessage, MediaRef
 from wa_monitor.core.settings import Settings, settings_from
 from wa_monitor.monitor.media_worker import MediaWorker
 from wa_monitor.monitor.photo_linker import PhotoLinker
 from wa_monitor.monitor.scan import Monitor
+from wa_monitor.monitor.service import Service
 from wa_monitor.store.inbox import InboxWriter, checked
 from wa_monitor.store.inbox_source import InboxSource
 from wa_monitor.store.media import FolderMediaStore
@@ -241,3 +243,34 @@ def test_an_evolution_photo_that_does_not_hash_to_its_sha256_is_not_kept(
     assert photo["status"] == "pending"  # retried later, as the bridge's mismatches are
     assert "does not hash to the SHA-256 it gave" in photo["last_error"]
     assert not FolderMediaStore(tmp_path / "media").exists(SHA)
+
+
+def test_the_service_fetches_a_webhook_groups_photos_from_its_gateway(
+    db_url: str, store: ReviewStore, writer: InboxWriter, gateway: FakeGateway, tmp_path: Path
+) -> None:
+    gateway.files["/api/files/default/3EB0PHOTO007.jpeg"] = PHOTO
+    config = tmp_path / "projects.yaml"
+    config.write_text(HEAD + project("Lawley", LAWLEY) + "    gateway: waha\n")
+    env = {
+        "DATABASE_URL": db_url,
+        "MEDIA_DIR": str(tmp_path / "media"),
+        "WAHA_URL": gateway.url,
+        "WAHA_API_KEY": "waha-key",
+        "SCAN_INTERVAL": "0.5",
+        "HEARTBEAT_INTERVAL": "0.2",
+        "WORKING_HOURS": "always",
+        "PROD_ENV_FILE": "",
+    }
+    service = Service(settings_from(env), config, poll=0.01)
+
+    def photo_status() -> str | None:
+        with store.begin() as conn:
+            query = sa.select(G.c.status).where(G.c.media_type == "image")
+            return conn.execute(query).scalar()  # type: ignore[no-any-return]
+
+    with running(service):
+        media = MediaRef(url=f"{gateway.url}/api/files/default/3EB0PHOTO007.jpeg")
+        post_with_photo(writer, "waha", "3EB0PHOTO007", media)
+        wait_for(lambda: photo_status() == "available", timeout=60, what="the fetched photo")
+    assert FolderMediaStore(tmp_path / "media").exists(SHA)
+    assert [r["key"] for r in gateway.requests] == ["waha-key"]
