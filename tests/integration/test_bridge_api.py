@@ -289,16 +289,28 @@ def test_download_writes_the_verified_file_inside_the_store(bridge: Bridge) -> N
     assert path.read_bytes() == PHOTO
     assert path.parent == (bridge.folder / GROUP).resolve()
     assert body["filename"] == path.name and "3EB0PHOTO2" in path.name
-    # The monitor's own download client accepts the answer and opens the file.
-    client = BridgeMediaClient(bridge.url, bridge.folder)
+    # The monitor's own download client (with BRIDGE_TOKEN) accepts the answer and opens
+    # the file.
+    client = BridgeMediaClient(bridge.url, bridge.folder, token=TOKEN)
     try:
-        client._http.headers["Authorization"] = f"Bearer {TOKEN}"
         got = client.download("3EB0PHOTO2", GROUP)
         assert got.status == "ready" and got.path is not None
         with client.open(got.path) as handle:
             assert handle.read() == PHOTO
     finally:
         client.close()
+
+
+def test_the_monitors_download_without_bridge_token_is_told_to_set_it(bridge: Bridge) -> None:
+    bridge.photo("3EB0PHOTO3")
+    client = BridgeMediaClient(bridge.url, bridge.folder)
+    try:
+        got = client.download("3EB0PHOTO3", GROUP)
+    finally:
+        client.close()
+    assert got.status == "retry"
+    assert "HTTP 401" in got.reason and "set BRIDGE_TOKEN" in got.reason
+    assert not (bridge.folder / GROUP).exists()
 
 
 def test_photos_of_one_burst_download_to_their_own_files(bridge: Bridge) -> None:

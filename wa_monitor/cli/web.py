@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +92,10 @@ def serve(app: App, host: str | None, port: int | None, dev: bool) -> None:
     proxies = list(settings.trusted_proxies)
     if proxies:
         log.info("🌐 X-Forwarded-For and X-Forwarded-Proto believed from %s", ", ".join(proxies))
+    # What start-up built lives as long as the process: out of the collector's sight, a
+    # full collection no longer walks it (pauses of up to 200 ms under webhook load).
+    gc.collect()
+    gc.freeze()
     try:
         uvicorn.run(
             web,

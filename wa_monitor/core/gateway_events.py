@@ -81,6 +81,10 @@ class SignatureError(ValueError):
     """The call is not signed, wrongly signed, or signed too long ago (401)."""
 
 
+class ReplayError(SignatureError):
+    """Rightly signed, but at a time too far from now: a replay, or a clock off."""
+
+
 @dataclass(frozen=True, slots=True)
 class MediaRef:
     """Where a message's media can be fetched from, and what the gateway said of it."""
@@ -1015,7 +1019,7 @@ def verify_waha(
     if at is not None and abs(now - at) > window:
         age = now - at
         when = f"signed {age:.0f} s ago" if age > 0 else f"signed {-age:.0f} s ahead"
-        raise SignatureError(f"{when}, outside the {window:.0f} s window")
+        raise ReplayError(f"{when}, outside the {window:.0f} s window")
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:

@@ -364,16 +364,20 @@ class Settings:
     webhook_token: str | None = setting(
         "WEBHOOK_TOKEN",
         None,
-        "Bearer token the Go bridge fork's webhook calls must carry (its WEBHOOK_SECRET).",
+        "Token the Go bridge fork's webhook calls must carry: the fork sends no header, so "
+        "put it in its WEBHOOK_URL as `?token=` (a Bearer header is taken too).",
         optional_text,
         secret=True,
     )
     webhook_window: float = setting(
         "WEBHOOK_WINDOW",
-        "300",
-        "A signed webhook call whose timestamp is further than this from now (seconds) is "
-        "refused as a replay.",
-        number(1, 86400),
+        "86400",
+        "A signed webhook call whose signed time is further than this from now (seconds) is "
+        "refused as a replay. Keep it longer than the gateway goes on retrying (WAHA: "
+        "retries.attempts × delaySeconds) and than an outage of `serve` may last: a retry "
+        "refused is a message lost. Within it a replay is harmless (each message is stored "
+        "once).",
+        number(60, 7 * 86400),
     )
     secret_key: str | None = setting(
         "SECRET_KEY",

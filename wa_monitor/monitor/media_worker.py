@@ -387,7 +387,10 @@ class MediaWorker:
                 bridge_problem = "WHATSAPP_DB_PATH is not set: the bridge's store folder is unknown"
             else:
                 self.client = BridgeMediaClient(
-                    self.settings.bridge_url, root, timeout=BRIDGE_TIMEOUT
+                    self.settings.bridge_url,
+                    root,
+                    timeout=BRIDGE_TIMEOUT,
+                    token=self.settings.bridge_token,
                 )
         self._gateway_clients()
         if self.client is None and not self.gateway_clients:

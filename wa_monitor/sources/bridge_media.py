@@ -39,13 +39,23 @@ class BridgeDownload:
 class BridgeMediaClient:
     """Downloads through the bridge at `base_url`; files are read only under `store_root`."""
 
-    def __init__(self, base_url: str, store_root: Path, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        store_root: Path,
+        *,
+        timeout: float = 60.0,
+        token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.store_root = Path(store_root)
         self.timeout = timeout
+        # `wa-monitor bridge` and the maintained fork want BRIDGE_TOKEN on every call; the
+        # upstream bridge takes none.
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         # One client for every download: its connections (and TLS context) are reused
         # instead of made per photo. httpx's Client is safe to share between threads.
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -65,6 +75,16 @@ class BridgeMediaClient:
         except httpx.HTTPError as exc:
             return BridgeDownload(
                 "retry", f"{where}: the bridge at {self.base_url} is unreachable ({exc})"
+            )
+        if response.status_code in (401, 403):
+            return BridgeDownload(
+                "retry",
+                f"{where}: the bridge refused the download (HTTP {response.status_code}): "
+                + (
+                    "check BRIDGE_TOKEN"
+                    if "Authorization" in self._http.headers
+                    else "it wants a token: set BRIDGE_TOKEN"
+                ),
             )
         try:
             answer = response.json()

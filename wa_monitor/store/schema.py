@@ -457,7 +457,7 @@ alert_states = sa.Table(
 
 
 # 0012: what the webhook gateways delivered, read by the monitor as a source (`seq` is
-# its rowid, given in commit order by the sequencer; NULL until then and after a change).
+# its rowid, given in commit order by the writer; a new one after an edit or a deletion).
 gateway_inbox = sa.Table(
     "gateway_inbox",
     metadata,
@@ -484,12 +484,6 @@ gateway_inbox = sa.Table(
     sa.UniqueConstraint("chat_jid", "message_id", name="uq_gateway_inbox_message"),
 )
 sa.Index("ix_gateway_inbox_seq", gateway_inbox.c.seq, unique=True)
-sa.Index(
-    "ix_gateway_inbox_unsequenced",
-    gateway_inbox.c.id,
-    postgresql_where=gateway_inbox.c.seq.is_(None),
-    sqlite_where=gateway_inbox.c.seq.is_(None),
-)
 # A group's newest rows, read backwards (the health panel, `groups`, `doctor`, `status`).
 sa.Index("ix_gateway_inbox_chat_seq", gateway_inbox.c.chat_jid, gateway_inbox.c.seq)
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from wa_monitor.core import queue
 from wa_monitor.core.config import ProjectsConfig
+from wa_monitor.core.gateways import EVOLUTION, WAHA
 from wa_monitor.core.hours import WorkingHours
 from wa_monitor.core.queue import Clocks
 from wa_monitor.core.review_edits import (
@@ -738,17 +739,22 @@ async def send_feedback(
     if entry.status == fb.FAILED:
         raise ApiError(
             502,
-            f"The bridge refused the feedback: {entry.last_error}",
+            f"The {_GATEWAY_NAMES.get(entry.gateway or '', 'bridge')} refused the feedback: "
+            f"{entry.last_error}",
             details=data,
         )
     if entry.status == fb.UNCONFIRMED:
         return ok(data, _UNCONFIRMED_MESSAGE.format(reason=entry.last_error), status=202)
     return ok(
         data,
-        f"The bridge did not take the feedback ({entry.last_error or 'busy'}); "
-        "it is queued and will be retried",
+        f"The {_GATEWAY_NAMES.get(entry.gateway or '', 'bridge')} did not take the feedback "
+        f"({entry.last_error or 'busy'}); it is queued and will be retried",
         status=202,
     )
+
+
+# How the answers name the gateway a feedback went through.
+_GATEWAY_NAMES = {WAHA: "WAHA gateway", EVOLUTION: "Evolution API gateway"}
 
 
 _UNCONFIRMED_MESSAGE = (
@@ -769,6 +775,8 @@ def _sent_data(entry: fb.OutboxEntry, group: str | None, zone: tzinfo) -> dict[s
         "outboxId": entry.id,
         "attempts": entry.attempts,
         "lastError": entry.last_error,
+        "gateway": entry.gateway,
+        "messageId": entry.gateway_message_id,
     }
 
 

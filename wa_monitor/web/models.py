@@ -647,6 +647,8 @@ class FeedbackSent(BaseModel):
     outboxId: int
     attempts: int
     lastError: str | None
+    gateway: str | None = None  # the gateway of the last attempt
+    messageId: str | None = None  # WhatsApp's id of the message, when the gateway said it
 
 
 class UserOut(BaseModel):

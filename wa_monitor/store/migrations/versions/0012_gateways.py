@@ -6,8 +6,9 @@ Revises: 0011
 `gateway_inbox` holds what the webhook gateways (WAHA, Evolution API, the Go bridge
 fork) delivered, one row per (chat, message), written before the webhook is answered.
 The monitor reads it as it reads a bridge's messages.db: `seq` plays the rowid. It is
-given by one sequencer in commit order (NULL until then, and again after an edit or a
-deletion), so a reader's cursor never passes a row that is not yet visible.
+given in the writing transaction under a lock held to its commit (a new one for an edit
+or a deletion), so seqs become visible in order and a reader's cursor never passes a row
+that is not yet visible.
 `gateway_sessions` keeps each gateway session's last reported state, `gateway_lids`
 the phone numbers looked up for LIDs. `drop_submissions.deleted_at` and
 `qa_photo_reviews.post_deleted_at` record a post deleted in WhatsApp (the review is
@@ -55,13 +56,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("chat_jid", "message_id", name="uq_gateway_inbox_message"),
     )
     op.create_index("ix_gateway_inbox_seq", "gateway_inbox", ["seq"], unique=True)
-    op.create_index(
-        "ix_gateway_inbox_unsequenced",
-        "gateway_inbox",
-        ["id"],
-        postgresql_where=sa.text("seq IS NULL"),
-        sqlite_where=sa.text("seq IS NULL"),
-    )
     op.create_index("ix_gateway_inbox_chat_seq", "gateway_inbox", ["chat_jid", "seq"])
     op.create_table(
         "gateway_sessions",
@@ -98,6 +92,5 @@ def downgrade() -> None:
     op.drop_table("gateway_lids")
     op.drop_table("gateway_sessions")
     op.drop_index("ix_gateway_inbox_chat_seq", table_name="gateway_inbox")
-    op.drop_index("ix_gateway_inbox_unsequenced", table_name="gateway_inbox")
     op.drop_index("ix_gateway_inbox_seq", table_name="gateway_inbox")
     op.drop_table("gateway_inbox")
