@@ -305,7 +305,9 @@ def test_a_waha_projects_feedback_goes_to_wahas_send_text_and_keeps_its_message_
     with dashboard(store, settings, projects(lawley="waha")) as dash:
         response = dash.send("DR80000001", key="key-waha-1")
     assert response.status_code == 200, response.text
-    assert response.json()["data"]["status"] == "sent"
+    data = response.json()["data"]
+    assert data["status"] == "sent" and data["gateway"] == "waha"
+    assert data["messageId"] == f"true_{LAWLEY_JID}_3EB0A0B1C2D3E4F5A6B7"
     [seen] = gateways.waha.seen
     assert seen.path == "/api/sendText"
     assert seen.headers["x-api-key"] == WAHA_KEY and "authorization" not in seen.headers
@@ -397,7 +399,8 @@ def test_a_gateway_without_its_url_fails_the_feedback_visibly_and_sends_nothing(
     with dashboard(store, settings, projects()) as dash:
         response = dash.send("DR80000001")
     assert response.status_code == 502, response.text
-    assert "WAHA_URL is not set: feedback to" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert message.startswith("The WAHA gateway refused the feedback: WAHA_URL is not set")
     entry = only_entry(store, "DR80000001")
     assert (entry.status, entry.gateway) == (fb.FAILED, "waha")
     assert entry.last_error and "WAHA_URL is not set" in entry.last_error
