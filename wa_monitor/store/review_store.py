@@ -542,7 +542,6 @@ class ReviewStore:
             try:
                 with self.begin() as conn:
                     plan = self._record(conn, posts, cursors, zone, auto_reply)
-                    self._clear_deleted(conn, plan)
                     self._mark_deleted(conn, deletions)
                     return plan
             except (ConcurrentWriter, UniqueViolation):
@@ -617,19 +616,6 @@ class ReviewStore:
         if cursor_rows and not cursors_saved:
             self._save_cursors(conn, cursor_rows)
         return plan
-
-    def _clear_deleted(self, conn: Connection, plan: Plan) -> None:
-        """A new post of a drop whose every post was deleted: the drop has a post again."""
-        ids = [u["_id"] for u in plan.updates]
-        if not ids:
-            return
-        t = qa_photo_reviews
-        for chunk in _chunks(ids, _KEYS_PER_STATEMENT):
-            conn.execute(
-                sa.update(t)
-                .where(t.c.id.in_(chunk), t.c.post_deleted_at.is_not(None))
-                .values(post_deleted_at=None)
-            )
 
     def _mark_deleted(self, conn: Connection, deletions: Sequence[DeletedPost]) -> None:
         """Mark the deleted posts; flag each review whose every post is now deleted.

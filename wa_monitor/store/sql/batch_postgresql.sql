@@ -62,7 +62,7 @@ updated AS (
         review_date = v.review_date, last_message_date = v.last_message_date,
         user_name = v.user_name, submitted_by = v.submitted_by, incomplete = v.incomplete,
         feedback_sent = v.feedback_sent, resubmitted = v.resubmitted, comment = v.comment,
-        updated_at = v.updated_at
+        updated_at = v.updated_at, post_deleted_at = NULL
     FROM json_to_recordset(CAST(:updates AS json)) AS v(
         _id uuid, whatsapp_message_date timestamptz, review_date date,
         last_message_date timestamptz, user_name text, submitted_by text,
@@ -100,7 +100,7 @@ WITH updated AS (
         review_date = v.review_date, last_message_date = v.last_message_date,
         user_name = v.user_name, submitted_by = v.submitted_by, incomplete = v.incomplete,
         feedback_sent = v.feedback_sent, resubmitted = v.resubmitted, comment = v.comment,
-        updated_at = v.updated_at
+        updated_at = v.updated_at, post_deleted_at = NULL
     FROM json_to_recordset(CAST(:updates AS json)) AS v(
         _id uuid, whatsapp_message_date timestamptz, review_date date,
         last_message_date timestamptz, user_name text, submitted_by text,

@@ -50,6 +50,7 @@ UPDATE qa_photo_reviews SET
     feedback_sent = json_extract(v.value, '$.feedback_sent'),
     resubmitted = json_extract(v.value, '$.resubmitted'),
     comment = json_extract(v.value, '$.comment'),
-    updated_at = json_extract(v.value, '$.updated_at')
+    updated_at = json_extract(v.value, '$.updated_at'),
+    post_deleted_at = NULL
 FROM json_each(:rows) AS v
 WHERE qa_photo_reviews.id = json_extract(v.value, '$._id')
