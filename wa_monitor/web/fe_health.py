@@ -184,18 +184,8 @@ def _bridge(
             error="No view of the bridge: no monitor reports on it, and this host has no "
             "WHATSAPP_DB_PATH",
         )
-    problems = []
     quiet = sorted(str(g.get("project")) for g in groups if g.get("stale"))
-    if quiet:
-        problems.append(f"quiet in working hours: {', '.join(quiet)}")
-    if outbox is not None and (outbox["failed"] or outbox["unconfirmed"]):
-        problems.append(
-            f"feedback: {outbox['failed']} failed, {outbox['unconfirmed']} unconfirmed (see "
-            "each drop's feedback on the dashboard)"
-        )
-    if problems:
-        return HealthCheck(status="degraded", details=details, error="; ".join(problems))
-    return HealthCheck(status="up", details=details)
+    return _verdict(details, quiet, outbox)
 
 
 def _gateways(
@@ -259,8 +249,15 @@ def _gateways(
             error="No message has come through the webhook gateways yet: `wa-monitor doctor` "
             "says what to configure",
         )
-    problems = []
     quiet = sorted(name for name, g in groups.items() if g["quiet"])
+    return _verdict(details, quiet, outbox)
+
+
+def _verdict(
+    details: dict[str, Any], quiet: list[str], outbox: Mapping[str, Any] | None
+) -> HealthCheck:
+    """Up, or degraded by groups quiet in working hours and feedback stuck in the outbox."""
+    problems = []
     if quiet:
         problems.append(f"quiet in working hours: {', '.join(quiet)}")
     if outbox is not None and (outbox["failed"] or outbox["unconfirmed"]):
