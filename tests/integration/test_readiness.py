@@ -158,3 +158,35 @@ def test_a_dashboard_without_the_bridge_store_takes_the_monitors_view_of_it(
         ("group Lawley", "warn"),  # quiet, as the monitor judged it: not a reason to be unready
     ]
     assert report.healthy == (expected[1] == "pass")
+
+
+@pytest.mark.parametrize(
+    ("inbox", "expected"),
+    [
+        ({"gateways": ["waha"], "stale": False, "readable": True}, ("webhook inbox", "pass")),
+        ({"gateways": ["waha"], "stale": True, "readable": True}, ("webhook activity", "fail")),
+        (
+            {"gateways": ["evolution"], "readable": False, "error": "relation missing"},
+            ("webhook inbox", "fail"),
+        ),
+    ],
+)
+def test_a_webhook_only_dashboard_is_judged_by_the_monitors_view_of_its_inbox(
+    inbox: dict[str, Any], expected: tuple[str, str], store: ReviewStore
+) -> None:
+    # Every project on a webhook gateway: no bridge store anywhere, and none is asked for.
+    from wa_monitor.core.settings import settings_from
+    from wa_monitor.web.health import readiness
+
+    _beat(store, bridge=None, inbox=inbox, gateways=inbox["gateways"], groups=[])
+    settings = settings_from({"DATABASE_URL": store.url, "SECRET_KEY": "test-secret-key-0123"})
+    report = readiness(settings, store)
+    found = [(c.name, c.status) for c in report.checks]
+    assert found == [
+        ("database", "pass"),
+        ("schema", "pass"),
+        ("database writes", "pass"),
+        ("heartbeat", "pass"),
+        expected,
+    ]
+    assert report.healthy == (expected[1] == "pass")

@@ -444,7 +444,7 @@ def readiness(
     path = settings.whatsapp_db_path
     if path is None and bridge_from_heartbeat:
         if beat is not None:
-            checks.append(_reported_bridge(beat))
+            checks.extend(_reported_sources(beat))
         return Readiness(Report(tuple(checks)), beat)
     readable = check_bridge_readable(path)
     checks.append(readable)
@@ -453,6 +453,35 @@ def readiness(
     hours = WorkingHours.parse(settings.working_hours)
     checks.append(check_bridge_fresh(path, settings.bridge_stale_after, hours, zone, now=now))
     return Readiness(Report(tuple(checks)), beat, bridge_readable=True)
+
+
+def _reported_sources(beat: Mapping[str, Any]) -> list[Check]:
+    """What the monitor last saw of its sources: the bridge store (when one is read, or
+    the heartbeat predates the gateways) and the webhook inbox (when one is read)."""
+    status = beat.get("status") or {}
+    inbox = status.get("inbox")
+    checks = []
+    if status.get("bridge") is not None or inbox is None:
+        checks.append(_reported_bridge(beat))
+    if isinstance(inbox, Mapping):
+        gateways = ", ".join(str(g) for g in inbox.get("gateways") or ()) or "webhooks"
+        if inbox.get("readable", True) is False:
+            checks.append(
+                Check("webhook inbox", "fail", f"the monitor cannot read it: {inbox.get('error')}")
+            )
+        elif inbox.get("stale"):
+            checks.append(
+                Check(
+                    "webhook activity",
+                    "fail",
+                    f"the monitor reports nothing received from {gateways} for too long in "
+                    "working hours",
+                    "check the gateway's session and its webhook (`wa-monitor doctor`)",
+                )
+            )
+        else:
+            checks.append(Check("webhook inbox", "pass", f"read by the monitor ({gateways})"))
+    return checks
 
 
 def _reported_bridge(beat: Mapping[str, Any]) -> Check:
