@@ -239,6 +239,8 @@ _EDIT = st.tuples(
 )
 
 
+# Each edit's parse is bounded by the clock: run alone, not beside the parallel workers.
+@pytest.mark.timing
 @settings(max_examples=500, deadline=None)
 @given(edits=st.lists(_EDIT, min_size=1, max_size=4))
 @example(edits=[(21, "value", "2025-02-30")])
